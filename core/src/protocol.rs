@@ -1,0 +1,129 @@
+//! The HTTP API's message types, shared by the device and the server.
+//!
+//! Version 1 of the sync protocol is JSON with base64 change bytes: one `POST /api/v1/sync`
+//! carries the device's unacknowledged changes and its cursor; the answer says, per record,
+//! what the server committed or refused, and brings everything new in the device's scope.
+//! Errors are `{"error": {"code", "message"}}` with a 4xx or 5xx status.
+
+use serde::{Deserialize, Serialize};
+
+use crate::template::{Role, Template};
+
+/// Bumped on any incompatible change; the server answers 426 to other versions.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+pub const LOGIN_PATH: &str = "/api/v1/login";
+pub const SYNC_PATH: &str = "/api/v1/sync";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+    /// A name a person recognises in the device list, e.g. the phone model.
+    pub device_name: String,
+    /// The Automerge actor id (hex) this device writes with; the server binds it to the device.
+    pub actor_id: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoginResponse {
+    /// Bearer token for this device; revocable on the server.
+    pub token: String,
+    pub device_id: String,
+    pub account: Account,
+}
+
+/// The logged-in user as the device knows them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub unit_code: String,
+    pub unit_name: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SyncRequest {
+    pub protocol: u32,
+    /// The last change-log sequence the device has received; 0 at first.
+    pub cursor: i64,
+    pub push: Vec<PushRecord>,
+}
+
+/// A device's changes to one record that the server has not acknowledged yet.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PushRecord {
+    pub record_id: String,
+    /// Encoded Automerge changes, base64.
+    pub changes: Vec<String>,
+    /// The device's heads (hex) after these changes.
+    pub heads: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SyncResponse {
+    /// The cursor to send next time.
+    pub cursor: i64,
+    /// Records whose pushed changes are now durably committed on the server.
+    pub accepted: Vec<String>,
+    /// Records whose changes were refused; the device keeps those changes.
+    pub rejected: Vec<Rejection>,
+    /// Templates published since the cursor.
+    pub templates: Vec<Template>,
+    /// Records in the device's scope changed since the cursor (by others, or merged).
+    pub records: Vec<PulledRecord>,
+    /// More pulled records wait: sync again with the new cursor.
+    pub more: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub record_id: String,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PulledRecord {
+    pub record_id: String,
+    /// The server's saved document, base64.
+    pub doc: String,
+}
+
+/// Body of every error answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `invalid_credentials`.
+    pub code: String,
+    pub message: String,
+}
+
+/// Error codes the device reacts to.
+pub mod codes {
+    pub const INVALID_CREDENTIALS: &str = "invalid_credentials";
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    pub const UPGRADE_REQUIRED: &str = "upgrade_required";
+    pub const UNKNOWN_TEMPLATE: &str = "unknown_template";
+    pub const OUT_OF_SCOPE: &str = "out_of_scope";
+    pub const NOT_YOUR_ACTOR: &str = "not_your_actor";
+    pub const BAD_CHANGE: &str = "bad_change";
+    pub const RECORD_IDENTITY: &str = "record_identity";
+    /// The server lacks changes the pushed ones depend on: the device resends from scratch.
+    pub const MISSING_HISTORY: &str = "missing_history";
+}
+
+pub fn encode_bytes(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub fn decode_bytes(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
+}

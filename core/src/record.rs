@@ -1,0 +1,541 @@
+//! A record is one Automerge document: one propaganda session, one person, one report.
+//!
+//! Layout of the document root:
+//! - `meta`: record id, template id and version, unit code, who created it, when, on which device;
+//! - `fields`: answers keyed by field name (scalars; multiple choice as a list of strings);
+//! - `events`: the append-only workflow log (submit, return, approve, reopen, comment).
+//!
+//! The workflow state is derived from `events` ([`RecordDoc::state`]); it is never stored.
+
+use std::collections::BTreeMap;
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{
+    ActorId, AutoCommit, Change, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::value::FieldValue;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("the record document is damaged or not a record: {0}")]
+    Corrupt(String),
+    #[error("a change could not be decoded: {0}")]
+    BadChange(String),
+}
+
+impl From<automerge::AutomergeError> for RecordError {
+    fn from(e: automerge::AutomergeError) -> Self {
+        RecordError::Corrupt(e.to_string())
+    }
+}
+
+/// What a record is, fixed when it is created.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordMeta {
+    pub record_id: String,
+    pub template_id: String,
+    pub template_version: u32,
+    pub unit_code: String,
+    pub created_by: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub device_id: String,
+}
+
+/// Where a record is in review. Derived from the events log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkflowState {
+    Draft,
+    Submitted,
+    Returned,
+    Approved,
+    Reopened,
+}
+
+impl WorkflowState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkflowState::Draft => "draft",
+            WorkflowState::Submitted => "submitted",
+            WorkflowState::Returned => "returned",
+            WorkflowState::Approved => "approved",
+            WorkflowState::Reopened => "reopened",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Submit,
+    Return,
+    Approve,
+    Reopen,
+    Comment,
+}
+
+impl EventKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Submit => "submit",
+            EventKind::Return => "return",
+            EventKind::Approve => "approve",
+            EventKind::Reopen => "reopen",
+            EventKind::Comment => "comment",
+        }
+    }
+
+    fn parse(s: &str) -> Option<EventKind> {
+        [
+            EventKind::Submit,
+            EventKind::Return,
+            EventKind::Approve,
+            EventKind::Reopen,
+            EventKind::Comment,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// One entry of the workflow log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub kind: EventKind,
+    pub by: String,
+    /// Unix seconds.
+    pub at: i64,
+    pub comment: Option<String>,
+    /// The document heads (hex) the event refers to: what was submitted or reviewed.
+    pub heads: Vec<String>,
+}
+
+/// A record document with typed accessors.
+pub struct RecordDoc {
+    doc: AutoCommit,
+}
+
+impl RecordDoc {
+    /// Starts a new record. `actor` identifies the device that writes it.
+    pub fn create(meta: &RecordMeta, actor: ActorId) -> Result<RecordDoc, RecordError> {
+        let mut doc = AutoCommit::new().with_actor(actor);
+        let m = doc.put_object(ROOT, "meta", ObjType::Map)?;
+        doc.put(&m, "record_id", meta.record_id.as_str())?;
+        doc.put(&m, "template_id", meta.template_id.as_str())?;
+        doc.put(&m, "template_version", meta.template_version as i64)?;
+        doc.put(&m, "unit_code", meta.unit_code.as_str())?;
+        doc.put(&m, "created_by", meta.created_by.as_str())?;
+        doc.put(
+            &m,
+            "created_at",
+            ScalarValue::Timestamp(meta.created_at * 1000),
+        )?;
+        doc.put(&m, "device_id", meta.device_id.as_str())?;
+        doc.put_object(ROOT, "fields", ObjType::Map)?;
+        doc.put_object(ROOT, "attachments", ObjType::Map)?;
+        doc.put_object(ROOT, "events", ObjType::List)?;
+        doc.commit_with(
+            CommitOptions::default()
+                .with_time(meta.created_at)
+                .with_message("create"),
+        );
+        Ok(RecordDoc { doc })
+    }
+
+    /// Loads a saved document. Pass the local actor to edit it, or `None` to only read and merge.
+    pub fn load(bytes: &[u8], actor: Option<ActorId>) -> Result<RecordDoc, RecordError> {
+        let mut doc = AutoCommit::load(bytes).map_err(|e| RecordError::Corrupt(e.to_string()))?;
+        if let Some(actor) = actor {
+            doc.set_actor(actor);
+        }
+        let record = RecordDoc { doc };
+        record.meta()?;
+        Ok(record)
+    }
+
+    /// An empty document, to which a peer's changes (starting with its create change) are applied.
+    pub fn empty() -> RecordDoc {
+        RecordDoc {
+            doc: AutoCommit::new(),
+        }
+    }
+
+    pub fn save(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    pub fn meta(&self) -> Result<RecordMeta, RecordError> {
+        let m = self.map(&ROOT, "meta")?;
+        let text = |key: &str| -> Result<String, RecordError> {
+            match self.scalar(&m, key)? {
+                Some(ScalarValue::Str(s)) => Ok(s.to_string()),
+                other => Err(RecordError::Corrupt(format!("meta.{key} is {other:?}"))),
+            }
+        };
+        let version = match self.scalar(&m, "template_version")? {
+            Some(ScalarValue::Int(v)) if v > 0 && v <= u32::MAX as i64 => v as u32,
+            other => {
+                return Err(RecordError::Corrupt(format!(
+                    "meta.template_version is {other:?}"
+                )));
+            }
+        };
+        let created_at = match self.scalar(&m, "created_at")? {
+            Some(ScalarValue::Timestamp(ms)) => ms / 1000,
+            other => {
+                return Err(RecordError::Corrupt(format!(
+                    "meta.created_at is {other:?}"
+                )));
+            }
+        };
+        Ok(RecordMeta {
+            record_id: text("record_id")?,
+            template_id: text("template_id")?,
+            template_version: version,
+            unit_code: text("unit_code")?,
+            created_by: text("created_by")?,
+            created_at,
+            device_id: text("device_id")?,
+        })
+    }
+
+    /// Writes one answer. Writing the value a field already has creates no change.
+    pub fn set_field(
+        &mut self,
+        name: &str,
+        value: &FieldValue,
+        now: i64,
+    ) -> Result<(), RecordError> {
+        let fields = self.map(&ROOT, "fields")?;
+        match value {
+            FieldValue::Choices(items) => {
+                let current = self.values().remove(name);
+                if current.as_ref() != Some(&value.to_json()) {
+                    let list = self.doc.put_object(&fields, name, ObjType::List)?;
+                    for (i, item) in items.iter().enumerate() {
+                        self.doc.insert(&list, i, item.as_str())?;
+                    }
+                }
+            }
+            FieldValue::Text(s) | FieldValue::Date(s) | FieldValue::Choice(s) => {
+                self.doc.put(&fields, name, s.as_str())?
+            }
+            FieldValue::Integer(i) => self.doc.put(&fields, name, *i)?,
+            FieldValue::Decimal(d) => self.doc.put(&fields, name, *d)?,
+            FieldValue::Boolean(b) => self.doc.put(&fields, name, *b)?,
+        }
+        self.commit(now, "edit");
+        Ok(())
+    }
+
+    /// Removes an answer.
+    pub fn clear_field(&mut self, name: &str, now: i64) -> Result<(), RecordError> {
+        let fields = self.map(&ROOT, "fields")?;
+        if self.doc.get(&fields, name)?.is_some() {
+            self.doc.delete(&fields, name)?;
+            self.commit(now, "edit");
+        }
+        Ok(())
+    }
+
+    /// The current answers as JSON, keyed by field name.
+    pub fn values(&self) -> BTreeMap<String, Json> {
+        let Ok(fields) = self.map(&ROOT, "fields") else {
+            return BTreeMap::new();
+        };
+        self.doc
+            .keys(&fields)
+            .filter_map(|key| {
+                let json = self.json_at(&fields, &key)?;
+                Some((key, json))
+            })
+            .collect()
+    }
+
+    /// Appends a workflow event referring to the current heads.
+    pub fn append_event(
+        &mut self,
+        kind: EventKind,
+        by: &str,
+        comment: Option<&str>,
+        now: i64,
+    ) -> Result<(), RecordError> {
+        let heads = heads_to_hex(&self.heads());
+        let events = self.list(&ROOT, "events")?;
+        let at = self.doc.length(&events);
+        let e = self.doc.insert_object(&events, at, ObjType::Map)?;
+        self.doc.put(&e, "kind", kind.as_str())?;
+        self.doc.put(&e, "by", by)?;
+        self.doc.put(&e, "at", ScalarValue::Timestamp(now * 1000))?;
+        if let Some(comment) = comment {
+            self.doc.put(&e, "comment", comment)?;
+        }
+        let h = self.doc.put_object(&e, "heads", ObjType::List)?;
+        for (i, head) in heads.iter().enumerate() {
+            self.doc.insert(&h, i, head.as_str())?;
+        }
+        self.commit(now, kind.as_str());
+        Ok(())
+    }
+
+    /// The workflow log in document order. Entries that cannot be read are skipped.
+    pub fn events(&self) -> Vec<Event> {
+        let Ok(events) = self.list(&ROOT, "events") else {
+            return Vec::new();
+        };
+        (0..self.doc.length(&events))
+            .filter_map(|i| {
+                let (_, e) = self.doc.get(&events, i).ok()??;
+                let str_at = |key: &str| match self.scalar(&e, key) {
+                    Ok(Some(ScalarValue::Str(s))) => Some(s.to_string()),
+                    _ => None,
+                };
+                let at = match self.scalar(&e, "at") {
+                    Ok(Some(ScalarValue::Timestamp(ms))) => ms / 1000,
+                    _ => return None,
+                };
+                let heads = match self.json_at(&e, "heads") {
+                    Some(Json::Array(hs)) => hs
+                        .iter()
+                        .filter_map(|h| h.as_str().map(str::to_owned))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                Some(Event {
+                    kind: EventKind::parse(&str_at("kind")?)?,
+                    by: str_at("by")?,
+                    at,
+                    comment: str_at("comment"),
+                    heads,
+                })
+            })
+            .collect()
+    }
+
+    /// The workflow state: the last state-changing event decides; comments do not.
+    pub fn state(&self) -> WorkflowState {
+        self.events()
+            .iter()
+            .rev()
+            .find_map(|e| match e.kind {
+                EventKind::Submit => Some(WorkflowState::Submitted),
+                EventKind::Return => Some(WorkflowState::Returned),
+                EventKind::Approve => Some(WorkflowState::Approved),
+                EventKind::Reopen => Some(WorkflowState::Reopened),
+                EventKind::Comment => None,
+            })
+            .unwrap_or(WorkflowState::Draft)
+    }
+
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// The encoded changes that a peer which has `have` lacks.
+    pub fn changes_since(&mut self, have: &[ChangeHash]) -> Vec<Vec<u8>> {
+        self.doc
+            .get_changes(have)
+            .into_iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect()
+    }
+
+    /// Decodes changes received from a peer, without applying them.
+    pub fn decode_changes(encoded: &[Vec<u8>]) -> Result<Vec<Change>, RecordError> {
+        encoded
+            .iter()
+            .map(|bytes| {
+                Change::from_bytes(bytes.clone()).map_err(|e| RecordError::BadChange(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Applies decoded changes in one batch. Changes already present are ignored.
+    pub fn apply_changes(&mut self, changes: Vec<Change>) -> Result<(), RecordError> {
+        self.doc.apply_changes_batch(changes)?;
+        Ok(())
+    }
+
+    /// Of `heads`, those this document does not hold (with any changes still waiting for
+    /// their dependencies).
+    pub fn missing_deps(&mut self, heads: &[ChangeHash]) -> Vec<ChangeHash> {
+        self.doc.get_missing_deps(heads)
+    }
+
+    /// Merges a peer's saved document into this one.
+    pub fn merge_saved(&mut self, bytes: &[u8]) -> Result<(), RecordError> {
+        self.doc.load_incremental(bytes)?;
+        Ok(())
+    }
+
+    fn commit(&mut self, now: i64, message: &str) {
+        self.doc.commit_with(
+            CommitOptions::default()
+                .with_time(now)
+                .with_message(message),
+        );
+    }
+
+    fn map(&self, parent: &ObjId, key: &str) -> Result<ObjId, RecordError> {
+        match self.doc.get(parent, key)? {
+            Some((Value::Object(ObjType::Map), id)) => Ok(id),
+            other => Err(RecordError::Corrupt(format!(
+                "{key} is not a map: {other:?}"
+            ))),
+        }
+    }
+
+    fn list(&self, parent: &ObjId, key: &str) -> Result<ObjId, RecordError> {
+        match self.doc.get(parent, key)? {
+            Some((Value::Object(ObjType::List), id)) => Ok(id),
+            other => Err(RecordError::Corrupt(format!(
+                "{key} is not a list: {other:?}"
+            ))),
+        }
+    }
+
+    fn scalar(&self, obj: &ObjId, key: &str) -> Result<Option<ScalarValue>, RecordError> {
+        Ok(match self.doc.get(obj, key)? {
+            Some((Value::Scalar(s), _)) => Some(s.into_owned()),
+            _ => None,
+        })
+    }
+
+    fn json_at(&self, obj: &ObjId, key: &str) -> Option<Json> {
+        match self.doc.get(obj, key).ok()?? {
+            (Value::Scalar(s), _) => scalar_to_json(&s),
+            (Value::Object(ObjType::List), list) => Some(Json::Array(
+                self.doc
+                    .list_range(&list, ..)
+                    .filter_map(|item| match item.value {
+                        automerge::ValueRef::Scalar(s) => scalar_to_json(&ScalarValue::from(s)),
+                        _ => None,
+                    })
+                    .collect(),
+            )),
+            _ => None,
+        }
+    }
+}
+
+fn scalar_to_json(s: &ScalarValue) -> Option<Json> {
+    Some(match s {
+        ScalarValue::Str(s) => Json::from(s.as_str()),
+        ScalarValue::Int(i) => Json::from(*i),
+        ScalarValue::Uint(u) => Json::from(*u),
+        ScalarValue::F64(f) => Json::from(*f),
+        ScalarValue::Boolean(b) => Json::from(*b),
+        ScalarValue::Counter(c) => Json::from(i64::from(c)),
+        ScalarValue::Timestamp(ms) => Json::from(*ms),
+        ScalarValue::Null => Json::Null,
+        ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } => return None,
+    })
+}
+
+pub fn heads_to_hex(heads: &[ChangeHash]) -> Vec<String> {
+    heads.iter().map(ToString::to_string).collect()
+}
+
+pub fn heads_from_hex(hex: &[String]) -> Result<Vec<ChangeHash>, RecordError> {
+    hex.iter()
+        .map(|h| {
+            h.parse()
+                .map_err(|_| RecordError::Corrupt(format!("bad change hash {h:?}")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> RecordMeta {
+        RecordMeta {
+            record_id: "r1".into(),
+            template_id: "propaganda_session".into(),
+            template_version: 1,
+            unit_code: "00004".into(),
+            created_by: "canbo".into(),
+            created_at: 1_763_769_600,
+            device_id: "d1".into(),
+        }
+    }
+
+    #[test]
+    fn a_saved_record_loads_with_its_meta_values_and_events() {
+        let mut doc = RecordDoc::create(&meta(), ActorId::random()).unwrap();
+        doc.set_field(
+            "place",
+            &FieldValue::Text("Nhà văn hoá thôn Bản Phủ".into()),
+            10,
+        )
+        .unwrap();
+        doc.set_field("participants", &FieldValue::Integer(42), 11)
+            .unwrap();
+        doc.set_field(
+            "audience",
+            &FieldValue::Choices(vec!["youth".into(), "students".into()]),
+            12,
+        )
+        .unwrap();
+        doc.append_event(EventKind::Submit, "canbo", None, 13)
+            .unwrap();
+        let bytes = doc.save();
+
+        let loaded = RecordDoc::load(&bytes, None).unwrap();
+        assert_eq!(loaded.meta().unwrap(), meta());
+        let values = loaded.values();
+        assert_eq!(values["place"], Json::from("Nhà văn hoá thôn Bản Phủ"));
+        assert_eq!(values["participants"], Json::from(42));
+        assert_eq!(values["audience"], serde_json::json!(["youth", "students"]));
+        assert_eq!(loaded.state(), WorkflowState::Submitted);
+        assert_eq!(loaded.events()[0].at, 13);
+    }
+
+    #[test]
+    fn changes_since_the_peers_heads_bring_the_peer_up_to_date() {
+        let mut a = RecordDoc::create(&meta(), ActorId::random()).unwrap();
+        let mut b = RecordDoc::empty();
+        b.apply_changes(RecordDoc::decode_changes(&a.changes_since(&[])).unwrap())
+            .unwrap();
+        let synced = b.heads();
+        a.set_field("participants", &FieldValue::Integer(7), 20)
+            .unwrap();
+        let delta = a.changes_since(&synced);
+        assert_eq!(delta.len(), 1, "only the new edit travels");
+        b.apply_changes(RecordDoc::decode_changes(&delta).unwrap())
+            .unwrap();
+        assert_eq!(b.values()["participants"], Json::from(7));
+        assert_eq!(a.heads(), b.heads());
+    }
+
+    #[test]
+    fn the_state_follows_the_last_workflow_event_and_ignores_comments() {
+        let mut doc = RecordDoc::create(&meta(), ActorId::random()).unwrap();
+        assert_eq!(doc.state(), WorkflowState::Draft);
+        doc.append_event(EventKind::Submit, "canbo", None, 1)
+            .unwrap();
+        doc.append_event(EventKind::Return, "tinh", Some("Thiếu số người"), 2)
+            .unwrap();
+        doc.append_event(EventKind::Comment, "canbo", Some("Đã sửa"), 3)
+            .unwrap();
+        assert_eq!(doc.state(), WorkflowState::Returned);
+        assert_eq!(doc.events()[1].comment.as_deref(), Some("Thiếu số người"));
+    }
+
+    #[test]
+    fn garbage_bytes_are_a_corrupt_error_not_a_panic() {
+        assert!(matches!(
+            RecordDoc::load(b"not automerge", None),
+            Err(RecordError::Corrupt(_))
+        ));
+        assert!(matches!(
+            RecordDoc::decode_changes(&[vec![1, 2, 3]]),
+            Err(RecordError::BadChange(_))
+        ));
+    }
+}

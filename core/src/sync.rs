@@ -1,0 +1,168 @@
+//! The device side of sync, without I/O: build a request from the store, apply a response
+//! to the store. [`crate::device::Device::sync`] moves the bytes.
+//!
+//! Invariant: a record's `server_heads` only advance to heads the server has said it
+//! committed, so a lost request or response is simply sent again, and the server ignores
+//! changes it already has.
+
+use automerge::ActorId;
+
+use crate::protocol::{self, PROTOCOL_VERSION, PushRecord, Rejection, SyncRequest, SyncResponse};
+use crate::record::{RecordDoc, RecordError, heads_from_hex, heads_to_hex};
+use crate::store::{self, Store, StoreError, StoredRecord};
+
+pub const CURSOR_KEY: &str = "sync_cursor";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error("the server sent something this device cannot use: {0}")]
+    Protocol(String),
+}
+
+/// A request ready to send, and what it promised.
+pub struct Outgoing {
+    pub request: SyncRequest,
+}
+
+/// What one exchange did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepReport {
+    pub accepted: Vec<String>,
+    pub rejected: Vec<Rejection>,
+    pub pulled_records: usize,
+    pub pulled_templates: usize,
+    pub more: bool,
+}
+
+/// Collects every change the server has not acknowledged, and the cursor.
+pub async fn build_request(store: &Store) -> Result<Outgoing, SyncError> {
+    let cursor = store
+        .setting(CURSOR_KEY)
+        .await?
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let mut push = Vec::new();
+    for record in store.unsent_records().await? {
+        let mut doc = RecordDoc::load(&record.doc, None)?;
+        let server_heads = heads_from_hex(&record.server_heads)?;
+        let changes = doc.changes_since(&server_heads);
+        push.push(PushRecord {
+            record_id: record.id.clone(),
+            changes: changes.iter().map(|c| protocol::encode_bytes(c)).collect(),
+            heads: record.heads.clone(),
+        });
+    }
+    Ok(Outgoing {
+        request: SyncRequest {
+            protocol: PROTOCOL_VERSION,
+            cursor,
+            push,
+        },
+    })
+}
+
+/// Applies the server's answer in one store transaction.
+pub async fn apply_response(
+    store: &Store,
+    outgoing: &Outgoing,
+    response: SyncResponse,
+    actor: &ActorId,
+    now: i64,
+) -> Result<StepReport, SyncError> {
+    let mut report = StepReport {
+        more: response.more,
+        ..StepReport::default()
+    };
+    // Read what is needed first, then write everything in one transaction.
+    let mut writes: Vec<StoredRecord> = Vec::new();
+    for pushed in &outgoing.request.push {
+        let Some(mut record) = store.record(&pushed.record_id).await? else {
+            continue;
+        };
+        if response.accepted.contains(&pushed.record_id) {
+            record.server_heads = pushed.heads.clone();
+            record.rejection = None;
+            report.accepted.push(pushed.record_id.clone());
+        } else if let Some(r) = response
+            .rejected
+            .iter()
+            .find(|r| r.record_id == pushed.record_id)
+        {
+            record.rejection = Some((r.code.clone(), r.message.clone()));
+            if r.code == protocol::codes::MISSING_HISTORY {
+                record.server_heads = Vec::new();
+            }
+            report.rejected.push(r.clone());
+        } else {
+            continue;
+        }
+        writes.push(record);
+    }
+    for pulled in &response.records {
+        let bytes = protocol::decode_bytes(&pulled.doc).ok_or_else(|| {
+            SyncError::Protocol(format!("record {} is not base64", pulled.record_id))
+        })?;
+        let mut server_doc = RecordDoc::load(&bytes, None)?;
+        let server_heads = heads_to_hex(&server_doc.heads());
+        let local = match writes.iter().position(|w| w.id == pulled.record_id) {
+            Some(i) => Some(writes.swap_remove(i)),
+            None => store.record(&pulled.record_id).await?,
+        };
+        let merged = match local {
+            Some(local) => {
+                let mut doc = RecordDoc::load(&local.doc, Some(actor.clone()))?;
+                doc.merge_saved(&bytes)?;
+                index(doc, local.rejection, server_heads, now)?
+            }
+            None => index(server_doc, None, server_heads, now)?,
+        };
+        if merged.id != pulled.record_id {
+            return Err(SyncError::Protocol(format!(
+                "record {} holds another record",
+                pulled.record_id
+            )));
+        }
+        writes.push(merged);
+        report.pulled_records += 1;
+    }
+    let mut tx = store.begin().await?;
+    for template in &response.templates {
+        template
+            .check()
+            .map_err(|e| SyncError::Protocol(format!("template {}: {e}", template.id)))?;
+        store::put_template(&mut tx, template).await?;
+        report.pulled_templates += 1;
+    }
+    for record in &writes {
+        store::put_record(&mut tx, record).await?;
+    }
+    store::set_setting(&mut tx, CURSOR_KEY, &response.cursor.to_string()).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(report)
+}
+
+/// The index columns of a document, ready to store.
+pub fn index(
+    mut doc: RecordDoc,
+    rejection: Option<(String, String)>,
+    server_heads: Vec<String>,
+    now: i64,
+) -> Result<StoredRecord, SyncError> {
+    let meta = doc.meta()?;
+    Ok(StoredRecord {
+        id: meta.record_id,
+        template_id: meta.template_id,
+        template_version: meta.template_version,
+        unit_code: meta.unit_code,
+        state: doc.state().as_str().to_owned(),
+        updated_at: now,
+        heads: heads_to_hex(&doc.heads()),
+        doc: doc.save(),
+        server_heads,
+        rejection,
+    })
+}

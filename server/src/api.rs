@@ -1,0 +1,162 @@
+//! The JSON API devices talk to: login, sync, templates, health.
+
+use axum::extract::{FromRequest, FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use diaban_core::protocol::{self, LoginRequest, LoginResponse, SyncRequest, SyncResponse, codes};
+use diaban_core::{Template, protocol::Account};
+
+use crate::app::AppState;
+use crate::auth;
+use crate::db::AuthDevice;
+use crate::error::ApiError;
+
+/// `Json` whose rejections are our JSON errors.
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<T>::from_request(req, state).await?;
+        Ok(ApiJson(value))
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(protocol::LOGIN_PATH, post(login))
+        .route(protocol::SYNC_PATH, post(sync))
+        .route("/api/v1/templates/{id}", get(template))
+        .route("/health", get(health))
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    if automerge::ActorId::try_from(req.actor_id.as_str()).is_err() || req.actor_id.len() < 16 {
+        return Err(ApiError::bad_request(
+            "actor_id must be a hex Automerge actor id",
+        ));
+    }
+    let found = state
+        .db
+        .user_for_login(&req.username)
+        .await
+        .map_err(internal)?;
+    let user = match found {
+        Some((user, hash)) if auth::verify_password(&req.password, &hash) => user,
+        Some(_) => return Err(invalid_credentials()),
+        None => {
+            auth::verify_dummy(&req.password);
+            return Err(invalid_credentials());
+        }
+    };
+    let token = auth::new_token().map_err(|e| internal(e.to_string()))?;
+    let device_id = state
+        .db
+        .register_device(
+            &user,
+            &req.device_name,
+            &req.actor_id,
+            &auth::token_hash(&token),
+        )
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| {
+            ApiError::forbidden(
+                "device_revoked",
+                "this device was revoked or belongs to another user; reinstall the app",
+            )
+        })?;
+    state
+        .db
+        .audit(Some(&user.username), "device_login", &device_id)
+        .await
+        .map_err(internal)?;
+    Ok(Json(LoginResponse {
+        token,
+        device_id,
+        account: Account {
+            username: user.username,
+            display_name: user.display_name,
+            role: user.role,
+            unit_code: user.unit_code,
+            unit_name: user.unit_name,
+        },
+    }))
+}
+
+async fn sync(
+    State(state): State<AppState>,
+    device: AuthDevice,
+    ApiJson(req): ApiJson<SyncRequest>,
+) -> Result<Json<SyncResponse>, ApiError> {
+    Ok(Json(crate::sync::sync(&state.db, &device, req).await?))
+}
+
+async fn template(
+    State(state): State<AppState>,
+    _device: AuthDevice,
+    Path(id): Path<String>,
+) -> Result<Json<Template>, ApiError> {
+    state
+        .db
+        .template(&id, None)
+        .await
+        .map_err(internal)?
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                codes::UNKNOWN_TEMPLATE,
+                format!("template {id:?} is not published"),
+            )
+        })
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        codes::INVALID_CREDENTIALS,
+        "wrong username or password",
+    )
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "internal error");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error; nothing was changed",
+    )
+}
+
+impl FromRequestParts<AppState> for AuthDevice {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(ApiError::unauthorized)?;
+        state
+            .db
+            .device_by_token(&auth::token_hash(token))
+            .await
+            .map_err(internal)?
+            .ok_or_else(ApiError::unauthorized)
+    }
+}

@@ -1,0 +1,567 @@
+//! Server storage on SQLite through sqlx: units, users, devices, templates, records,
+//! web sessions and the audit log. Queries are plain SQL with bound parameters.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use diaban_core::db::{EmbeddedMigration, migrator, now};
+use diaban_core::template::{Role, Template};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+
+const MIGRATIONS: &[EmbeddedMigration] = &[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)];
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot open database {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pub pool: SqlitePool,
+    /// SQLite has one writer; taking this lock before a write transaction avoids busy errors.
+    write: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub unit_code: String,
+    pub unit_name: String,
+}
+
+/// A registered, unrevoked device and its user.
+#[derive(Clone, Debug)]
+pub struct AuthDevice {
+    pub device_id: String,
+    pub actor_id: String,
+    pub user: User,
+}
+
+#[derive(Clone, Debug)]
+pub struct Unit {
+    pub code: String,
+    pub name: String,
+    pub level: String,
+    pub parent_code: Option<String>,
+}
+
+/// A record's row, without its document.
+#[derive(Clone, Debug)]
+pub struct RecordRow {
+    pub id: String,
+    pub template_id: String,
+    pub template_version: u32,
+    pub unit_code: String,
+    pub unit_name: String,
+    pub state: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub values: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Everything stored for a record after a change.
+pub struct RecordWrite<'a> {
+    pub id: &'a str,
+    pub template_id: &'a str,
+    pub template_version: u32,
+    pub unit_code: &'a str,
+    pub state: &'a str,
+    pub created_by: &'a str,
+    pub created_at: i64,
+    pub doc: &'a [u8],
+    pub heads: &'a [String],
+    pub values_json: &'a str,
+    pub device_id: Option<&'a str>,
+}
+
+impl Db {
+    pub async fn open(path: &Path) -> Result<Db, DbError> {
+        let open_err = |reason: String| DbError::Open {
+            path: path.display().to_string(),
+            reason,
+        };
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(|e| open_err(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a change is on disk before the device is told it is committed.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_err(e.to_string()))?;
+        migrator(MIGRATIONS)
+            .run(&pool)
+            .await
+            .map_err(|e| open_err(e.to_string()))?;
+        Ok(Db {
+            pool,
+            write: Default::default(),
+        })
+    }
+
+    /// Runs `f` in a write transaction, one writer at a time.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        F: for<'c> AsyncFnOnce(&'c mut SqliteConnection) -> Result<T, DbError>,
+    {
+        let _guard = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let value = f(&mut tx).await?;
+        tx.commit().await?;
+        Ok(value)
+    }
+
+    // --- units -------------------------------------------------------------------------
+
+    pub async fn create_unit(&self, unit: &Unit) -> Result<(), DbError> {
+        if unit.code.is_empty() || !unit.code.chars().all(|c| c.is_ascii_digit()) {
+            return Err(DbError::Invalid(format!(
+                "unit code {:?} must be digits (e.g. 01, 00004)",
+                unit.code
+            )));
+        }
+        if let Some(parent) = &unit.parent_code {
+            if self.unit(parent).await?.is_none() {
+                return Err(DbError::Invalid(format!(
+                    "parent unit {parent} does not exist"
+                )));
+            }
+        }
+        let _guard = self.write.lock().await;
+        sqlx::query("INSERT INTO units (code, name, level, parent_code) VALUES (?, ?, ?, ?) ON CONFLICT(code) DO UPDATE SET name = excluded.name, level = excluded.level, parent_code = excluded.parent_code")
+            .bind(&unit.code)
+            .bind(&unit.name)
+            .bind(&unit.level)
+            .bind(&unit.parent_code)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| DbError::Invalid(format!("unit {}: {e}", unit.code)))?;
+        Ok(())
+    }
+
+    pub async fn unit(&self, code: &str) -> Result<Option<Unit>, DbError> {
+        Ok(
+            sqlx::query("SELECT code, name, level, parent_code FROM units WHERE code = ?")
+                .bind(code)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| Unit {
+                    code: r.get(0),
+                    name: r.get(1),
+                    level: r.get(2),
+                    parent_code: r.get(3),
+                }),
+        )
+    }
+
+    /// The codes of `code` and every unit below it.
+    pub async fn unit_scope(&self, code: &str) -> Result<Vec<String>, DbError> {
+        Ok(sqlx::query_scalar(
+            "WITH RECURSIVE scope(code) AS (SELECT ? UNION SELECT u.code FROM units u JOIN scope s ON u.parent_code = s.code) SELECT code FROM scope",
+        )
+        .bind(code)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    // --- users and devices -------------------------------------------------------------
+
+    pub async fn create_user(
+        &self,
+        username: &str,
+        display_name: &str,
+        password: &str,
+        role: Role,
+        unit_code: &str,
+    ) -> Result<(), DbError> {
+        if username.is_empty() || password.chars().count() < 8 {
+            return Err(DbError::Invalid(
+                "username must not be empty and the password needs at least 8 characters".into(),
+            ));
+        }
+        if self.unit(unit_code).await?.is_none() {
+            return Err(DbError::Invalid(format!("unit {unit_code} does not exist")));
+        }
+        let hash =
+            crate::auth::hash_password(password).map_err(|e| DbError::Invalid(e.to_string()))?;
+        let _guard = self.write.lock().await;
+        sqlx::query("INSERT INTO users (username, display_name, password_hash, role, unit_code, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(username) DO UPDATE SET display_name = excluded.display_name, password_hash = excluded.password_hash, role = excluded.role, unit_code = excluded.unit_code")
+            .bind(username)
+            .bind(display_name)
+            .bind(hash)
+            .bind(role.as_str())
+            .bind(unit_code)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The user and their password hash.
+    pub async fn user_for_login(&self, username: &str) -> Result<Option<(User, String)>, DbError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.username, u.display_name, u.role, u.unit_code, n.name AS unit_name, u.password_hash FROM users u JOIN units n ON n.code = u.unit_code WHERE u.username = ?",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((user_from_row(&r)?, r.get("password_hash"))))
+            .transpose()
+    }
+
+    pub async fn user(&self, id: i64) -> Result<Option<User>, DbError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.username, u.display_name, u.role, u.unit_code, n.name AS unit_name FROM users u JOIN units n ON n.code = u.unit_code WHERE u.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| user_from_row(&r)).transpose()
+    }
+
+    /// Registers a device for `user`, or gives an existing device of the same user and actor
+    /// a new token. Returns the device id, or `None` when the actor belongs to another user or
+    /// to a revoked device.
+    pub async fn register_device(
+        &self,
+        user: &User,
+        name: &str,
+        actor_id: &str,
+        token_hash: &str,
+    ) -> Result<Option<String>, DbError> {
+        let user_id = user.id;
+        self.write(async move |tx| {
+            let existing = sqlx::query("SELECT id, user_id, revoked_at FROM devices WHERE actor_id = ?")
+                .bind(actor_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match existing {
+                Some(row) => {
+                    let (id, owner, revoked): (String, i64, Option<i64>) = (row.get(0), row.get(1), row.get(2));
+                    if owner != user_id || revoked.is_some() {
+                        return Ok(None);
+                    }
+                    sqlx::query("UPDATE devices SET token_hash = ?, name = ?, last_seen_at = ? WHERE id = ?")
+                        .bind(token_hash)
+                        .bind(name)
+                        .bind(now())
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
+                    Ok(Some(id))
+                }
+                None => {
+                    let id = uuid::Uuid::new_v4().to_string();
+                    sqlx::query("INSERT INTO devices (id, user_id, name, actor_id, token_hash, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                        .bind(&id)
+                        .bind(user_id)
+                        .bind(name)
+                        .bind(actor_id)
+                        .bind(token_hash)
+                        .bind(now())
+                        .bind(now())
+                        .execute(&mut *tx)
+                        .await?;
+                    Ok(Some(id))
+                }
+            }
+        })
+        .await
+    }
+
+    pub async fn device_by_token(&self, token_hash: &str) -> Result<Option<AuthDevice>, DbError> {
+        let row = sqlx::query(
+            "SELECT d.id AS device_id, d.actor_id, u.id, u.username, u.display_name, u.role, u.unit_code, n.name AS unit_name
+             FROM devices d JOIN users u ON u.id = d.user_id JOIN units n ON n.code = u.unit_code
+             WHERE d.token_hash = ? AND d.revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(AuthDevice {
+                device_id: r.get("device_id"),
+                actor_id: r.get("actor_id"),
+                user: user_from_row(&r)?,
+            })
+        })
+        .transpose()
+    }
+
+    // --- templates ---------------------------------------------------------------------
+
+    /// Publishes a template version. Publishing the same version with the same content again
+    /// changes nothing; a different content under an existing version is refused.
+    pub async fn publish_template(&self, template: &Template) -> Result<bool, DbError> {
+        template
+            .check()
+            .map_err(|e| DbError::Invalid(e.to_string()))?;
+        let body = serde_json::to_string(template).map_err(|e| DbError::Invalid(e.to_string()))?;
+        self.write(async move |tx| {
+            let existing: Option<String> = sqlx::query_scalar("SELECT body FROM templates WHERE id = ? AND version = ?")
+                .bind(&template.id)
+                .bind(template.version)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match existing {
+                Some(old) if old == body => return Ok(false),
+                Some(_) => {
+                    return Err(DbError::Invalid(format!(
+                        "template {} version {} is already published with other content; publish a new version",
+                        template.id, template.version
+                    )));
+                }
+                None => {}
+            }
+            let seq = log_change(tx, "template", &template.id, None).await?;
+            sqlx::query("INSERT INTO templates (id, version, body, published_at, seq) VALUES (?, ?, ?, ?, ?)")
+                .bind(&template.id)
+                .bind(template.version)
+                .bind(&body)
+                .bind(now())
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// A template at `version`, or its latest version.
+    pub async fn template(
+        &self,
+        id: &str,
+        version: Option<u32>,
+    ) -> Result<Option<Template>, DbError> {
+        let body: Option<String> = sqlx::query_scalar(
+            "SELECT body FROM templates WHERE id = ? AND (? IS NULL OR version = ?) ORDER BY version DESC LIMIT 1",
+        )
+        .bind(id)
+        .bind(version)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        body.map(|b| parse_template(&b)).transpose()
+    }
+
+    // --- records -----------------------------------------------------------------------
+
+    /// A record's document and the identity columns that must never change.
+    pub async fn record_doc(
+        tx: &mut SqliteConnection,
+        id: &str,
+    ) -> Result<Option<(Vec<u8>, String, String)>, DbError> {
+        Ok(
+            sqlx::query("SELECT doc, template_id, unit_code FROM records WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| (r.get(0), r.get(1), r.get(2))),
+        )
+    }
+
+    /// Stores a record after a change and gives it the next change-log sequence.
+    pub async fn put_record(
+        tx: &mut SqliteConnection,
+        r: &RecordWrite<'_>,
+    ) -> Result<i64, DbError> {
+        let seq = log_change(tx, "record", r.id, r.device_id).await?;
+        let heads = serde_json::Value::from(r.heads.to_vec()).to_string();
+        sqlx::query(
+            "INSERT INTO records (id, template_id, template_version, unit_code, state, created_by, created_at, updated_at, doc, heads, values_json, seq)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, doc = excluded.doc,
+               heads = excluded.heads, values_json = excluded.values_json, seq = excluded.seq",
+        )
+        .bind(r.id)
+        .bind(r.template_id)
+        .bind(r.template_version)
+        .bind(r.unit_code)
+        .bind(r.state)
+        .bind(r.created_by)
+        .bind(r.created_at)
+        .bind(now())
+        .bind(r.doc)
+        .bind(heads)
+        .bind(r.values_json)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+        Ok(seq)
+    }
+
+    /// Records in the given units, newest first, for the review pages.
+    pub async fn records_in_units(
+        &self,
+        units: &[String],
+        limit: i64,
+    ) -> Result<Vec<RecordRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.template_id, r.template_version, r.unit_code, n.name AS unit_name, r.state, r.created_by, r.created_at, r.updated_at, r.values_json
+             FROM records r JOIN units n ON n.code = r.unit_code
+             WHERE r.unit_code IN (SELECT value FROM json_each(?)) ORDER BY r.updated_at DESC, r.id LIMIT ?",
+        )
+        .bind(serde_json::Value::from(units.to_vec()).to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_row).collect()
+    }
+
+    /// One record, if it lies in the given units.
+    pub async fn record_in_units(
+        &self,
+        id: &str,
+        units: &[String],
+    ) -> Result<Option<RecordRow>, DbError> {
+        let row = sqlx::query(
+            "SELECT r.id, r.template_id, r.template_version, r.unit_code, n.name AS unit_name, r.state, r.created_by, r.created_at, r.updated_at, r.values_json
+             FROM records r JOIN units n ON n.code = r.unit_code
+             WHERE r.id = ? AND r.unit_code IN (SELECT value FROM json_each(?))",
+        )
+        .bind(id)
+        .bind(serde_json::Value::from(units.to_vec()).to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| record_row(&r)).transpose()
+    }
+
+    pub async fn record_document(&self, id: &str) -> Result<Option<Vec<u8>>, DbError> {
+        Ok(sqlx::query_scalar("SELECT doc FROM records WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    // --- web sessions and audit --------------------------------------------------------
+
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        csrf: &str,
+        ttl_secs: i64,
+    ) -> Result<(), DbError> {
+        let _guard = self.write.lock().await;
+        sqlx::query("INSERT INTO web_sessions (token_hash, user_id, csrf_token, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(csrf)
+            .bind(now() + ttl_secs)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The session's user and CSRF token, if the session exists and has not expired.
+    pub async fn session(&self, token_hash: &str) -> Result<Option<(User, String)>, DbError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.username, u.display_name, u.role, u.unit_code, n.name AS unit_name, s.csrf_token
+             FROM web_sessions s JOIN users u ON u.id = s.user_id JOIN units n ON n.code = u.unit_code
+             WHERE s.token_hash = ? AND s.expires_at > ?",
+        )
+        .bind(token_hash)
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((user_from_row(&r)?, r.get("csrf_token"))))
+            .transpose()
+    }
+
+    pub async fn delete_session(&self, token_hash: &str) -> Result<(), DbError> {
+        let _guard = self.write.lock().await;
+        sqlx::query("DELETE FROM web_sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn audit(
+        &self,
+        username: Option<&str>,
+        action: &str,
+        detail: &str,
+    ) -> Result<(), DbError> {
+        let _guard = self.write.lock().await;
+        sqlx::query("INSERT INTO audit_log (at, username, action, detail) VALUES (?, ?, ?, ?)")
+            .bind(now())
+            .bind(username)
+            .bind(action)
+            .bind(detail)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Appends to the change log and returns the new sequence number.
+async fn log_change(
+    tx: &mut SqliteConnection,
+    kind: &str,
+    ref_id: &str,
+    device_id: Option<&str>,
+) -> Result<i64, DbError> {
+    let id =
+        sqlx::query("INSERT INTO change_log (kind, ref_id, device_id, at) VALUES (?, ?, ?, ?)")
+            .bind(kind)
+            .bind(ref_id)
+            .bind(device_id)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
+    Ok(id)
+}
+
+fn user_from_row(r: &SqliteRow) -> Result<User, DbError> {
+    let role: String = r.get("role");
+    Ok(User {
+        id: r.get("id"),
+        username: r.get("username"),
+        display_name: r.get("display_name"),
+        role: Role::parse(&role).ok_or_else(|| DbError::Invalid(format!("unknown role {role}")))?,
+        unit_code: r.get("unit_code"),
+        unit_name: r.get("unit_name"),
+    })
+}
+
+fn record_row(r: &SqliteRow) -> Result<RecordRow, DbError> {
+    let values: String = r.get("values_json");
+    Ok(RecordRow {
+        id: r.get("id"),
+        template_id: r.get("template_id"),
+        template_version: r.get("template_version"),
+        unit_code: r.get("unit_code"),
+        unit_name: r.get("unit_name"),
+        state: r.get("state"),
+        created_by: r.get("created_by"),
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+        values: serde_json::from_str(&values)
+            .map_err(|e| DbError::Invalid(format!("record values: {e}")))?,
+    })
+}
+
+pub fn parse_template(body: &str) -> Result<Template, DbError> {
+    serde_json::from_str(body).map_err(|e| DbError::Invalid(format!("stored template: {e}")))
+}

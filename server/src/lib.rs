@@ -1,0 +1,20 @@
+//! diaban-server: the sync API for devices and the review web UI for the province.
+//!
+//! - [`app`]: router, middleware, serving.
+//! - [`api`]: JSON API (login, sync, templates, health).
+//! - [`sync`]: server side of the sync protocol, with per-record authorization.
+//! - [`web`]: review web UI (server-rendered HTML, cookie sessions).
+//! - [`db`]: SQLite storage through sqlx.
+//! - [`auth`]: Argon2 passwords and hashed bearer tokens.
+//! - [`pack`]: the default template pack.
+//! - [`demo`]: demo province, users and records.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod pack;
+pub mod sync;
+pub mod web;

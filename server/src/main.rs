@@ -1,0 +1,197 @@
+//! The `diaban` command: run the server, run it with demo data, administer it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use diaban_core::{Role, Template};
+use diaban_server::app::{self, AppState};
+use diaban_server::db::{Db, Unit};
+use diaban_server::{demo, pack};
+
+#[derive(Parser)]
+#[command(
+    name = "diaban",
+    version,
+    about = "Địa bàn server: sync API and review web UI"
+)]
+struct Cli {
+    /// The SQLite database file (created if missing).
+    #[arg(
+        long,
+        env = "DIABAN_DB",
+        default_value = "diaban.sqlite",
+        global = true
+    )]
+    db: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Seed demo data (once) and run the server.
+    Demo(ServeArgs),
+    /// Administer units, users and templates.
+    #[command(subcommand)]
+    Admin(Admin),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (printed at start).
+    #[arg(long, env = "DIABAN_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Send session cookies without the Secure flag (only for plain-HTTP testing off localhost).
+    #[arg(long)]
+    insecure_cookies: bool,
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// Create or rename an administrative unit.
+    CreateUnit {
+        /// Code per QĐ 19/2025/QĐ-TTg, e.g. 01 (province) or 00004 (commune).
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        name: String,
+        /// province, commune, village or district.
+        #[arg(long)]
+        level: String,
+        #[arg(long)]
+        parent: Option<String>,
+    },
+    /// Create a user, or reset an existing user's password, role and unit.
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        #[arg(long, env = "DIABAN_PASSWORD")]
+        password: String,
+        /// field_officer, commune_lead, reviewer or admin.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        unit: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Publish a template file (JSON).
+    PublishTemplate { file: PathBuf },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let db = Db::open(&cli.db).await?;
+    match cli.command {
+        Command::Serve(args) => {
+            pack::publish(&db).await?;
+            app::serve(
+                AppState {
+                    db,
+                    secure_cookies: !args.insecure_cookies,
+                },
+                args.listen,
+            )
+            .await
+        }
+        Command::Demo(args) => {
+            let seeded = demo::seed(&db).await?;
+            pack::publish(&db).await?;
+            println!(
+                "Demo data {} in {}.",
+                if seeded { "created" } else { "already present" },
+                cli.db.display()
+            );
+            println!(
+                "Open http://localhost:{}/ and sign in as:",
+                args.listen.port()
+            );
+            for (user, password, name, role, unit) in demo::DEMO_USERS {
+                println!(
+                    "  {user:<16} {password:<16} {name} ({}, unit {unit})",
+                    role.as_str()
+                );
+            }
+            app::serve(
+                AppState {
+                    db,
+                    secure_cookies: !args.insecure_cookies,
+                },
+                args.listen,
+            )
+            .await
+        }
+        Command::Admin(admin) => run_admin(&db, admin).await,
+    }
+}
+
+async fn run_admin(db: &Db, admin: Admin) -> anyhow::Result<()> {
+    match admin {
+        Admin::CreateUnit {
+            code,
+            name,
+            level,
+            parent,
+        } => {
+            if !["province", "commune", "village", "district"].contains(&level.as_str()) {
+                bail!("level must be province, commune, village or district");
+            }
+            db.create_unit(&Unit {
+                code: code.clone(),
+                name,
+                level,
+                parent_code: parent,
+            })
+            .await?;
+            println!("unit {code} saved");
+        }
+        Admin::CreateUser {
+            username,
+            password,
+            role,
+            unit,
+            name,
+        } => {
+            let role = Role::parse(&role)
+                .context("role must be field_officer, commune_lead, reviewer or admin")?;
+            db.create_user(
+                &username,
+                name.as_deref().unwrap_or(&username),
+                &password,
+                role,
+                &unit,
+            )
+            .await?;
+            println!("user {username} saved");
+        }
+        Admin::PublishTemplate { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let template = Template::from_json(&text)?;
+            let new = db.publish_template(&template).await?;
+            println!(
+                "template {} version {} {}",
+                template.id,
+                template.version,
+                if new {
+                    "published"
+                } else {
+                    "was already published"
+                }
+            );
+        }
+    }
+    Ok(())
+}

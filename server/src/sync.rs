@@ -1,0 +1,352 @@
+//! The server side of sync: check every pushed change, commit what may be committed,
+//! and answer with everything new in the device's scope.
+//!
+//! Checks, per record, before anything is written:
+//! - every change was made by the device's own Automerge actor (no impersonation);
+//! - the record's unit lies in the user's unit subtree, and the template exists;
+//! - the user's role may fill the template;
+//! - a record's identity (id, template, unit) never changes.
+//! A record that fails is refused with a reason; the others are committed.
+
+use std::collections::HashSet;
+
+use automerge::Change;
+use axum::http::StatusCode;
+use diaban_core::protocol::{
+    self, PROTOCOL_VERSION, PulledRecord, PushRecord, Rejection, SyncRequest, SyncResponse, codes,
+};
+use diaban_core::record::{RecordDoc, heads_from_hex, heads_to_hex};
+use sqlx::{Row, SqliteConnection};
+
+use crate::db::{AuthDevice, Db, DbError, RecordWrite};
+use crate::error::ApiError;
+
+/// How many records one response carries at most; the device asks again for more.
+const PAGE_RECORDS: i64 = 200;
+
+struct Decoded {
+    record_id: String,
+    changes: Vec<Change>,
+    heads: Vec<String>,
+}
+
+pub async fn sync(
+    db: &Db,
+    device: &AuthDevice,
+    request: SyncRequest,
+) -> Result<SyncResponse, ApiError> {
+    if request.protocol != PROTOCOL_VERSION {
+        return Err(ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            codes::UPGRADE_REQUIRED,
+            format!("this server speaks sync protocol {PROTOCOL_VERSION}; please update the app"),
+        ));
+    }
+    let pushes = decode(request.push)?;
+    let scope = db.unit_scope(&device.user.unit_code).await?;
+    let (accepted, rejected) = commit(db, device, &scope, pushes.iter()).await?;
+    let pushed_heads: Vec<(&str, &[String])> = pushes
+        .iter()
+        .map(|p| (p.record_id.as_str(), p.heads.as_slice()))
+        .collect();
+    let mut response = pull(db, &scope, request.cursor, &pushed_heads).await?;
+    response.accepted = accepted;
+    response.rejected = rejected;
+    tracing::info!(
+        device = %device.device_id,
+        user = %device.user.username,
+        accepted = response.accepted.len(),
+        rejected = response.rejected.len(),
+        pulled = response.records.len(),
+        cursor = response.cursor,
+        "sync"
+    );
+    Ok(response)
+}
+
+/// Malformed input refuses the whole request before anything is written.
+fn decode(push: Vec<PushRecord>) -> Result<Vec<Decoded>, ApiError> {
+    let mut seen = HashSet::new();
+    push.into_iter()
+        .map(|p| {
+            if !seen.insert(p.record_id.clone()) {
+                return Err(ApiError::bad_request(format!(
+                    "record {} is pushed twice",
+                    p.record_id
+                )));
+            }
+            let bytes = p
+                .changes
+                .iter()
+                .map(|c| protocol::decode_bytes(c))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("record {}: changes are not base64", p.record_id))
+                })?;
+            let changes = RecordDoc::decode_changes(&bytes)
+                .map_err(|e| ApiError::bad_request(format!("record {}: {e}", p.record_id)))?;
+            heads_from_hex(&p.heads)
+                .map_err(|e| ApiError::bad_request(format!("record {}: {e}", p.record_id)))?;
+            Ok(Decoded {
+                record_id: p.record_id,
+                changes,
+                heads: p.heads,
+            })
+        })
+        .collect()
+}
+
+async fn commit<'a>(
+    db: &Db,
+    device: &AuthDevice,
+    scope: &[String],
+    pushes: impl Iterator<Item = &'a Decoded>,
+) -> Result<(Vec<String>, Vec<Rejection>), ApiError> {
+    let pushes: Vec<&Decoded> = pushes.collect();
+    if pushes.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    // Templates are read before the write transaction; they never change once published.
+    let mut templates = Vec::new();
+    for p in &pushes {
+        templates.push(template_of_push(db, p).await?);
+    }
+    let result = db
+        .write(async |tx| {
+            let mut accepted = Vec::new();
+            let mut rejected = Vec::new();
+            for (push, template) in pushes.iter().zip(&templates) {
+                match commit_one(tx, device, scope, push, template.as_ref()).await? {
+                    Ok(()) => accepted.push(push.record_id.clone()),
+                    Err((code, message)) => rejected.push(Rejection {
+                        record_id: push.record_id.clone(),
+                        code: code.into(),
+                        message,
+                    }),
+                }
+            }
+            Ok((accepted, rejected))
+        })
+        .await;
+    Ok(result?)
+}
+
+/// The template a pushed record names, read from its first (create) change when new.
+async fn template_of_push(
+    db: &Db,
+    push: &Decoded,
+) -> Result<Option<diaban_core::Template>, ApiError> {
+    let mut probe = RecordDoc::empty();
+    if let Some(existing) = db.record_document(&push.record_id).await? {
+        probe = match RecordDoc::load(&existing, None) {
+            Ok(doc) => doc,
+            Err(_) => return Ok(None),
+        };
+    }
+    if probe.apply_changes(push.changes.clone()).is_err() {
+        return Ok(None);
+    }
+    match probe.meta() {
+        Ok(meta) => Ok(db
+            .template(&meta.template_id, Some(meta.template_version))
+            .await?),
+        Err(_) => Ok(None),
+    }
+}
+
+type Refusal = (&'static str, String);
+
+async fn commit_one(
+    tx: &mut SqliteConnection,
+    device: &AuthDevice,
+    scope: &[String],
+    push: &Decoded,
+    template: Option<&diaban_core::Template>,
+) -> Result<Result<(), Refusal>, DbError> {
+    if let Some(c) = push
+        .changes
+        .iter()
+        .find(|c| c.actor_id().to_hex_string() != device.actor_id)
+    {
+        return Ok(Err((
+            codes::NOT_YOUR_ACTOR,
+            format!("change {} was not made by this device", c.hash()),
+        )));
+    }
+    let existing = Db::record_doc(tx, &push.record_id).await?;
+    let mut doc = match &existing {
+        Some((bytes, _, unit)) => {
+            if !scope.contains(unit) {
+                return Ok(Err(out_of_scope()));
+            }
+            match RecordDoc::load(bytes, None) {
+                Ok(doc) => doc,
+                Err(e) => {
+                    return Err(DbError::Invalid(format!(
+                        "stored record {}: {e}",
+                        push.record_id
+                    )));
+                }
+            }
+        }
+        None => RecordDoc::empty(),
+    };
+    if let Err(e) = doc.apply_changes(push.changes.clone()) {
+        return Ok(Err((codes::BAD_CHANGE, e.to_string())));
+    }
+    let pushed_heads = heads_from_hex(&push.heads).unwrap_or_default();
+    if !doc.missing_deps(&pushed_heads).is_empty() {
+        return Ok(Err((
+            codes::MISSING_HISTORY,
+            "the server lacks earlier changes of this record; send its whole history".into(),
+        )));
+    }
+    let meta = match doc.meta() {
+        Ok(meta) => meta,
+        Err(e) => return Ok(Err((codes::BAD_CHANGE, e.to_string()))),
+    };
+    if meta.record_id != push.record_id {
+        return Ok(Err((
+            codes::RECORD_IDENTITY,
+            "the document belongs to another record id".into(),
+        )));
+    }
+    if let Some((_, template_id, unit)) = &existing {
+        if &meta.template_id != template_id || &meta.unit_code != unit {
+            return Ok(Err((
+                codes::RECORD_IDENTITY,
+                "a record's template and unit cannot change".into(),
+            )));
+        }
+    }
+    if !scope.contains(&meta.unit_code) {
+        return Ok(Err(out_of_scope()));
+    }
+    let Some(template) =
+        template.filter(|t| t.id == meta.template_id && t.version == meta.template_version)
+    else {
+        return Ok(Err((
+            codes::UNKNOWN_TEMPLATE,
+            format!(
+                "template {} version {} is not published",
+                meta.template_id, meta.template_version
+            ),
+        )));
+    };
+    if !template.roles.fill.contains(&device.user.role) {
+        return Ok(Err((
+            codes::OUT_OF_SCOPE,
+            format!(
+                "role {} may not fill {}",
+                device.user.role.as_str(),
+                template.id
+            ),
+        )));
+    }
+    let values = serde_json::Value::Object(doc.values().into_iter().collect()).to_string();
+    let heads = heads_to_hex(&doc.heads());
+    let state = doc.state();
+    let bytes = doc.save();
+    Db::put_record(
+        tx,
+        &RecordWrite {
+            id: &meta.record_id,
+            template_id: &meta.template_id,
+            template_version: meta.template_version,
+            unit_code: &meta.unit_code,
+            state: state.as_str(),
+            created_by: &meta.created_by,
+            created_at: meta.created_at,
+            doc: &bytes,
+            heads: &heads,
+            values_json: &values,
+            device_id: Some(&device.device_id),
+        },
+    )
+    .await?;
+    Ok(Ok(()))
+}
+
+fn out_of_scope() -> Refusal {
+    // The same answer whether the record exists elsewhere or not: nothing leaks.
+    (
+        codes::OUT_OF_SCOPE,
+        "this record is outside your units".into(),
+    )
+}
+
+/// Everything in scope after `cursor`, read in one snapshot.
+async fn pull(
+    db: &Db,
+    scope: &[String],
+    cursor: i64,
+    pushed_heads: &[(&str, &[String])],
+) -> Result<SyncResponse, ApiError> {
+    let mut tx = db.pool.begin().await?;
+    let max_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log")
+        .fetch_one(&mut *tx)
+        .await?;
+    let templates =
+        sqlx::query("SELECT body FROM templates WHERE seq > ? AND seq <= ? ORDER BY seq")
+            .bind(cursor)
+            .bind(max_seq)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| crate::db::parse_template(r.get(0)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })?;
+    let rows = sqlx::query(
+        "SELECT id, doc, heads, seq FROM records
+         WHERE seq > ? AND seq <= ? AND unit_code IN (SELECT value FROM json_each(?))
+         ORDER BY seq LIMIT ?",
+    )
+    .bind(cursor)
+    .bind(max_seq)
+    .bind(serde_json::Value::from(scope.to_vec()).to_string())
+    .bind(PAGE_RECORDS + 1)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+
+    let more = rows.len() as i64 > PAGE_RECORDS;
+    let page = &rows[..rows.len().min(PAGE_RECORDS as usize)];
+    let next_cursor = if more {
+        page.last()
+            .map(|r| r.get::<i64, _>("seq"))
+            .unwrap_or(cursor)
+    } else {
+        max_seq.max(cursor)
+    };
+    let mut records = Vec::new();
+    for row in page {
+        let id: String = row.get("id");
+        let heads: Vec<String> = serde_json::from_str(row.get("heads")).unwrap_or_default();
+        // The device that just pushed exactly this state has it already.
+        if pushed_heads
+            .iter()
+            .any(|(rid, h)| *rid == id && same_set(h, &heads))
+        {
+            continue;
+        }
+        let doc: Vec<u8> = row.get("doc");
+        records.push(PulledRecord {
+            record_id: id,
+            doc: protocol::encode_bytes(&doc),
+        });
+    }
+    Ok(SyncResponse {
+        cursor: next_cursor,
+        accepted: Vec::new(),
+        rejected: Vec::new(),
+        templates,
+        records,
+        more,
+    })
+}
+
+fn same_set(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len() && a.iter().all(|x| b.contains(x))
+}

@@ -1,0 +1,405 @@
+//! The review web UI: server-rendered HTML (maud escapes every value), cookie sessions.
+//!
+//! Vietnamese by default; `/lang/en` switches to English. Every query is scoped to the
+//! signed-in user's unit subtree, so guessing a record id from another unit shows nothing.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::auth;
+use crate::db::{RecordRow, User};
+
+const SESSION_COOKIE: &str = "diaban_session";
+const LANG_COOKIE: &str = "diaban_lang";
+const SESSION_TTL_SECS: i64 = 8 * 3600;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/records") }))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/lang/{lang}", get(set_lang))
+        .route("/records", get(records_page))
+        .route("/records/{id}", get(record_page))
+}
+
+/// The page language, from the language cookie.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Lang {
+    Vi,
+    En,
+}
+
+impl Lang {
+    fn code(self) -> &'static str {
+        match self {
+            Lang::Vi => "vi",
+            Lang::En => "en",
+        }
+    }
+
+    /// Picks the Vietnamese or the English text.
+    fn t(self, vi: &'static str, en: &'static str) -> &'static str {
+        match self {
+            Lang::Vi => vi,
+            Lang::En => en,
+        }
+    }
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn lang_of(headers: &HeaderMap) -> Lang {
+    if cookie(headers, LANG_COOKIE) == Some("en") {
+        Lang::En
+    } else {
+        Lang::Vi
+    }
+}
+
+/// A signed-in reviewer (or any web user) and the page language.
+pub struct WebUser {
+    pub user: User,
+    pub csrf: String,
+    pub lang: Lang,
+}
+
+impl FromRequestParts<AppState> for WebUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let lang = lang_of(&parts.headers);
+        let token = cookie(&parts.headers, SESSION_COOKIE)
+            .ok_or_else(|| Redirect::to("/login").into_response())?;
+        match state.db.session(&auth::token_hash(token)).await {
+            Ok(Some((user, csrf))) => Ok(WebUser { user, csrf, lang }),
+            Ok(None) => Err(Redirect::to("/login").into_response()),
+            Err(e) => {
+                tracing::error!(error = %e, "session lookup failed");
+                Err(StatusCode::INTERNAL_SERVER_ERROR.into_response())
+            }
+        }
+    }
+}
+
+fn page(lang: Lang, title: &str, user: Option<&WebUser>, body: Markup) -> Html<String> {
+    Html(
+        html! {
+            (DOCTYPE)
+            html lang=(lang.code()) {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { (title) " — Địa bàn" }
+                    style { (maud::PreEscaped(CSS)) }
+                }
+                body {
+                    header {
+                        a.brand href="/records" { "Địa bàn" }
+                        nav {
+                            @if let Some(u) = user {
+                                span.who { (u.user.display_name) " · " (u.user.unit_name) }
+                                form method="post" action="/logout" {
+                                    input type="hidden" name="csrf" value=(u.csrf);
+                                    button type="submit" { (lang.t("Đăng xuất", "Sign out")) }
+                                }
+                            }
+                            a href="/lang/vi" { "Tiếng Việt" }
+                            a href="/lang/en" { "English" }
+                        }
+                    }
+                    main { (body) }
+                }
+            }
+        }
+        .into_string(),
+    )
+}
+
+const CSS: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1b1b1b}header{display:flex;justify-content:space-between;align-items:center;padding:.6rem 1.5rem;background:#8b1a1a;color:#fff}header a{color:#fff;margin-left:1rem}header .brand{font-weight:700;font-size:1.2rem;margin:0}nav{display:flex;align-items:center;gap:.5rem}nav form{display:inline}main{padding:1.5rem;max-width:70rem}table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.4rem .6rem;text-align:left;vertical-align:top}th{background:#f4f4f4}.state{padding:.1rem .5rem;border-radius:.8rem;background:#eee}.error{color:#a00}label{display:block;margin:.6rem 0 .2rem}input{padding:.4rem;min-width:16rem}button{padding:.4rem .9rem;margin-top:.8rem}";
+
+fn state_label(lang: Lang, state: &str) -> &'static str {
+    match state {
+        "draft" => lang.t("Nháp", "Draft"),
+        "submitted" => lang.t("Đã gửi", "Submitted"),
+        "returned" => lang.t("Bị trả lại", "Returned"),
+        "approved" => lang.t("Đã phê duyệt", "Approved"),
+        "reopened" => lang.t("Mở lại", "Reopened"),
+        _ => lang.t("Không rõ", "Unknown"),
+    }
+}
+
+/// Unix seconds as local time in Vietnam (UTC+7), `YYYY-MM-DD HH:MM`.
+fn local_time(secs: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .map(|t| t.to_offset(time::macros::offset!(+7)))
+        .ok()
+        .and_then(|t| t.format(format).ok())
+        .unwrap_or_default()
+}
+
+async fn login_page(headers: HeaderMap) -> Html<String> {
+    login_form(lang_of(&headers), false)
+}
+
+fn login_form(lang: Lang, failed: bool) -> Html<String> {
+    page(
+        lang,
+        lang.t("Đăng nhập", "Sign in"),
+        None,
+        html! {
+            h1 { (lang.t("Đăng nhập", "Sign in")) }
+            @if failed { p.error role="alert" { (lang.t("Sai tên đăng nhập hoặc mật khẩu.", "Wrong username or password.")) } }
+            form method="post" action="/login" {
+                label for="username" { (lang.t("Tên đăng nhập", "Username")) }
+                input id="username" name="username" autocomplete="username" required;
+                label for="password" { (lang.t("Mật khẩu", "Password")) }
+                input id="password" name="password" type="password" autocomplete="current-password" required;
+                div { button type="submit" { (lang.t("Đăng nhập", "Sign in")) } }
+            }
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let lang = lang_of(&headers);
+    let found = match state.db.user_for_login(&form.username).await {
+        Ok(found) => found,
+        Err(e) => return server_error(e),
+    };
+    let user = match found {
+        Some((user, hash)) if auth::verify_password(&form.password, &hash) => user,
+        other => {
+            if other.is_none() {
+                auth::verify_dummy(&form.password);
+            }
+            let _ = state
+                .db
+                .audit(Some(&form.username), "web_login_failed", "")
+                .await;
+            return (StatusCode::UNAUTHORIZED, login_form(lang, true)).into_response();
+        }
+    };
+    let (Ok(token), Ok(csrf)) = (auth::new_token(), auth::new_token()) else {
+        return server_error("no randomness");
+    };
+    if let Err(e) = state
+        .db
+        .create_session(&auth::token_hash(&token), user.id, &csrf, SESSION_TTL_SECS)
+        .await
+    {
+        return server_error(e);
+    }
+    let _ = state.db.audit(Some(&user.username), "web_login", "").await;
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_TTL_SECS}{secure}"
+    );
+    redirect_with_cookie("/records", &cookie)
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: WebUser,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if form.csrf != user.csrf {
+        return (StatusCode::FORBIDDEN, "CSRF token mismatch").into_response();
+    }
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        if let Err(e) = state.db.delete_session(&auth::token_hash(token)).await {
+            return server_error(e);
+        }
+    }
+    redirect_with_cookie(
+        "/login",
+        &format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    )
+}
+
+async fn set_lang(Path(lang): Path<String>) -> Response {
+    let lang = if lang == "en" { "en" } else { "vi" };
+    redirect_with_cookie(
+        "/records",
+        &format!("{LANG_COOKIE}={lang}; Path=/; SameSite=Lax; Max-Age=31536000"),
+    )
+}
+
+async fn records_page(State(state): State<AppState>, web: WebUser) -> Response {
+    let lang = web.lang;
+    let rows = match scope_of(&state, &web.user).await {
+        Ok(units) => state.db.records_in_units(&units, 500).await,
+        Err(e) => Err(e),
+    };
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => return server_error(e),
+    };
+    let mut labelled = Vec::new();
+    for row in &rows {
+        let title = match state
+            .db
+            .template(&row.template_id, Some(row.template_version))
+            .await
+        {
+            Ok(Some(t)) => t.label.text(lang.code()).to_owned(),
+            _ => row.template_id.clone(),
+        };
+        labelled.push((row, title));
+    }
+    let title = lang.t("Hồ sơ đã nhận", "Received records");
+    page(
+        lang,
+        title,
+        Some(&web),
+        html! {
+            h1 { (title) }
+            @if labelled.is_empty() {
+                p { (lang.t("Chưa có hồ sơ nào.", "No records yet.")) }
+            } @else {
+                table id="records" {
+                    thead { tr {
+                        th { (lang.t("Biểu mẫu", "Template")) }
+                        th { (lang.t("Đơn vị", "Unit")) }
+                        th { (lang.t("Người lập", "Created by")) }
+                        th { (lang.t("Cập nhật", "Updated")) }
+                        th { (lang.t("Trạng thái", "State")) }
+                    } }
+                    tbody {
+                        @for (row, title) in &labelled {
+                            tr {
+                                td { a href={ "/records/" (row.id) } { (title) } }
+                                td { (row.unit_name) " (" (row.unit_code) ")" }
+                                td { (row.created_by) }
+                                td { (local_time(row.updated_at)) }
+                                td { span.state { (state_label(lang, &row.state)) } }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+async fn record_page(
+    State(state): State<AppState>,
+    web: WebUser,
+    Path(id): Path<String>,
+) -> Response {
+    let lang = web.lang;
+    let row: RecordRow = match scope_of(&state, &web.user).await {
+        Ok(units) => match state.db.record_in_units(&id, &units).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return not_found(lang, &web),
+            Err(e) => return server_error(e),
+        },
+        Err(e) => return server_error(e),
+    };
+    let template = match state
+        .db
+        .template(&row.template_id, Some(row.template_version))
+        .await
+    {
+        Ok(Some(t)) => t,
+        Ok(None) => return not_found(lang, &web),
+        Err(e) => return server_error(e),
+    };
+    let title = template.label.text(lang.code()).to_owned();
+    page(
+        lang,
+        &title,
+        Some(&web),
+        html! {
+            h1 { (title) }
+            p {
+                (row.unit_name) " (" (row.unit_code) ") · "
+                (lang.t("Người lập", "Created by")) ": " (row.created_by) " · "
+                (local_time(row.created_at)) " · "
+                span.state { (state_label(lang, &row.state)) }
+            }
+            table id="values" {
+                thead { tr { th { (lang.t("Trường", "Field")) } th { (lang.t("Giá trị", "Value")) } } }
+                tbody {
+                    @for field in &template.fields {
+                        tr data-field=(field.name) {
+                            th scope="row" { (field.label.text(lang.code())) }
+                            td { @if let Some(v) = row.values.get(&field.name) { (template.display(field, v, lang.code())) } }
+                        }
+                    }
+                }
+            }
+            p { a href="/records" { "← " (lang.t("Danh sách hồ sơ", "All records")) } }
+        },
+    )
+    .into_response()
+}
+
+async fn scope_of(state: &AppState, user: &User) -> Result<Vec<String>, crate::db::DbError> {
+    state.db.unit_scope(&user.unit_code).await
+}
+
+fn not_found(lang: Lang, web: &WebUser) -> Response {
+    let title = lang.t("Không tìm thấy hồ sơ", "Record not found");
+    (
+        StatusCode::NOT_FOUND,
+        page(lang, title, Some(web), html! { h1 { (title) } }),
+    )
+        .into_response()
+}
+
+fn server_error(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "web page failed");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Lỗi máy chủ / Server error",
+    )
+        .into_response()
+}
+
+fn redirect_with_cookie(to: &str, cookie: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let (Ok(location), Ok(cookie)) = (HeaderValue::from_str(to), HeaderValue::from_str(cookie)) {
+        response.headers_mut().insert(LOCATION, location);
+        response.headers_mut().insert(SET_COOKIE, cookie);
+    }
+    response
+}
