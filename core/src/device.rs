@@ -214,6 +214,11 @@ impl Device {
         };
     }
 
+    /// The language of labels in views: "vi" or "en".
+    pub fn language(&self) -> &str {
+        &self.lang
+    }
+
     /// The Automerge actor id this device writes with (hex).
     pub fn actor_id(&self) -> String {
         self.actor.to_hex_string()

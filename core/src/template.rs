@@ -238,10 +238,10 @@ impl Template {
                     });
                 }
             }
-            if let (Some(min), Some(max)) = (field.min, field.max) {
-                if min > max {
-                    return Err(TemplateError::MinAboveMax(field.name.clone()));
-                }
+            if let (Some(min), Some(max)) = (field.min, field.max)
+                && min > max
+            {
+                return Err(TemplateError::MinAboveMax(field.name.clone()));
             }
         }
         Ok(())
@@ -280,10 +280,10 @@ impl Template {
         let in_list = |v: &str| self.choices(field).iter().any(|c| c.value == v);
         match value {
             FieldValue::Text(s) => {
-                if let Some(max) = field.max_length {
-                    if s.chars().count() > max {
-                        return Err(invalid(format!("longer than {max} characters")));
-                    }
+                if let Some(max) = field.max_length
+                    && s.chars().count() > max
+                {
+                    return Err(invalid(format!("longer than {max} characters")));
                 }
             }
             FieldValue::Integer(i) => check_bounds(field, *i as f64).map_err(invalid)?,

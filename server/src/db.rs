@@ -139,12 +139,12 @@ impl Db {
                 unit.code
             )));
         }
-        if let Some(parent) = &unit.parent_code {
-            if self.unit(parent).await?.is_none() {
-                return Err(DbError::Invalid(format!(
-                    "parent unit {parent} does not exist"
-                )));
-            }
+        if let Some(parent) = &unit.parent_code
+            && self.unit(parent).await?.is_none()
+        {
+            return Err(DbError::Invalid(format!(
+                "parent unit {parent} does not exist"
+            )));
         }
         let _guard = self.write.lock().await;
         sqlx::query("INSERT INTO units (code, name, level, parent_code) VALUES (?, ?, ?, ?) ON CONFLICT(code) DO UPDATE SET name = excluded.name, level = excluded.level, parent_code = excluded.parent_code")

@@ -6,6 +6,7 @@
 //! - the record's unit lies in the user's unit subtree, and the template exists;
 //! - the user's role may fill the template;
 //! - a record's identity (id, template, unit) never changes.
+//!
 //! A record that fails is refused with a reason; the others are committed.
 
 use std::collections::HashSet;
@@ -211,13 +212,13 @@ async fn commit_one(
             "the document belongs to another record id".into(),
         )));
     }
-    if let Some((_, template_id, unit)) = &existing {
-        if &meta.template_id != template_id || &meta.unit_code != unit {
-            return Ok(Err((
-                codes::RECORD_IDENTITY,
-                "a record's template and unit cannot change".into(),
-            )));
-        }
+    if let Some((_, template_id, unit)) = &existing
+        && (&meta.template_id != template_id || &meta.unit_code != unit)
+    {
+        return Ok(Err((
+            codes::RECORD_IDENTITY,
+            "a record's template and unit cannot change".into(),
+        )));
     }
     if !scope.contains(&meta.unit_code) {
         return Ok(Err(out_of_scope()));

@@ -243,10 +243,10 @@ async fn logout(
     if form.csrf != user.csrf {
         return (StatusCode::FORBIDDEN, "CSRF token mismatch").into_response();
     }
-    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        if let Err(e) = state.db.delete_session(&auth::token_hash(token)).await {
-            return server_error(e);
-        }
+    if let Some(token) = cookie(&headers, SESSION_COOKIE)
+        && let Err(e) = state.db.delete_session(&auth::token_hash(token)).await
+    {
+        return server_error(e);
     }
     redirect_with_cookie(
         "/login",

@@ -1,0 +1,311 @@
+//! The server checks every pushed change before committing it. These tests speak the sync
+//! protocol to a real `diaban` process over loopback, with hand-made (forged) changes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use automerge::ActorId;
+use diaban_core::FieldValue;
+use diaban_core::protocol::{
+    self, LoginRequest, LoginResponse, PushRecord, SyncRequest, SyncResponse,
+};
+use diaban_core::record::{RecordDoc, RecordMeta, heads_to_hex};
+
+struct Server {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn diaban(db: &std::path::Path, args: &[&str]) {
+    let status = Command::new(env!("CARGO_BIN_EXE_diaban"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run diaban");
+    assert!(status.success(), "diaban {args:?} failed");
+}
+
+fn start() -> Server {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("server.sqlite");
+    diaban(
+        &db,
+        &[
+            "admin",
+            "create-unit",
+            "--code",
+            "14",
+            "--name",
+            "Tỉnh Sơn La",
+            "--level",
+            "province",
+        ],
+    );
+    for (code, name) in [("04051", "Xã Mường Giôn"), ("04052", "Xã Chiềng Bôm")] {
+        diaban(
+            &db,
+            &[
+                "admin",
+                "create-unit",
+                "--code",
+                code,
+                "--name",
+                name,
+                "--level",
+                "commune",
+                "--parent",
+                "14",
+            ],
+        );
+    }
+    for (user, unit, role) in [
+        ("a", "04051", "field_officer"),
+        ("b", "04052", "field_officer"),
+        ("r", "14", "reviewer"),
+    ] {
+        diaban(
+            &db,
+            &[
+                "admin",
+                "create-user",
+                "--username",
+                user,
+                "--password",
+                "mat-khau-dai",
+                "--role",
+                role,
+                "--unit",
+                unit,
+            ],
+        );
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_diaban"))
+        .arg("--db")
+        .arg(&db)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read address");
+    let url = line.trim().rsplit(' ').next().expect("address").to_owned();
+    assert!(
+        url.starts_with("http://127.0.0.1:"),
+        "unexpected start line {line:?}"
+    );
+    Server {
+        child,
+        url,
+        _dir: dir,
+    }
+}
+
+struct Phone {
+    token: String,
+    actor: ActorId,
+    http: reqwest::Client,
+    url: String,
+}
+
+async fn login(server: &Server, username: &str) -> Phone {
+    let actor = ActorId::random();
+    let http = reqwest::Client::new();
+    let response: LoginResponse = http
+        .post(format!("{}{}", server.url, protocol::LOGIN_PATH))
+        .json(&LoginRequest {
+            username: username.into(),
+            password: "mat-khau-dai".into(),
+            device_name: "test".into(),
+            actor_id: actor.to_hex_string(),
+        })
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("login body");
+    Phone {
+        token: response.token,
+        actor,
+        http,
+        url: server.url.clone(),
+    }
+}
+
+impl Phone {
+    async fn push(&self, doc: &mut RecordDoc, id: &str) -> SyncResponse {
+        let push = PushRecord {
+            record_id: id.into(),
+            changes: doc
+                .changes_since(&[])
+                .iter()
+                .map(|c| protocol::encode_bytes(c))
+                .collect(),
+            heads: heads_to_hex(&doc.heads()),
+        };
+        self.http
+            .post(format!("{}{}", self.url, protocol::SYNC_PATH))
+            .bearer_auth(&self.token)
+            .json(&SyncRequest {
+                protocol: protocol::PROTOCOL_VERSION,
+                cursor: 0,
+                push: vec![push],
+            })
+            .send()
+            .await
+            .expect("sync")
+            .json()
+            .await
+            .expect("sync body")
+    }
+}
+
+fn session(id: &str, unit: &str, template: &str, actor: ActorId) -> RecordDoc {
+    let meta = RecordMeta {
+        record_id: id.into(),
+        template_id: template.into(),
+        template_version: 1,
+        unit_code: unit.into(),
+        created_by: "a".into(),
+        created_at: 1_763_769_600,
+        device_id: "d".into(),
+    };
+    let mut doc = RecordDoc::create(&meta, actor).expect("create");
+    doc.set_field("participants", &FieldValue::Integer(12), 1_763_769_601)
+        .expect("edit");
+    doc
+}
+
+fn refusal(response: &SyncResponse) -> Vec<(&str, &str)> {
+    response
+        .rejected
+        .iter()
+        .map(|r| (r.record_id.as_str(), r.code.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_device_commits_its_own_record_in_its_own_commune() {
+    let server = start();
+    let a = login(&server, "a").await;
+    let mut doc = session("r1", "04051", "propaganda_session", a.actor.clone());
+    let response = a.push(&mut doc, "r1").await;
+    assert_eq!(response.accepted, vec!["r1".to_string()]);
+    assert!(response.rejected.is_empty());
+    assert!(
+        response.records.is_empty(),
+        "the pushing device is not sent back what it just sent"
+    );
+}
+
+#[tokio::test]
+async fn a_change_made_by_another_actor_is_refused() {
+    let server = start();
+    let a = login(&server, "a").await;
+    let mut forged = session("r1", "04051", "propaganda_session", ActorId::random());
+    let response = a.push(&mut forged, "r1").await;
+    assert!(response.accepted.is_empty());
+    assert_eq!(refusal(&response), vec![("r1", "not_your_actor")]);
+}
+
+#[tokio::test]
+async fn a_record_in_another_commune_is_refused_and_not_revealed() {
+    let server = start();
+    let a = login(&server, "a").await;
+    let b = login(&server, "b").await;
+    let mut doc = session("r1", "04051", "propaganda_session", a.actor.clone());
+    assert_eq!(
+        a.push(&mut doc, "r1").await.accepted,
+        vec!["r1".to_string()]
+    );
+
+    // B writes into A's commune: refused.
+    let mut intrusion = session("r2", "04051", "propaganda_session", b.actor.clone());
+    assert_eq!(
+        refusal(&b.push(&mut intrusion, "r2").await),
+        vec![("r2", "out_of_scope")]
+    );
+    // B edits A's existing record: refused with the same answer, and B never pulls it.
+    let mut edit = RecordDoc::empty();
+    edit.apply_changes(RecordDoc::decode_changes(&doc.changes_since(&[])).expect("decode"))
+        .expect("apply");
+    let mut edit = RecordDoc::load(&edit.save(), Some(b.actor.clone())).expect("load");
+    edit.set_field("participants", &FieldValue::Integer(99), 1_763_769_700)
+        .expect("edit");
+    let changes = edit.changes_since(&doc.heads());
+    let response: SyncResponse = b
+        .http
+        .post(format!("{}{}", b.url, protocol::SYNC_PATH))
+        .bearer_auth(&b.token)
+        .json(&SyncRequest {
+            protocol: protocol::PROTOCOL_VERSION,
+            cursor: 0,
+            push: vec![PushRecord {
+                record_id: "r1".into(),
+                changes: changes.iter().map(|c| protocol::encode_bytes(c)).collect(),
+                heads: heads_to_hex(&edit.heads()),
+            }],
+        })
+        .send()
+        .await
+        .expect("sync")
+        .json()
+        .await
+        .expect("body");
+    assert_eq!(refusal(&response), vec![("r1", "out_of_scope")]);
+    assert!(response.records.is_empty());
+}
+
+#[tokio::test]
+async fn an_unpublished_template_is_refused() {
+    let server = start();
+    let a = login(&server, "a").await;
+    let mut doc = session("r1", "04051", "khong_co", a.actor.clone());
+    assert_eq!(
+        refusal(&a.push(&mut doc, "r1").await),
+        vec![("r1", "unknown_template")]
+    );
+}
+
+#[tokio::test]
+async fn a_reviewer_may_not_fill_an_officers_template() {
+    let server = start();
+    let r = login(&server, "r").await;
+    let mut doc = session("r1", "04051", "propaganda_session", r.actor.clone());
+    assert_eq!(
+        refusal(&r.push(&mut doc, "r1").await),
+        vec![("r1", "out_of_scope")]
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_or_unknown_token_is_unauthorized() {
+    let server = start();
+    let response = reqwest::Client::new()
+        .post(format!("{}{}", server.url, protocol::SYNC_PATH))
+        .bearer_auth("not-a-token")
+        .json(&SyncRequest {
+            protocol: protocol::PROTOCOL_VERSION,
+            cursor: 0,
+            push: vec![],
+        })
+        .send()
+        .await
+        .expect("sync");
+    assert_eq!(response.status(), 401);
+    let body: protocol::ErrorBody = response.json().await.expect("json error body");
+    assert_eq!(body.error.code, "unauthorized");
+}

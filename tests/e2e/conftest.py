@@ -1,0 +1,112 @@
+"""Fixtures for end-to-end tests: a real `diaban` server process on a loopback port,
+its admin subcommands, devices through the generated Python binding, and Chromium."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DIABAN = ROOT / "target" / "debug" / "diaban"
+sys.path.insert(0, str(ROOT / "target" / "bindings" / "python"))
+
+import diaban  # noqa: E402  (the generated binding)
+
+
+class Server:
+    """A `diaban serve` process with its own SQLite file."""
+
+    def __init__(self, db: Path):
+        self.db = db
+        self.proc = None
+        self.port = 0
+
+    def admin(self, *args: str) -> str:
+        out = subprocess.run(
+            [str(DIABAN), "--db", str(self.db), "admin", *args],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    def start(self) -> "Server":
+        self.proc = subprocess.Popen(
+            [str(DIABAN), "--db", str(self.db), "serve", "--listen", f"127.0.0.1:{self.port}"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        line = self.proc.stdout.readline()
+        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        assert match, f"server did not start: {line!r}"
+        self.port = int(match.group(1))
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=20)
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        # `localhost` rather than 127.0.0.1: browsers keep Secure cookies there over plain HTTP.
+        return f"http://localhost:{self.port}"
+
+    def post(self, path: str, body: bytes, headers=None):
+        """POST raw bytes; returns (status, parsed JSON body)."""
+        req = urllib.request.Request(self.url + path, data=body, method="POST",
+                                     headers={"content-type": "application/json", **(headers or {})})
+        return _send(req)
+
+    def get(self, path: str, headers=None):
+        return _send(urllib.request.Request(self.url + path, headers=headers or {}))
+
+
+def _send(req):
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = Server(tmp_path / "server.sqlite")
+    s.admin("create-unit", "--code", "14", "--name", "Tỉnh Sơn La", "--level", "province")
+    s.admin("create-unit", "--code", "04051", "--name", "Xã Mường Giôn", "--level", "commune", "--parent", "14")
+    s.admin("create-unit", "--code", "04052", "--name", "Xã Chiềng Bôm", "--level", "commune", "--parent", "14")
+    s.admin("create-user", "--username", "canbo.muonggion", "--password", "canbo-mat-khau",
+            "--role", "field_officer", "--unit", "04051", "--name", "Lò Văn Cơ Sở")
+    s.admin("create-user", "--username", "canbo.chiengbom", "--password", "canbo-mat-khau",
+            "--role", "field_officer", "--unit", "04052", "--name", "Cầm Thị Bôm")
+    s.admin("create-user", "--username", "kiemduyet.sonla", "--password", "kiemduyet-mat-khau",
+            "--role", "reviewer", "--unit", "14", "--name", "Hoàng Thị Thẩm Định")
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def device_path(tmp_path):
+    return str(tmp_path / "phone.sqlite")
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield b
+        b.close()

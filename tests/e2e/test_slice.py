@@ -1,0 +1,103 @@
+"""The foundation slice: an officer's phone records a propaganda session offline, syncs it
+later, and a province reviewer sees it in a browser — every part real."""
+
+import sqlite3
+
+import pytest
+
+import diaban
+from conftest import Server
+
+PROPAGANDA = "propaganda_session"
+
+
+def fill_session(phone, record_id):
+    phone.set_field(record_id, "session_date", diaban.FieldValue.DATE("2026-11-20"))
+    phone.set_field(record_id, "place", diaban.FieldValue.TEXT("Nhà văn hóa bản Nà Sản"))
+    phone.set_field(record_id, "audience_group", diaban.FieldValue.CHOICE("youth"))
+    phone.set_field(record_id, "participants", diaban.FieldValue.INTEGER(57))
+    phone.set_field(record_id, "notes", diaban.FieldValue.TEXT("Chiếu phim tư liệu, phát tờ rơi song ngữ Thái – Việt"))
+
+
+def test_offline_record_reaches_the_reviewer(server: Server, device_path, browser):
+    # Online: the officer signs in; templates arrive with the first sync.
+    phone = diaban.Device.open(device_path, server.url, "Điện thoại thử nghiệm")
+    account = phone.login("canbo.muonggion", "canbo-mat-khau")
+    assert (account.unit_code, account.unit_name, account.role) == ("04051", "Xã Mường Giôn", "field_officer")
+    assert [t.id for t in phone.templates()] == [PROPAGANDA]
+
+    # Offline: the server goes away; the officer keeps working.
+    server.stop()
+    record_id = phone.create_record(PROPAGANDA)
+    fill_session(phone, record_id)
+    phone.submit(record_id)
+    with pytest.raises(diaban.DiabanError.Unreachable):
+        phone.sync()
+    assert phone.record(record_id).unsent
+
+    # The phone is switched off and on: the record is still there, still unsent.
+    phone.close()
+    phone = diaban.Device.open(device_path, server.url, "Điện thoại thử nghiệm")
+    view = phone.record(record_id)
+    assert view.unsent and view.state == "submitted"
+    shown = {f.name: f.display for f in view.fields}
+    assert shown["audience_group"] == "Thanh thiếu niên"
+    assert shown["participants"] == "57"
+
+    # Back in coverage: one sync commits it on the server.
+    server.start()
+    report = phone.sync()
+    assert report.accepted == [record_id]
+    assert report.rejected == []
+    assert report.round_trips == 1
+    assert not phone.record(record_id).unsent
+    # Nothing left to send: the next sync pushes nothing.
+    assert phone.sync().accepted == []
+
+    # The server's SQLite file holds the record and its values.
+    with sqlite3.connect(server.db) as db:
+        unit, state, values = db.execute(
+            "SELECT unit_code, state, values_json FROM records WHERE id = ?", (record_id,)).fetchone()
+    assert (unit, state) == ("04051", "submitted")
+    assert '"participants":57' in values
+
+    # The reviewer signs in to the web UI and reads it with Vietnamese labels.
+    page = browser.new_page()
+    page.goto(server.url + "/login")
+    page.fill("#username", "kiemduyet.sonla")
+    page.fill("#password", "kiemduyet-mat-khau")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/records")
+    page.click("text=Buổi tuyên truyền phòng, chống ma túy")
+    page.wait_for_url(f"**/records/{record_id}")
+    rows = {
+        row.locator("th").inner_text(): row.locator("td").inner_text()
+        for row in page.locator("#values tbody tr").all()
+    }
+    assert rows == {
+        "Ngày tuyên truyền": "2026-11-20",
+        "Địa điểm": "Nhà văn hóa bản Nà Sản",
+        "Đối tượng tuyên truyền": "Thanh thiếu niên",
+        "Số người tham dự": "57",
+        "Ghi chú": "Chiếu phim tư liệu, phát tờ rơi song ngữ Thái – Việt",
+    }
+    assert "Xã Mường Giôn" in page.inner_text("main")
+    assert "Đã gửi" in page.inner_text("main")
+    phone.close()
+
+
+def test_an_officer_of_another_commune_never_receives_the_record(server: Server, tmp_path):
+    mine = diaban.Device.open(str(tmp_path / "a.sqlite"), server.url, "A")
+    mine.login("canbo.muonggion", "canbo-mat-khau")
+    record_id = mine.create_record(PROPAGANDA)
+    fill_session(mine, record_id)
+    assert mine.sync().accepted == [record_id]
+
+    other = diaban.Device.open(str(tmp_path / "b.sqlite"), server.url, "B")
+    other.login("canbo.chiengbom", "canbo-mat-khau")
+    other.sync()
+    assert other.records() == []
+    with pytest.raises(diaban.DiabanError.UnknownRecord):
+        other.record(record_id)
+    mine.close()
+    other.close()

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs every test of Địa bàn: formatting, clippy, Rust unit and integration tests, the
+# generated bindings, and the end-to-end tests (real server processes, the Python binding,
+# headless Chromium). Installs what a fresh machine lacks: a Python venv with pytest and
+# Playwright, and Debian's Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+missing() { printf 'MISSING: %s\n' "$*" >&2; exit 1; }
+
+command -v cargo >/dev/null || missing "the Rust toolchain (cargo); install it with rustup"
+command -v python3 >/dev/null || missing "Python 3 (python3)"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "Rust unit and integration tests"
+cargo test --workspace --quiet
+
+step "Generated bindings (Python, Kotlin, Swift)"
+bash bindings/generate.sh
+
+step "Python environment (tests/.venv)"
+venv=tests/.venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv" || missing "python3-venv (apt-get install python3-venv)"
+fi
+if ! cmp -s tests/requirements.txt "$venv/.requirements"; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+  cp tests/requirements.txt "$venv/.requirements"
+fi
+
+step "Chromium for browser tests"
+chromium="${CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$chromium" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q chromium >/dev/null
+  else
+    missing "Chromium at $chromium: run 'sudo apt-get install chromium' or set CHROMIUM=/path/to/chromium"
+  fi
+fi
+export CHROMIUM="$chromium"
+
+step "End-to-end tests (server processes, Python binding, Chromium)"
+"$venv/bin/python" -m pytest tests/e2e -q -p no:cacheprovider
