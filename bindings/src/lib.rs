@@ -33,17 +33,17 @@ pub enum DiabanError {
     #[error("{message}")]
     Unreachable { message: String },
     #[error("{message}")]
-    Server {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    Server { status: u16, code: String, message: String },
     #[error("{message}")]
     NotLoggedIn { message: String },
     #[error("{message}")]
     UnknownTemplate { message: String },
     #[error("{message}")]
     UnknownRecord { message: String },
+    #[error("{message}")]
+    UnknownField { message: String },
+    #[error("{message}")]
+    InvalidPeriod { message: String },
     #[error("{message}")]
     InvalidValue { message: String },
     #[error("{message}")]
@@ -65,24 +65,16 @@ impl From<core::DeviceError> for DiabanError {
             E::Unauthorized => DiabanError::Unauthorized { message },
             E::UpgradeRequired => DiabanError::UpgradeRequired { message },
             E::Unreachable(_) => DiabanError::Unreachable { message },
-            E::Server { status, code, .. } => DiabanError::Server {
-                status,
-                code,
-                message,
-            },
+            E::Server { status, code, .. } => DiabanError::Server { status, code, message },
             E::NotLoggedIn => DiabanError::NotLoggedIn { message },
             E::UnknownTemplate(_) => DiabanError::UnknownTemplate { message },
             E::UnknownRecord(_) => DiabanError::UnknownRecord { message },
+            E::UnknownField(_) => DiabanError::UnknownField { message },
+            E::InvalidPeriod(_) => DiabanError::InvalidPeriod { message },
             E::InvalidValue(_) => DiabanError::InvalidValue { message },
             E::NotEditable(_) => DiabanError::NotEditable { message },
             E::Incomplete { issues } => DiabanError::Incomplete {
-                issues: issues
-                    .into_iter()
-                    .map(|i| Issue {
-                        field: i.field,
-                        message: i.message,
-                    })
-                    .collect(),
+                issues: issues.into_iter().map(|i| Issue { field: i.field, message: i.message }).collect(),
                 message,
             },
             E::Storage(_) => DiabanError::Storage { message },
@@ -111,6 +103,10 @@ pub enum FieldValue {
     Date {
         value: String,
     },
+    /// RFC 3339 with offset
+    Datetime {
+        value: String,
+    },
     Boolean {
         value: bool,
     },
@@ -119,6 +115,17 @@ pub enum FieldValue {
     },
     Choices {
         values: Vec<String>,
+    },
+    Geopoint {
+        lat: f64,
+        lon: f64,
+        accuracy: Option<f64>,
+    },
+    /// A photo or file by content hash
+    Attachment {
+        sha256: String,
+        content_type: String,
+        size: u64,
     },
 }
 
@@ -133,6 +140,9 @@ impl From<FieldValue> for diaban_core::FieldValue {
             FieldValue::Boolean { value } => V::Boolean(value),
             FieldValue::Choice { value } => V::Choice(value),
             FieldValue::Choices { values } => V::Choices(values),
+            FieldValue::Datetime { value } => V::Datetime(value),
+            FieldValue::Geopoint { lat, lon, accuracy } => V::Geopoint { lat, lon, accuracy },
+            FieldValue::Attachment { sha256, content_type, size } => V::Attachment { sha256, content_type, size },
         }
     }
 }
@@ -148,6 +158,9 @@ impl From<diaban_core::FieldValue> for FieldValue {
             V::Boolean(value) => FieldValue::Boolean { value },
             V::Choice(value) => FieldValue::Choice { value },
             V::Choices(values) => FieldValue::Choices { values },
+            V::Datetime(value) => FieldValue::Datetime { value },
+            V::Geopoint { lat, lon, accuracy } => FieldValue::Geopoint { lat, lon, accuracy },
+            V::Attachment { sha256, content_type, size } => FieldValue::Attachment { sha256, content_type, size },
         }
     }
 }
@@ -158,9 +171,16 @@ pub enum FieldType {
     Integer,
     Decimal,
     Date,
+    Datetime,
     Boolean,
     SingleChoice,
     MultipleChoice,
+    Geopoint,
+    Photo,
+    File,
+    Note,
+    Calculated,
+    Repeat,
 }
 
 impl From<CoreFieldType> for FieldType {
@@ -173,6 +193,13 @@ impl From<CoreFieldType> for FieldType {
             CoreFieldType::Boolean => FieldType::Boolean,
             CoreFieldType::SingleChoice => FieldType::SingleChoice,
             CoreFieldType::MultipleChoice => FieldType::MultipleChoice,
+            CoreFieldType::Datetime => FieldType::Datetime,
+            CoreFieldType::Geopoint => FieldType::Geopoint,
+            CoreFieldType::Photo => FieldType::Photo,
+            CoreFieldType::File => FieldType::File,
+            CoreFieldType::Note => FieldType::Note,
+            CoreFieldType::Calculated => FieldType::Calculated,
+            CoreFieldType::Repeat => FieldType::Repeat,
         }
     }
 }
@@ -212,15 +239,53 @@ pub struct Choice {
     pub label: String,
 }
 
+/// One visible field of a record's form, in order; repeat groups hold their rows.
 #[derive(Debug, Clone, uniffi::Record)]
-pub struct FieldView {
+pub struct FormItem {
+    /// `name`, or `group/row_id/name` inside repeat rows: what `set_field` takes.
+    pub path: String,
     pub name: String,
     pub label: String,
+    pub hint: Option<String>,
     pub field_type: FieldType,
-    pub required: bool,
     pub value: Option<FieldValue>,
     pub display: String,
+    pub required: bool,
+    pub read_only: bool,
     pub choices: Vec<Choice>,
+    pub errors: Vec<String>,
+    pub conflicts: Vec<String>,
+    pub rows: Vec<FormRow>,
+}
+
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct FormRow {
+    pub id: String,
+    pub items: Vec<FormItem>,
+}
+
+impl From<diaban_core::form::RenderItem> for FormItem {
+    fn from(i: diaban_core::form::RenderItem) -> Self {
+        FormItem {
+            path: i.path,
+            name: i.name,
+            label: i.label,
+            hint: i.hint,
+            field_type: i.field_type.into(),
+            value: i.typed.map(Into::into),
+            display: i.display,
+            required: i.required,
+            read_only: i.read_only,
+            choices: i.choices.into_iter().map(|(value, label)| Choice { value, label }).collect(),
+            errors: i.errors,
+            conflicts: i.conflicts,
+            rows: i
+                .rows
+                .into_iter()
+                .map(|r| FormRow { id: r.id, items: r.items.into_iter().map(Into::into).collect() })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, uniffi::Record)]
@@ -238,6 +303,7 @@ pub struct Rejection {
     pub message: String,
 }
 
+/// A record as its form draws it (the render model), recomputed on every call.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct RecordView {
     pub id: String,
@@ -245,11 +311,15 @@ pub struct RecordView {
     pub template_version: u32,
     pub title: String,
     pub unit_code: String,
+    pub period: Option<String>,
     /// draft, submitted, returned, approved or reopened
     pub state: String,
+    pub editable: bool,
     pub unsent: bool,
     pub rejection: Option<Rejection>,
-    pub fields: Vec<FieldView>,
+    pub items: Vec<FormItem>,
+    pub can_submit: bool,
+    pub issues: Vec<Issue>,
     pub events: Vec<Event>,
 }
 
@@ -261,37 +331,18 @@ impl From<core::RecordView> for RecordView {
             template_version: r.template_version,
             title: r.title,
             unit_code: r.unit_code,
+            period: r.period,
             state: r.state.as_str().to_owned(),
+            editable: r.editable,
             unsent: r.unsent,
-            rejection: r
-                .rejection
-                .map(|(code, message)| Rejection { code, message }),
-            fields: r
-                .fields
-                .into_iter()
-                .map(|f| FieldView {
-                    name: f.name,
-                    label: f.label,
-                    field_type: f.field_type.into(),
-                    required: f.required,
-                    value: f.value.map(Into::into),
-                    display: f.display,
-                    choices: f
-                        .choices
-                        .into_iter()
-                        .map(|(value, label)| Choice { value, label })
-                        .collect(),
-                })
-                .collect(),
+            rejection: r.rejection.map(|(code, message)| Rejection { code, message }),
+            items: r.items.into_iter().map(Into::into).collect(),
+            can_submit: r.can_submit,
+            issues: r.issues.into_iter().map(|i| Issue { field: i.field, message: i.message }).collect(),
             events: r
                 .events
                 .into_iter()
-                .map(|e| Event {
-                    kind: e.kind.as_str().to_owned(),
-                    by: e.by,
-                    at: e.at,
-                    comment: e.comment,
-                })
+                .map(|e| Event { kind: e.kind.as_str().to_owned(), by: e.by, at: e.at, comment: e.comment })
                 .collect(),
         }
     }
@@ -312,6 +363,7 @@ pub struct RecordRejection {
     pub record_id: String,
     pub code: String,
     pub message: String,
+    pub issues: Vec<Issue>,
 }
 
 #[derive(Debug, Clone, uniffi::Record)]
@@ -336,6 +388,7 @@ impl From<core::SyncReport> for SyncReport {
                     record_id: x.record_id,
                     code: x.code,
                     message: x.message,
+                    issues: x.issues.into_iter().map(|i| Issue { field: i.field, message: i.message }).collect(),
                 })
                 .collect(),
             pulled_records: r.pulled_records as u64,
@@ -354,10 +407,7 @@ pub struct Device {
 }
 
 impl Device {
-    fn with<T>(
-        &self,
-        f: impl AsyncFnOnce(&core::Device) -> Result<T, core::DeviceError>,
-    ) -> Result<T, DiabanError> {
+    fn with<T>(&self, f: impl AsyncFnOnce(&core::Device) -> Result<T, core::DeviceError>) -> Result<T, DiabanError> {
         RUNTIME.block_on(async {
             let guard = self.inner.read().await;
             let device = guard.as_ref().ok_or_else(closed)?;
@@ -367,28 +417,16 @@ impl Device {
 }
 
 fn closed() -> DiabanError {
-    DiabanError::Closed {
-        message: "the device store is closed".into(),
-    }
+    DiabanError::Closed { message: "the device store is closed".into() }
 }
 
 #[uniffi::export]
 impl Device {
     /// Opens (or creates) the store file at `path`; `server_url` is used only when online.
     #[uniffi::constructor]
-    pub fn open(
-        path: String,
-        server_url: String,
-        device_name: String,
-    ) -> Result<Arc<Device>, DiabanError> {
-        let device = RUNTIME.block_on(core::Device::open(
-            &PathBuf::from(path),
-            &server_url,
-            &device_name,
-        ))?;
-        Ok(Arc::new(Device {
-            inner: tokio::sync::RwLock::new(Some(device)),
-        }))
+    pub fn open(path: String, server_url: String, device_name: String) -> Result<Arc<Device>, DiabanError> {
+        let device = RUNTIME.block_on(core::Device::open(&PathBuf::from(path), &server_url, &device_name))?;
+        Ok(Arc::new(Device { inner: tokio::sync::RwLock::new(Some(device)) }))
     }
 
     /// Closes the store. Later calls fail with `Closed`.
@@ -414,8 +452,7 @@ impl Device {
     }
 
     pub fn login(&self, username: String, password: String) -> Result<Account, DiabanError> {
-        self.with(async |d| d.login(&username, &password).await)
-            .map(Into::into)
+        self.with(async |d| d.login(&username, &password).await).map(Into::into)
     }
 
     pub fn logout(&self) -> Result<(), DiabanError> {
@@ -423,8 +460,7 @@ impl Device {
     }
 
     pub fn account(&self) -> Result<Option<Account>, DiabanError> {
-        self.with(async |d| d.account().await)
-            .map(|a| a.map(Into::into))
+        self.with(async |d| d.account().await).map(|a| a.map(Into::into))
     }
 
     pub fn templates(&self) -> Result<Vec<TemplateInfo>, DiabanError> {
@@ -432,25 +468,26 @@ impl Device {
             Ok(d.templates()
                 .await?
                 .into_iter()
-                .map(|t| TemplateInfo {
-                    label: t.label.text(d.language()).to_owned(),
-                    id: t.id,
-                    version: t.version,
-                })
+                .map(|t| TemplateInfo { label: t.label.text(d.language()).to_owned(), id: t.id, version: t.version })
                 .collect())
         })
     }
 
-    pub fn create_record(&self, template_id: String) -> Result<String, DiabanError> {
-        self.with(async |d| d.create_record(&template_id).await)
+    /// Starts a record; periodic reports name their period (`2026-11`, `2026-Q4`, …).
+    pub fn create_record(&self, template_id: String, period: Option<String>) -> Result<String, DiabanError> {
+        self.with(async |d| d.create_record(&template_id, period.as_deref()).await)
     }
 
-    pub fn set_field(
-        &self,
-        record_id: String,
-        field: String,
-        value: FieldValue,
-    ) -> Result<(), DiabanError> {
+    /// Appends a row to the repeat group at `group_path`; returns the row id.
+    pub fn add_row(&self, record_id: String, group_path: String) -> Result<String, DiabanError> {
+        self.with(async |d| d.add_row(&record_id, &group_path).await)
+    }
+
+    pub fn remove_row(&self, record_id: String, group_path: String, row_id: String) -> Result<(), DiabanError> {
+        self.with(async |d| d.remove_row(&record_id, &group_path, &row_id).await)
+    }
+
+    pub fn set_field(&self, record_id: String, field: String, value: FieldValue) -> Result<(), DiabanError> {
         self.with(async |d| d.set_field(&record_id, &field, value.into()).await)
     }
 
@@ -463,8 +500,7 @@ impl Device {
     }
 
     pub fn record(&self, record_id: String) -> Result<RecordView, DiabanError> {
-        self.with(async |d| d.record(&record_id).await)
-            .map(Into::into)
+        self.with(async |d| d.record(&record_id).await).map(Into::into)
     }
 
     pub fn records(&self) -> Result<Vec<RecordSummary>, DiabanError> {

@@ -3,6 +3,8 @@
 //! The files live beside each crate (`migrations/`) and are compiled in with `include_str!`,
 //! so a phone app or a server binary carries its schema and needs no files at run time.
 
+pub use crate::clock::now;
+
 use std::borrow::Cow;
 
 use sqlx::SqlSafeStr;
@@ -16,22 +18,8 @@ pub fn migrator(migrations: &[EmbeddedMigration]) -> Migrator {
         migrations
             .iter()
             .map(|&(version, description, sql)| {
-                Migration::new(
-                    version,
-                    Cow::Borrowed(description),
-                    MigrationType::Simple,
-                    sql.into_sql_str(),
-                    false,
-                )
+                Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, sql.into_sql_str(), false)
             })
             .collect(),
     )
-}
-
-/// Current time in Unix seconds.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

@@ -4,15 +4,17 @@
 //! Only `login` and `sync` touch the network; everything else works offline.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use automerge::ActorId;
 
-use crate::db::now;
+use crate::clock::now;
+use crate::form::{Form, FormCache, Issue, RenderItem};
 use crate::protocol::{self, Account, LoginRequest, LoginResponse, SyncResponse, codes};
-use crate::record::{Event, EventKind, RecordDoc, RecordError, RecordMeta, WorkflowState};
+use crate::record::{Event, EventKind, FieldPath, RecordDoc, RecordError, RecordMeta, WorkflowState};
 use crate::store::{Store, StoreError, StoredRecord};
 use crate::sync::{self, SyncError};
-use crate::template::{FieldType, Issue, Template, TemplateError};
+use crate::template::{FieldType, Template};
 use crate::transport::{HttpTransport, Traffic, TransportError};
 use crate::value::FieldValue;
 
@@ -35,17 +37,17 @@ pub enum DeviceError {
     #[error("the server cannot be reached; your data is kept on the phone: {0}")]
     Unreachable(String),
     #[error("the server refused the request ({status} {code}): {message}")]
-    Server {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    Server { status: u16, code: String, message: String },
     #[error("sign in first")]
     NotLoggedIn,
     #[error("unknown template {0:?}")]
     UnknownTemplate(String),
     #[error("unknown record {0:?}")]
     UnknownRecord(String),
+    #[error("unknown field or row: {0}")]
+    UnknownField(String),
+    #[error("invalid period: {0}")]
+    InvalidPeriod(String),
     #[error("invalid value: {0}")]
     InvalidValue(String),
     #[error("the record is {0} and cannot be edited now")]
@@ -64,7 +66,10 @@ impl From<StoreError> for DeviceError {
 
 impl From<RecordError> for DeviceError {
     fn from(e: RecordError) -> Self {
-        DeviceError::Storage(e.to_string())
+        match e {
+            RecordError::UnknownRow(_) | RecordError::BadPath(_) => DeviceError::UnknownField(e.to_string()),
+            other => DeviceError::Storage(other.to_string()),
+        }
     }
 }
 
@@ -74,39 +79,17 @@ impl From<SyncError> for DeviceError {
     }
 }
 
-impl From<TemplateError> for DeviceError {
-    fn from(e: TemplateError) -> Self {
-        DeviceError::InvalidValue(e.to_string())
-    }
-}
-
 impl From<TransportError> for DeviceError {
     fn from(e: TransportError) -> Self {
         match e {
             TransportError::Unreachable(m) => DeviceError::Unreachable(m),
-            TransportError::BadResponse(m) => DeviceError::Server {
-                status: 0,
-                code: "bad_response".into(),
-                message: m,
-            },
-            TransportError::Http { code, .. } if code == codes::INVALID_CREDENTIALS => {
-                DeviceError::InvalidCredentials
+            TransportError::BadResponse(m) => {
+                DeviceError::Server { status: 0, code: "bad_response".into(), message: m }
             }
-            TransportError::Http { code, .. } if code == codes::UNAUTHORIZED => {
-                DeviceError::Unauthorized
-            }
-            TransportError::Http { code, .. } if code == codes::UPGRADE_REQUIRED => {
-                DeviceError::UpgradeRequired
-            }
-            TransportError::Http {
-                status,
-                code,
-                message,
-            } => DeviceError::Server {
-                status,
-                code,
-                message,
-            },
+            TransportError::Http { code, .. } if code == codes::INVALID_CREDENTIALS => DeviceError::InvalidCredentials,
+            TransportError::Http { code, .. } if code == codes::UNAUTHORIZED => DeviceError::Unauthorized,
+            TransportError::Http { code, .. } if code == codes::UPGRADE_REQUIRED => DeviceError::UpgradeRequired,
+            TransportError::Http { status, code, message } => DeviceError::Server { status, code, message },
         }
     }
 }
@@ -123,21 +106,7 @@ pub struct RecordSummary {
     pub unsent: bool,
 }
 
-/// One field as the form shows it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FieldView {
-    pub name: String,
-    pub label: String,
-    pub field_type: FieldType,
-    pub required: bool,
-    pub value: Option<FieldValue>,
-    /// The value as a person reads it (choice labels, not codes); empty when unanswered.
-    pub display: String,
-    /// (value, label) pairs for choice fields.
-    pub choices: Vec<(String, String)>,
-}
-
-/// A record as the form shows it.
+/// A record as the form shows it: the render model plus what the record is.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecordView {
     pub id: String,
@@ -145,11 +114,17 @@ pub struct RecordView {
     pub template_version: u32,
     pub title: String,
     pub unit_code: String,
+    pub period: Option<String>,
     pub state: WorkflowState,
+    pub editable: bool,
     pub unsent: bool,
     /// The server's refusal of this record's changes, if any: (code, message).
     pub rejection: Option<(String, String)>,
-    pub fields: Vec<FieldView>,
+    /// Visible fields in order, with values, choices, errors and conflicts.
+    pub items: Vec<RenderItem>,
+    /// Whether the record can be submitted now, and if not, why.
+    pub can_submit: bool,
+    pub issues: Vec<Issue>,
     pub events: Vec<Event>,
 }
 
@@ -166,6 +141,8 @@ pub struct SyncReport {
 }
 
 pub struct Device {
+    /// Compiled forms by (template id, version); templates never change once published.
+    forms: FormCache,
     store: Store,
     transport: HttpTransport,
     actor: ActorId,
@@ -175,11 +152,7 @@ pub struct Device {
 
 impl Device {
     /// Opens (or creates) the store at `path`, talking to the server at `server_url` when online.
-    pub async fn open(
-        path: &Path,
-        server_url: &str,
-        device_name: &str,
-    ) -> Result<Device, DeviceError> {
+    pub async fn open(path: &Path, server_url: &str, device_name: &str) -> Result<Device, DeviceError> {
         let store = Store::open(path).await?;
         let actor = match store.setting(ACTOR_KEY).await? {
             Some(hex) => ActorId::try_from(hex.as_str())
@@ -192,6 +165,7 @@ impl Device {
         };
         let transport = HttpTransport::new(server_url)?;
         Ok(Device {
+            forms: FormCache::default(),
             store,
             transport,
             actor,
@@ -207,11 +181,7 @@ impl Device {
 
     /// "vi" (default) or "en": the language of labels in views.
     pub fn set_language(&mut self, lang: &str) {
-        self.lang = if lang == "en" {
-            "en".into()
-        } else {
-            "vi".into()
-        };
+        self.lang = if lang == "en" { "en".into() } else { "vi".into() };
     }
 
     /// The language of labels in views: "vi" or "en".
@@ -232,16 +202,10 @@ impl Device {
             device_name: self.device_name.clone(),
             actor_id: self.actor.to_hex_string(),
         };
-        let (response, _): (LoginResponse, Traffic) = self
-            .transport
-            .post(protocol::LOGIN_PATH, None, &request)
-            .await?;
-        let account = serde_json::to_string(&response.account)
-            .map_err(|e| DeviceError::Storage(e.to_string()))?;
+        let (response, _): (LoginResponse, Traffic) = self.transport.post(protocol::LOGIN_PATH, None, &request).await?;
+        let account = serde_json::to_string(&response.account).map_err(|e| DeviceError::Storage(e.to_string()))?;
         self.store.set_setting(TOKEN_KEY, &response.token).await?;
-        self.store
-            .set_setting(DEVICE_ID_KEY, &response.device_id)
-            .await?;
+        self.store.set_setting(DEVICE_ID_KEY, &response.device_id).await?;
         self.store.set_setting(ACCOUNT_KEY, &account).await?;
         self.sync().await?;
         Ok(response.account)
@@ -256,9 +220,7 @@ impl Device {
     /// The signed-in account, known offline after the first login.
     pub async fn account(&self) -> Result<Option<Account>, DeviceError> {
         match self.store.setting(ACCOUNT_KEY).await? {
-            Some(json) => Ok(Some(
-                serde_json::from_str(&json).map_err(|e| DeviceError::Storage(e.to_string()))?,
-            )),
+            Some(json) => Ok(Some(serde_json::from_str(&json).map_err(|e| DeviceError::Storage(e.to_string()))?)),
             None => Ok(None),
         }
     }
@@ -268,14 +230,25 @@ impl Device {
         Ok(self.store.latest_templates().await?)
     }
 
-    /// Starts a record of `template_id` in the signed-in user's unit, on the latest version.
-    pub async fn create_record(&self, template_id: &str) -> Result<String, DeviceError> {
+    /// Starts a record of `template_id` in the signed-in user's unit, on the latest version,
+    /// with the template's defaults filled in. Periodic reports name their period
+    /// (`2026-11`, `2026-Q4`, …); other records pass `None`.
+    pub async fn create_record(&self, template_id: &str, period: Option<&str>) -> Result<String, DeviceError> {
         let account = self.account().await?.ok_or(DeviceError::NotLoggedIn)?;
         let template = self
             .store
             .template(template_id, None)
             .await?
             .ok_or_else(|| DeviceError::UnknownTemplate(template_id.to_owned()))?;
+        let period = match (&template.period, period) {
+            (Some(spec), Some(key)) => {
+                spec.bounds(key).map_err(|e| DeviceError::InvalidPeriod(e.to_string()))?;
+                Some(key.to_owned())
+            }
+            (Some(_), None) => return Err(DeviceError::InvalidPeriod("this report needs a period".into())),
+            (None, Some(_)) => return Err(DeviceError::InvalidPeriod("this template has no periods".into())),
+            (None, None) => None,
+        };
         let device_id = self.store.setting(DEVICE_ID_KEY).await?.unwrap_or_default();
         let meta = RecordMeta {
             record_id: uuid::Uuid::new_v4().to_string(),
@@ -285,44 +258,64 @@ impl Device {
             created_by: account.username,
             created_at: now(),
             device_id,
+            period,
         };
-        let doc = RecordDoc::create(&meta, self.actor.clone())?;
-        self.store
-            .put_record(&sync::index(doc, None, Vec::new(), now())?)
-            .await?;
+        let mut doc = RecordDoc::create(&meta, self.actor.clone())?;
+        for field in template.fields.iter() {
+            if let Some(default) = field.default.as_ref().and_then(|d| FieldValue::from_json(field.field_type, d)) {
+                doc.set_field(&FieldPath::top(&field.name), &default, now())?;
+            }
+        }
+        self.store.put_record(&sync::index(doc, None, Vec::new(), now())?).await?;
         Ok(meta.record_id)
     }
 
-    /// Sets one answer, after checking it against the record's template version.
-    pub async fn set_field(
-        &self,
-        record_id: &str,
-        field: &str,
-        value: FieldValue,
-    ) -> Result<(), DeviceError> {
-        let (stored, template, mut doc) = self.open_record(record_id).await?;
+    /// Sets one answer at `path` (`name`, or `group/row_id/name` in a repeat row), after
+    /// checking it against the field: type, choices, bounds, length, pattern.
+    pub async fn set_field(&self, record_id: &str, path: &str, value: FieldValue) -> Result<(), DeviceError> {
+        let (stored, form, mut doc) = self.open_record(record_id).await?;
         ensure_editable(&doc)?;
-        template.check_value(field, &value)?;
-        doc.set_field(field, &value, now())?;
+        let path = field_path(&form, path, false)?;
+        form.check_answer(&path.name, &value).map_err(DeviceError::InvalidValue)?;
+        doc.set_field(&path, &value, now())?;
         self.save(stored, doc).await
     }
 
     /// Removes one answer.
-    pub async fn clear_field(&self, record_id: &str, field: &str) -> Result<(), DeviceError> {
-        let (stored, template, mut doc) = self.open_record(record_id).await?;
+    pub async fn clear_field(&self, record_id: &str, path: &str) -> Result<(), DeviceError> {
+        let (stored, form, mut doc) = self.open_record(record_id).await?;
         ensure_editable(&doc)?;
-        template.field(field)?;
-        doc.clear_field(field, now())?;
+        let path = field_path(&form, path, false)?;
+        doc.clear_field(&path, now())?;
+        self.save(stored, doc).await
+    }
+
+    /// Appends a row to the repeat group at `group_path`; returns the row's id.
+    pub async fn add_row(&self, record_id: &str, group_path: &str) -> Result<String, DeviceError> {
+        let (stored, form, mut doc) = self.open_record(record_id).await?;
+        ensure_editable(&doc)?;
+        let path = field_path(&form, group_path, true)?;
+        let row = doc.add_row(&path, now())?;
+        self.save(stored, doc).await?;
+        Ok(row)
+    }
+
+    /// Removes a row of the repeat group at `group_path`.
+    pub async fn remove_row(&self, record_id: &str, group_path: &str, row_id: &str) -> Result<(), DeviceError> {
+        let (stored, form, mut doc) = self.open_record(record_id).await?;
+        ensure_editable(&doc)?;
+        let path = field_path(&form, group_path, true)?;
+        doc.remove_row(&path, row_id, now())?;
         self.save(stored, doc).await
     }
 
     /// Sends the record up for review, if it passes its template's validation.
     pub async fn submit(&self, record_id: &str) -> Result<(), DeviceError> {
-        let (stored, template, mut doc) = self.open_record(record_id).await?;
+        let (stored, form, mut doc) = self.open_record(record_id).await?;
         ensure_editable(&doc)?;
-        let issues = template.validate(&doc.values());
-        if !issues.is_empty() {
-            return Err(DeviceError::Incomplete { issues });
+        let evaluation = form.evaluate_record(&doc, &self.lang);
+        if !evaluation.can_submit() {
+            return Err(DeviceError::Incomplete { issues: evaluation.issues });
         }
         let account = self.account().await?.ok_or(DeviceError::NotLoggedIn)?;
         doc.append_event(EventKind::Submit, &account.username, None, now())?;
@@ -347,66 +340,42 @@ impl Device {
             .collect())
     }
 
-    /// One record with its fields in template order, labelled in the device's language.
+    /// One record as the form draws it, in the device's language; recomputed on every call.
     pub async fn record(&self, record_id: &str) -> Result<RecordView, DeviceError> {
-        let (stored, template, doc) = self.open_record(record_id).await?;
-        let values = doc.values();
-        let lang = self.lang.as_str();
-        let fields = template
-            .fields
-            .iter()
-            .map(|f| {
-                let json = values.get(&f.name);
-                FieldView {
-                    name: f.name.clone(),
-                    label: f.label.text(lang).to_owned(),
-                    field_type: f.field_type,
-                    required: f.required,
-                    value: json.and_then(|j| FieldValue::from_json(f.field_type, j)),
-                    display: json
-                        .map(|j| template.display(f, j, lang))
-                        .unwrap_or_default(),
-                    choices: template
-                        .choices(f)
-                        .iter()
-                        .map(|c| (c.value.clone(), c.label.text(lang).to_owned()))
-                        .collect(),
-                }
-            })
-            .collect();
+        let (stored, form, doc) = self.open_record(record_id).await?;
+        let meta = doc.meta()?;
+        let evaluation = form.evaluate_record(&doc, &self.lang);
+        let state = doc.state();
         Ok(RecordView {
             unsent: stored.has_unsent_changes(),
             id: stored.id,
-            template_id: template.id.clone(),
-            template_version: template.version,
-            title: template.label.text(lang).to_owned(),
+            template_id: form.template().id.clone(),
+            template_version: form.template().version,
+            title: form.template().label.text(&self.lang).to_owned(),
             unit_code: stored.unit_code,
-            state: doc.state(),
+            period: meta.period,
+            editable: ensure_editable(&doc).is_ok(),
+            state,
             rejection: stored.rejection,
-            fields,
+            can_submit: evaluation.can_submit(),
+            items: evaluation.items,
+            issues: evaluation.issues,
             events: doc.events(),
         })
     }
 
     /// Sends unsent changes and fetches what is new, in as few round trips as the server allows.
     pub async fn sync(&self) -> Result<SyncReport, DeviceError> {
-        let token = self
-            .store
-            .setting(TOKEN_KEY)
-            .await?
-            .ok_or(DeviceError::NotLoggedIn)?;
+        let token = self.store.setting(TOKEN_KEY).await?.ok_or(DeviceError::NotLoggedIn)?;
         let mut report = SyncReport::default();
         for _ in 0..MAX_EXCHANGES {
             let outgoing = sync::build_request(&self.store).await?;
-            let (response, traffic): (SyncResponse, Traffic) = self
-                .transport
-                .post(protocol::SYNC_PATH, Some(&token), &outgoing.request)
-                .await?;
+            let (response, traffic): (SyncResponse, Traffic) =
+                self.transport.post(protocol::SYNC_PATH, Some(&token), &outgoing.request).await?;
             report.round_trips += 1;
             report.bytes_up += traffic.bytes_up;
             report.bytes_down += traffic.bytes_down;
-            let step =
-                sync::apply_response(&self.store, &outgoing, response, &self.actor, now()).await?;
+            let step = sync::apply_response(&self.store, &outgoing, response, &self.actor, now()).await?;
             report.accepted.extend(step.accepted);
             report.rejected.extend(step.rejected);
             report.pulled_records += step.pulled_records;
@@ -426,22 +395,22 @@ impl Device {
         Ok(report)
     }
 
-    async fn open_record(
-        &self,
-        record_id: &str,
-    ) -> Result<(StoredRecord, Template, RecordDoc), DeviceError> {
-        let stored = self
-            .store
-            .record(record_id)
-            .await?
-            .ok_or_else(|| DeviceError::UnknownRecord(record_id.to_owned()))?;
-        let template = self
-            .store
-            .template(&stored.template_id, Some(stored.template_version))
-            .await?
-            .ok_or_else(|| DeviceError::UnknownTemplate(stored.template_id.clone()))?;
+    async fn open_record(&self, record_id: &str) -> Result<(StoredRecord, Arc<Form>, RecordDoc), DeviceError> {
+        let stored =
+            self.store.record(record_id).await?.ok_or_else(|| DeviceError::UnknownRecord(record_id.to_owned()))?;
+        let form = self.form(&stored.template_id, stored.template_version).await?;
         let doc = RecordDoc::load(&stored.doc, Some(self.actor.clone()))?;
-        Ok((stored, template, doc))
+        Ok((stored, form, doc))
+    }
+
+    /// The compiled form of a template version the device holds.
+    async fn form(&self, id: &str, version: u32) -> Result<Arc<Form>, DeviceError> {
+        if let Some(form) = self.forms.get(id, version) {
+            return Ok(form);
+        }
+        let template =
+            self.store.template(id, Some(version)).await?.ok_or_else(|| DeviceError::UnknownTemplate(id.to_owned()))?;
+        Ok(self.forms.insert(Form::compile(template).map_err(|e| DeviceError::Storage(e.to_string()))?))
     }
 
     async fn save(&self, stored: StoredRecord, doc: RecordDoc) -> Result<(), DeviceError> {
@@ -456,4 +425,18 @@ fn ensure_editable(doc: &RecordDoc) -> Result<(), DeviceError> {
         WorkflowState::Draft | WorkflowState::Returned | WorkflowState::Reopened => Ok(()),
         state => Err(DeviceError::NotEditable(state.as_str().to_owned())),
     }
+}
+
+/// Parses `path` and checks it against the template: the field exists, and the path's row
+/// groups are exactly its enclosing repeat groups. `group` asks for a repeat group itself.
+fn field_path(form: &Form, path: &str, group: bool) -> Result<FieldPath, DeviceError> {
+    let parsed = FieldPath::parse(path)?;
+    let unknown = || DeviceError::UnknownField(path.to_owned());
+    let (parents, field) =
+        form.template().walk().into_iter().find(|(_, f)| f.name == parsed.name).ok_or_else(unknown)?;
+    let groups_match = parents.iter().map(|p| p.name.as_str()).eq(parsed.groups());
+    if !groups_match || (field.field_type == FieldType::Repeat) != group {
+        return Err(unknown());
+    }
+    Ok(parsed)
 }

@@ -1,7 +1,11 @@
 //! diaban-core: the engine shared by the phone and the server.
 //!
-//! - [`template`]: forms as data (fields, labels, choice lists) and value checks.
-//! - [`value`]: typed field values and their mapping to Automerge and JSON.
+//! - [`template`]: the template format (forms as data: fields, labels, choice lists).
+//! - [`form`]: the form engine: publication checks, expressions, render model, validation.
+//! - [`expr`]: CEL glue (values, extra functions).
+//! - [`period`]: reporting periods (calendar or 15th-to-14th), bounds and due dates.
+//! - [`value`]: typed field values and their JSON form.
+//! - [`clock`]: now, and today's date in Vietnam.
 //! - [`record`]: one record = one Automerge document (meta, fields, events).
 //! - [`protocol`]: the HTTP API and sync message types both sides speak.
 //! - [`store`]: the device's SQLite store.
@@ -10,9 +14,13 @@
 //! - [`device`]: the device API the bindings expose to phone apps.
 //! - [`glossary`]: Vietnamese domain terms and their English names in code.
 
+pub mod clock;
 pub mod db;
 pub mod device;
+pub mod expr;
+pub mod form;
 pub mod glossary;
+pub mod period;
 pub mod protocol;
 pub mod record;
 pub mod store;
@@ -22,6 +30,7 @@ pub mod transport;
 pub mod value;
 
 pub use device::{Device, DeviceError};
+pub use form::{Form, PublishError};
 pub use record::{RecordDoc, RecordError, WorkflowState};
-pub use template::{Role, Template, TemplateError};
+pub use template::{Role, Template};
 pub use value::FieldValue;

@@ -82,6 +82,9 @@ pub struct Rejection {
     pub record_id: String,
     pub code: String,
     pub message: String,
+    /// For a refused submission: what the validation found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issues: Vec<crate::form::Issue>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -116,6 +119,10 @@ pub mod codes {
     pub const RECORD_IDENTITY: &str = "record_identity";
     /// The server lacks changes the pushed ones depend on: the device resends from scratch.
     pub const MISSING_HISTORY: &str = "missing_history";
+    /// A submitted record does not pass its template's validation.
+    pub const INVALID_SUBMISSION: &str = "invalid_submission";
+    pub const INVALID_TEMPLATE: &str = "invalid_template";
+    pub const FORBIDDEN: &str = "forbidden";
 }
 
 pub fn encode_bytes(bytes: &[u8]) -> String {

@@ -10,9 +10,7 @@
 use std::collections::BTreeMap;
 
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{
-    ActorId, AutoCommit, Change, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value,
-};
+use automerge::{ActorId, AutoCommit, Change, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
@@ -24,6 +22,38 @@ pub enum RecordError {
     Corrupt(String),
     #[error("a change could not be decoded: {0}")]
     BadChange(String),
+    #[error("no repeat row {0:?}")]
+    UnknownRow(String),
+    #[error("{0:?} is not a field path (name, or group/row_id/name)")]
+    BadPath(String),
+}
+
+/// Where an answer lives: a field name, inside zero or more repeat rows.
+/// Written `name`, or `group/row_id/name`, `group/row_id/sub/row_id/name` when nested.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldPath {
+    pub rows: Vec<(String, String)>,
+    pub name: String,
+}
+
+impl FieldPath {
+    pub fn top(name: &str) -> FieldPath {
+        FieldPath { rows: Vec::new(), name: name.to_owned() }
+    }
+
+    pub fn parse(text: &str) -> Result<FieldPath, RecordError> {
+        let parts: Vec<&str> = text.split('/').collect();
+        if parts.len().is_multiple_of(2) || parts.iter().any(|p| p.is_empty()) {
+            return Err(RecordError::BadPath(text.to_owned()));
+        }
+        let rows = parts.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].to_owned(), c[1].to_owned())).collect();
+        Ok(FieldPath { rows, name: parts[parts.len() - 1].to_owned() })
+    }
+
+    /// The repeat groups enclosing the field, outermost first.
+    pub fn groups(&self) -> impl Iterator<Item = &str> {
+        self.rows.iter().map(|(g, _)| g.as_str())
+    }
 }
 
 impl From<automerge::AutomergeError> for RecordError {
@@ -43,6 +73,8 @@ pub struct RecordMeta {
     /// Unix seconds.
     pub created_at: i64,
     pub device_id: String,
+    /// For periodic reports: the period key, e.g. `2026-11` or `2026-Q4`.
+    pub period: Option<String>,
 }
 
 /// Where a record is in review. Derived from the events log.
@@ -90,15 +122,9 @@ impl EventKind {
     }
 
     fn parse(s: &str) -> Option<EventKind> {
-        [
-            EventKind::Submit,
-            EventKind::Return,
-            EventKind::Approve,
-            EventKind::Reopen,
-            EventKind::Comment,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        [EventKind::Submit, EventKind::Return, EventKind::Approve, EventKind::Reopen, EventKind::Comment]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 }
 
@@ -129,20 +155,15 @@ impl RecordDoc {
         doc.put(&m, "template_version", meta.template_version as i64)?;
         doc.put(&m, "unit_code", meta.unit_code.as_str())?;
         doc.put(&m, "created_by", meta.created_by.as_str())?;
-        doc.put(
-            &m,
-            "created_at",
-            ScalarValue::Timestamp(meta.created_at * 1000),
-        )?;
+        doc.put(&m, "created_at", ScalarValue::Timestamp(meta.created_at * 1000))?;
         doc.put(&m, "device_id", meta.device_id.as_str())?;
+        if let Some(period) = &meta.period {
+            doc.put(&m, "period", period.as_str())?;
+        }
         doc.put_object(ROOT, "fields", ObjType::Map)?;
         doc.put_object(ROOT, "attachments", ObjType::Map)?;
         doc.put_object(ROOT, "events", ObjType::List)?;
-        doc.commit_with(
-            CommitOptions::default()
-                .with_time(meta.created_at)
-                .with_message("create"),
-        );
+        doc.commit_with(CommitOptions::default().with_time(meta.created_at).with_message("create"));
         Ok(RecordDoc { doc })
     }
 
@@ -159,9 +180,7 @@ impl RecordDoc {
 
     /// An empty document, to which a peer's changes (starting with its create change) are applied.
     pub fn empty() -> RecordDoc {
-        RecordDoc {
-            doc: AutoCommit::new(),
-        }
+        RecordDoc { doc: AutoCommit::new() }
     }
 
     pub fn save(&mut self) -> Vec<u8> {
@@ -179,17 +198,13 @@ impl RecordDoc {
         let version = match self.scalar(&m, "template_version")? {
             Some(ScalarValue::Int(v)) if v > 0 && v <= u32::MAX as i64 => v as u32,
             other => {
-                return Err(RecordError::Corrupt(format!(
-                    "meta.template_version is {other:?}"
-                )));
+                return Err(RecordError::Corrupt(format!("meta.template_version is {other:?}")));
             }
         };
         let created_at = match self.scalar(&m, "created_at")? {
             Some(ScalarValue::Timestamp(ms)) => ms / 1000,
             other => {
-                return Err(RecordError::Corrupt(format!(
-                    "meta.created_at is {other:?}"
-                )));
+                return Err(RecordError::Corrupt(format!("meta.created_at is {other:?}")));
             }
         };
         Ok(RecordMeta {
@@ -200,60 +215,189 @@ impl RecordDoc {
             created_by: text("created_by")?,
             created_at,
             device_id: text("device_id")?,
+            period: text("period").ok(),
         })
     }
 
     /// Writes one answer. Writing the value a field already has creates no change.
-    pub fn set_field(
-        &mut self,
-        name: &str,
-        value: &FieldValue,
-        now: i64,
-    ) -> Result<(), RecordError> {
-        let fields = self.map(&ROOT, "fields")?;
-        match value {
-            FieldValue::Choices(items) => {
-                let current = self.values().remove(name);
-                if current.as_ref() != Some(&value.to_json()) {
-                    let list = self.doc.put_object(&fields, name, ObjType::List)?;
-                    for (i, item) in items.iter().enumerate() {
-                        self.doc.insert(&list, i, item.as_str())?;
-                    }
-                }
+    pub fn set_field(&mut self, path: &FieldPath, value: &FieldValue, now: i64) -> Result<(), RecordError> {
+        let container = self.container(path)?;
+        let json = value.to_json();
+        if self.json_at(&container, &path.name).as_ref() == Some(&json) {
+            return Ok(());
+        }
+        match &json {
+            Json::Array(_) | Json::Object(_) => {
+                let obj_type = if json.is_array() { ObjType::List } else { ObjType::Map };
+                let obj = self.doc.put_object(&container, path.name.as_str(), obj_type)?;
+                self.write_json(&obj, &json)?;
             }
-            FieldValue::Text(s) | FieldValue::Date(s) | FieldValue::Choice(s) => {
-                self.doc.put(&fields, name, s.as_str())?
-            }
-            FieldValue::Integer(i) => self.doc.put(&fields, name, *i)?,
-            FieldValue::Decimal(d) => self.doc.put(&fields, name, *d)?,
-            FieldValue::Boolean(b) => self.doc.put(&fields, name, *b)?,
+            _ => self.doc.put(&container, path.name.as_str(), json_scalar(&json))?,
         }
         self.commit(now, "edit");
         Ok(())
     }
 
     /// Removes an answer.
-    pub fn clear_field(&mut self, name: &str, now: i64) -> Result<(), RecordError> {
-        let fields = self.map(&ROOT, "fields")?;
-        if self.doc.get(&fields, name)?.is_some() {
-            self.doc.delete(&fields, name)?;
+    pub fn clear_field(&mut self, path: &FieldPath, now: i64) -> Result<(), RecordError> {
+        let container = self.container(path)?;
+        if self.doc.get(&container, path.name.as_str())?.is_some() {
+            self.doc.delete(&container, path.name.as_str())?;
             self.commit(now, "edit");
         }
         Ok(())
     }
 
-    /// The current answers as JSON, keyed by field name.
+    /// Appends a row to a repeat group and returns its stable id. `path.name` is the group;
+    /// `path.rows` locate the enclosing row for nested groups.
+    pub fn add_row(&mut self, path: &FieldPath, now: i64) -> Result<String, RecordError> {
+        let container = self.container(path)?;
+        let list = match self.doc.get(&container, path.name.as_str())? {
+            Some((Value::Object(ObjType::List), id)) => id,
+            _ => self.doc.put_object(&container, path.name.as_str(), ObjType::List)?,
+        };
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let at = self.doc.length(&list);
+        let row = self.doc.insert_object(&list, at, ObjType::Map)?;
+        self.doc.put(&row, "_id", id.as_str())?;
+        self.commit(now, "add row");
+        Ok(id)
+    }
+
+    /// Removes the row `row_id` of the group `path.name`.
+    pub fn remove_row(&mut self, path: &FieldPath, row_id: &str, now: i64) -> Result<(), RecordError> {
+        let container = self.container(path)?;
+        let list = self.list(&container, &path.name)?;
+        let index = self.row_index(&list, row_id).ok_or_else(|| RecordError::UnknownRow(row_id.to_owned()))?;
+        self.doc.delete(&list, index)?;
+        self.commit(now, "remove row");
+        Ok(())
+    }
+
+    /// The current answers as JSON, keyed by field name; repeat groups are arrays of row
+    /// objects, each with its `_id`.
     pub fn values(&self) -> BTreeMap<String, Json> {
         let Ok(fields) = self.map(&ROOT, "fields") else {
             return BTreeMap::new();
         };
-        self.doc
-            .keys(&fields)
-            .filter_map(|key| {
-                let json = self.json_at(&fields, &key)?;
-                Some((key, json))
-            })
-            .collect()
+        match self.to_json(&fields) {
+            Json::Object(map) => map.into_iter().collect(),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    /// Answers that concurrent edits left with several values, by field path
+    /// (`name` or `group/row_id/name`). Automerge keeps them all; a person settles them.
+    pub fn conflicts(&self) -> BTreeMap<String, Vec<Json>> {
+        let mut out = BTreeMap::new();
+        if let Ok(fields) = self.map(&ROOT, "fields") {
+            self.collect_conflicts(&fields, "", &mut out);
+        }
+        out
+    }
+
+    fn collect_conflicts(&self, map: &ObjId, prefix: &str, out: &mut BTreeMap<String, Vec<Json>>) {
+        for key in self.doc.keys(map) {
+            let path = format!("{prefix}{key}");
+            let all = self.doc.get_all(map, key.as_str()).unwrap_or_default();
+            if all.len() > 1 {
+                let values = all
+                    .iter()
+                    .map(|(v, id)| match v {
+                        Value::Scalar(s) => scalar_to_json(s).unwrap_or(Json::Null),
+                        Value::Object(_) => self.to_json(id),
+                    })
+                    .collect();
+                out.insert(path.clone(), values);
+            }
+            if let Ok(Some((Value::Object(ObjType::List), list))) = self.doc.get(map, key.as_str()) {
+                for i in 0..self.doc.length(&list) {
+                    if let Ok(Some((Value::Object(ObjType::Map), row))) = self.doc.get(&list, i) {
+                        let id = match self.scalar(&row, "_id") {
+                            Ok(Some(ScalarValue::Str(id))) => id.to_string(),
+                            _ => continue,
+                        };
+                        self.collect_conflicts(&row, &format!("{path}/{id}/"), out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The map that holds `path.name`: the record's fields, or a repeat row.
+    fn container(&self, path: &FieldPath) -> Result<ObjId, RecordError> {
+        let mut map = self.map(&ROOT, "fields")?;
+        for (group, row_id) in &path.rows {
+            let list = self.list(&map, group).map_err(|_| RecordError::UnknownRow(row_id.clone()))?;
+            let index = self.row_index(&list, row_id).ok_or_else(|| RecordError::UnknownRow(row_id.clone()))?;
+            map = match self.doc.get(&list, index)? {
+                Some((Value::Object(ObjType::Map), row)) => row,
+                _ => return Err(RecordError::UnknownRow(row_id.clone())),
+            };
+        }
+        Ok(map)
+    }
+
+    fn row_index(&self, list: &ObjId, row_id: &str) -> Option<usize> {
+        (0..self.doc.length(list)).find(|i| {
+            matches!(self.doc.get(list, *i), Ok(Some((Value::Object(ObjType::Map), row)))
+                if matches!(self.scalar(&row, "_id"), Ok(Some(ScalarValue::Str(id))) if id == row_id))
+        })
+    }
+
+    fn write_json(&mut self, obj: &ObjId, json: &Json) -> Result<(), RecordError> {
+        match json {
+            Json::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Json::Array(_) | Json::Object(_) => {
+                            let t = if item.is_array() { ObjType::List } else { ObjType::Map };
+                            let child = self.doc.insert_object(obj, i, t)?;
+                            self.write_json(&child, item)?;
+                        }
+                        _ => self.doc.insert(obj, i, json_scalar(item))?,
+                    }
+                }
+            }
+            Json::Object(map) => {
+                for (k, v) in map {
+                    match v {
+                        Json::Array(_) | Json::Object(_) => {
+                            let t = if v.is_array() { ObjType::List } else { ObjType::Map };
+                            let child = self.doc.put_object(obj, k.as_str(), t)?;
+                            self.write_json(&child, v)?;
+                        }
+                        _ => self.doc.put(obj, k.as_str(), json_scalar(v))?,
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// An Automerge object as JSON (maps to objects, lists to arrays).
+    fn to_json(&self, obj: &ObjId) -> Json {
+        match self.doc.object_type(obj) {
+            Ok(ObjType::Map) => Json::Object(
+                self.doc
+                    .keys(obj)
+                    .filter_map(|k| {
+                        let v = self.json_at(obj, &k)?;
+                        Some((k, v))
+                    })
+                    .collect(),
+            ),
+            Ok(ObjType::List) => Json::Array(
+                (0..self.doc.length(obj))
+                    .filter_map(|i| match self.doc.get(obj, i).ok()?? {
+                        (Value::Scalar(s), _) => scalar_to_json(&s),
+                        (Value::Object(_), id) => Some(self.to_json(&id)),
+                    })
+                    .collect(),
+            ),
+            _ => Json::Null,
+        }
     }
 
     /// Appends a workflow event referring to the current heads.
@@ -299,10 +443,7 @@ impl RecordDoc {
                     _ => return None,
                 };
                 let heads = match self.json_at(&e, "heads") {
-                    Some(Json::Array(hs)) => hs
-                        .iter()
-                        .filter_map(|h| h.as_str().map(str::to_owned))
-                        .collect(),
+                    Some(Json::Array(hs)) => hs.iter().filter_map(|h| h.as_str().map(str::to_owned)).collect(),
                     _ => Vec::new(),
                 };
                 Some(Event {
@@ -337,20 +478,14 @@ impl RecordDoc {
 
     /// The encoded changes that a peer which has `have` lacks.
     pub fn changes_since(&mut self, have: &[ChangeHash]) -> Vec<Vec<u8>> {
-        self.doc
-            .get_changes(have)
-            .into_iter()
-            .map(|c| c.raw_bytes().to_vec())
-            .collect()
+        self.doc.get_changes(have).into_iter().map(|c| c.raw_bytes().to_vec()).collect()
     }
 
     /// Decodes changes received from a peer, without applying them.
     pub fn decode_changes(encoded: &[Vec<u8>]) -> Result<Vec<Change>, RecordError> {
         encoded
             .iter()
-            .map(|bytes| {
-                Change::from_bytes(bytes.clone()).map_err(|e| RecordError::BadChange(e.to_string()))
-            })
+            .map(|bytes| Change::from_bytes(bytes.clone()).map_err(|e| RecordError::BadChange(e.to_string())))
             .collect()
     }
 
@@ -373,28 +508,20 @@ impl RecordDoc {
     }
 
     fn commit(&mut self, now: i64, message: &str) {
-        self.doc.commit_with(
-            CommitOptions::default()
-                .with_time(now)
-                .with_message(message),
-        );
+        self.doc.commit_with(CommitOptions::default().with_time(now).with_message(message));
     }
 
     fn map(&self, parent: &ObjId, key: &str) -> Result<ObjId, RecordError> {
         match self.doc.get(parent, key)? {
             Some((Value::Object(ObjType::Map), id)) => Ok(id),
-            other => Err(RecordError::Corrupt(format!(
-                "{key} is not a map: {other:?}"
-            ))),
+            other => Err(RecordError::Corrupt(format!("{key} is not a map: {other:?}"))),
         }
     }
 
     fn list(&self, parent: &ObjId, key: &str) -> Result<ObjId, RecordError> {
         match self.doc.get(parent, key)? {
             Some((Value::Object(ObjType::List), id)) => Ok(id),
-            other => Err(RecordError::Corrupt(format!(
-                "{key} is not a list: {other:?}"
-            ))),
+            other => Err(RecordError::Corrupt(format!("{key} is not a list: {other:?}"))),
         }
     }
 
@@ -408,17 +535,20 @@ impl RecordDoc {
     fn json_at(&self, obj: &ObjId, key: &str) -> Option<Json> {
         match self.doc.get(obj, key).ok()?? {
             (Value::Scalar(s), _) => scalar_to_json(&s),
-            (Value::Object(ObjType::List), list) => Some(Json::Array(
-                self.doc
-                    .list_range(&list, ..)
-                    .filter_map(|item| match item.value {
-                        automerge::ValueRef::Scalar(s) => scalar_to_json(&ScalarValue::from(s)),
-                        _ => None,
-                    })
-                    .collect(),
-            )),
-            _ => None,
+            (Value::Object(_), id) => Some(self.to_json(&id)),
         }
+    }
+}
+
+fn json_scalar(json: &Json) -> ScalarValue {
+    match json {
+        Json::Bool(b) => ScalarValue::Boolean(*b),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => ScalarValue::Int(i),
+            None => ScalarValue::F64(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Json::String(s) => ScalarValue::Str(s.as_str().into()),
+        _ => ScalarValue::Null,
     }
 }
 
@@ -441,12 +571,7 @@ pub fn heads_to_hex(heads: &[ChangeHash]) -> Vec<String> {
 }
 
 pub fn heads_from_hex(hex: &[String]) -> Result<Vec<ChangeHash>, RecordError> {
-    hex.iter()
-        .map(|h| {
-            h.parse()
-                .map_err(|_| RecordError::Corrupt(format!("bad change hash {h:?}")))
-        })
-        .collect()
+    hex.iter().map(|h| h.parse().map_err(|_| RecordError::Corrupt(format!("bad change hash {h:?}")))).collect()
 }
 
 #[cfg(test)]
@@ -462,28 +587,18 @@ mod tests {
             created_by: "canbo".into(),
             created_at: 1_763_769_600,
             device_id: "d1".into(),
+            period: None,
         }
     }
 
     #[test]
     fn a_saved_record_loads_with_its_meta_values_and_events() {
         let mut doc = RecordDoc::create(&meta(), ActorId::random()).unwrap();
-        doc.set_field(
-            "place",
-            &FieldValue::Text("Nhà văn hoá thôn Bản Phủ".into()),
-            10,
-        )
-        .unwrap();
-        doc.set_field("participants", &FieldValue::Integer(42), 11)
+        doc.set_field(&FieldPath::top("place"), &FieldValue::Text("Nhà văn hoá thôn Bản Phủ".into()), 10).unwrap();
+        doc.set_field(&FieldPath::top("participants"), &FieldValue::Integer(42), 11).unwrap();
+        doc.set_field(&FieldPath::top("audience"), &FieldValue::Choices(vec!["youth".into(), "students".into()]), 12)
             .unwrap();
-        doc.set_field(
-            "audience",
-            &FieldValue::Choices(vec!["youth".into(), "students".into()]),
-            12,
-        )
-        .unwrap();
-        doc.append_event(EventKind::Submit, "canbo", None, 13)
-            .unwrap();
+        doc.append_event(EventKind::Submit, "canbo", None, 13).unwrap();
         let bytes = doc.save();
 
         let loaded = RecordDoc::load(&bytes, None).unwrap();
@@ -500,15 +615,12 @@ mod tests {
     fn changes_since_the_peers_heads_bring_the_peer_up_to_date() {
         let mut a = RecordDoc::create(&meta(), ActorId::random()).unwrap();
         let mut b = RecordDoc::empty();
-        b.apply_changes(RecordDoc::decode_changes(&a.changes_since(&[])).unwrap())
-            .unwrap();
+        b.apply_changes(RecordDoc::decode_changes(&a.changes_since(&[])).unwrap()).unwrap();
         let synced = b.heads();
-        a.set_field("participants", &FieldValue::Integer(7), 20)
-            .unwrap();
+        a.set_field(&FieldPath::top("participants"), &FieldValue::Integer(7), 20).unwrap();
         let delta = a.changes_since(&synced);
         assert_eq!(delta.len(), 1, "only the new edit travels");
-        b.apply_changes(RecordDoc::decode_changes(&delta).unwrap())
-            .unwrap();
+        b.apply_changes(RecordDoc::decode_changes(&delta).unwrap()).unwrap();
         assert_eq!(b.values()["participants"], Json::from(7));
         assert_eq!(a.heads(), b.heads());
     }
@@ -517,25 +629,58 @@ mod tests {
     fn the_state_follows_the_last_workflow_event_and_ignores_comments() {
         let mut doc = RecordDoc::create(&meta(), ActorId::random()).unwrap();
         assert_eq!(doc.state(), WorkflowState::Draft);
-        doc.append_event(EventKind::Submit, "canbo", None, 1)
-            .unwrap();
-        doc.append_event(EventKind::Return, "tinh", Some("Thiếu số người"), 2)
-            .unwrap();
-        doc.append_event(EventKind::Comment, "canbo", Some("Đã sửa"), 3)
-            .unwrap();
+        doc.append_event(EventKind::Submit, "canbo", None, 1).unwrap();
+        doc.append_event(EventKind::Return, "tinh", Some("Thiếu số người"), 2).unwrap();
+        doc.append_event(EventKind::Comment, "canbo", Some("Đã sửa"), 3).unwrap();
         assert_eq!(doc.state(), WorkflowState::Returned);
         assert_eq!(doc.events()[1].comment.as_deref(), Some("Thiếu số người"));
     }
 
     #[test]
     fn garbage_bytes_are_a_corrupt_error_not_a_panic() {
+        assert!(matches!(RecordDoc::load(b"not automerge", None), Err(RecordError::Corrupt(_))));
+        assert!(matches!(RecordDoc::decode_changes(&[vec![1, 2, 3]]), Err(RecordError::BadChange(_))));
+    }
+
+    #[test]
+    fn repeat_rows_have_stable_ids_and_nest() {
+        let mut doc = RecordDoc::create(&meta(), ActorId::random()).unwrap();
+        let group = FieldPath::top("finds");
+        let first = doc.add_row(&group, 1).unwrap();
+        let second = doc.add_row(&group, 2).unwrap();
+        let at = |row: &str, name: &str| FieldPath { rows: vec![("finds".into(), row.into())], name: name.into() };
+        doc.set_field(&at(&first, "plants"), &FieldValue::Integer(120), 3).unwrap();
+        doc.set_field(&at(&second, "plants"), &FieldValue::Integer(30), 4).unwrap();
+        let witnesses = at(&second, "witnesses");
+        let w = doc.add_row(&witnesses, 5).unwrap();
+        let name = FieldPath {
+            rows: vec![("finds".into(), second.clone()), ("witnesses".into(), w.clone())],
+            name: "name".into(),
+        };
+        doc.set_field(&name, &FieldValue::Text("Lò Văn A".into()), 6).unwrap();
+        doc.remove_row(&group, &first, 7).unwrap();
+        let values = doc.values();
+        assert_eq!(
+            values["finds"],
+            serde_json::json!([{"_id": second, "plants": 30, "witnesses": [{"_id": w, "name": "Lò Văn A"}]}])
+        );
         assert!(matches!(
-            RecordDoc::load(b"not automerge", None),
-            Err(RecordError::Corrupt(_))
+            doc.set_field(&at(&first, "plants"), &FieldValue::Integer(1), 8),
+            Err(RecordError::UnknownRow(_))
         ));
-        assert!(matches!(
-            RecordDoc::decode_changes(&[vec![1, 2, 3]]),
-            Err(RecordError::BadChange(_))
-        ));
+        assert_eq!(FieldPath::parse(&format!("finds/{second}/witnesses/{w}/name")).unwrap(), name);
+        assert!(FieldPath::parse("finds/abc").is_err());
+    }
+
+    #[test]
+    fn concurrent_edits_of_one_field_are_kept_as_a_conflict() {
+        let mut a = RecordDoc::create(&meta(), ActorId::random()).unwrap();
+        let mut b = RecordDoc::load(&a.save(), Some(ActorId::random())).unwrap();
+        a.set_field(&FieldPath::top("participants"), &FieldValue::Integer(40), 1).unwrap();
+        b.set_field(&FieldPath::top("participants"), &FieldValue::Integer(45), 1).unwrap();
+        a.merge_saved(&b.save()).unwrap();
+        let mut kept = a.conflicts().remove("participants").unwrap();
+        kept.sort_by_key(|v| v.as_i64());
+        assert_eq!(kept, vec![Json::from(40), Json::from(45)]);
     }
 }

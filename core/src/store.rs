@@ -12,11 +12,7 @@ use sqlx::{Row, SqlitePool};
 use crate::db::{EmbeddedMigration, migrator};
 use crate::template::Template;
 
-const MIGRATIONS: &[EmbeddedMigration] = &[(
-    1,
-    "device store",
-    include_str!("../migrations/0001_device_store.sql"),
-)];
+const MIGRATIONS: &[EmbeddedMigration] = &[(1, "device store", include_str!("../migrations/0001_device_store.sql"))];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -65,10 +61,7 @@ pub struct Store {
 
 impl Store {
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
-        let open_err = |reason: String| StoreError::Open {
-            path: path.display().to_string(),
-            reason,
-        };
+        let open_err = |reason: String| StoreError::Open { path: path.display().to_string(), reason };
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(|e| open_err(e.to_string()))?
             .create_if_missing(true)
@@ -81,10 +74,7 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|e| open_err(e.to_string()))?;
-        migrator(MIGRATIONS)
-            .run(&pool)
-            .await
-            .map_err(|e| open_err(e.to_string()))?;
+        migrator(MIGRATIONS).run(&pool).await.map_err(|e| open_err(e.to_string()))?;
         Ok(Store { pool })
     }
 
@@ -101,19 +91,18 @@ impl Store {
     }
 
     pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     pub async fn delete_setting(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM settings WHERE key = ?")
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("DELETE FROM settings WHERE key = ?").bind(key).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -128,11 +117,7 @@ impl Store {
     }
 
     /// A template at a given version, or the latest when `version` is `None`.
-    pub async fn template(
-        &self,
-        id: &str,
-        version: Option<u32>,
-    ) -> Result<Option<Template>, StoreError> {
+    pub async fn template(&self, id: &str, version: Option<u32>) -> Result<Option<Template>, StoreError> {
         let row = sqlx::query(
             "SELECT body FROM templates WHERE id = ? AND (? IS NULL OR version = ?) ORDER BY version DESC LIMIT 1",
         )
@@ -145,26 +130,20 @@ impl Store {
     }
 
     pub async fn record(&self, id: &str) -> Result<Option<StoredRecord>, StoreError> {
-        let row = sqlx::query(select_records!("WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(select_records!("WHERE id = ?")).bind(id).fetch_optional(&self.pool).await?;
         row.map(|r| record_from_row(&r)).transpose()
     }
 
     /// All records, newest first, without loading them as documents.
     pub async fn records(&self) -> Result<Vec<StoredRecord>, StoreError> {
-        let rows = sqlx::query(select_records!("ORDER BY updated_at DESC, id"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(select_records!("ORDER BY updated_at DESC, id")).fetch_all(&self.pool).await?;
         rows.iter().map(record_from_row).collect()
     }
 
     /// Records holding changes the server has not committed.
     pub async fn unsent_records(&self) -> Result<Vec<StoredRecord>, StoreError> {
-        let rows = sqlx::query(select_records!("WHERE heads != server_heads ORDER BY id"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query(select_records!("WHERE heads != server_heads ORDER BY id")).fetch_all(&self.pool).await?;
         rows.iter().map(record_from_row).collect()
     }
 
@@ -181,10 +160,7 @@ impl Store {
     }
 }
 
-pub(crate) async fn put_record(
-    tx: &mut sqlx::SqliteConnection,
-    r: &StoredRecord,
-) -> Result<(), StoreError> {
+pub(crate) async fn put_record(tx: &mut sqlx::SqliteConnection, r: &StoredRecord) -> Result<(), StoreError> {
     let (code, message) = r.rejection.clone().unzip();
     sqlx::query(
         "INSERT INTO records (id, template_id, template_version, unit_code, state, updated_at, doc, heads, server_heads, rejection_code, rejection_message)
@@ -210,10 +186,7 @@ pub(crate) async fn put_record(
     Ok(())
 }
 
-pub(crate) async fn put_template(
-    tx: &mut sqlx::SqliteConnection,
-    t: &Template,
-) -> Result<(), StoreError> {
+pub(crate) async fn put_template(tx: &mut sqlx::SqliteConnection, t: &Template) -> Result<(), StoreError> {
     let body = serde_json::to_string(t).map_err(|e| StoreError::Damaged(e.to_string()))?;
     sqlx::query("INSERT INTO templates (id, version, body) VALUES (?, ?, ?) ON CONFLICT(id, version) DO UPDATE SET body = excluded.body")
         .bind(&t.id)
@@ -224,16 +197,14 @@ pub(crate) async fn put_template(
     Ok(())
 }
 
-pub(crate) async fn set_setting(
-    tx: &mut sqlx::SqliteConnection,
-    key: &str,
-    value: &str,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-        .bind(key)
-        .bind(value)
-        .execute(&mut *tx)
-        .await?;
+pub(crate) async fn set_setting(tx: &mut sqlx::SqliteConnection, key: &str, value: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(key)
+    .bind(value)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 

@@ -40,11 +40,7 @@ pub struct StepReport {
 
 /// Collects every change the server has not acknowledged, and the cursor.
 pub async fn build_request(store: &Store) -> Result<Outgoing, SyncError> {
-    let cursor = store
-        .setting(CURSOR_KEY)
-        .await?
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let cursor = store.setting(CURSOR_KEY).await?.and_then(|c| c.parse().ok()).unwrap_or(0);
     let mut push = Vec::new();
     for record in store.unsent_records().await? {
         let mut doc = RecordDoc::load(&record.doc, None)?;
@@ -56,13 +52,7 @@ pub async fn build_request(store: &Store) -> Result<Outgoing, SyncError> {
             heads: record.heads.clone(),
         });
     }
-    Ok(Outgoing {
-        request: SyncRequest {
-            protocol: PROTOCOL_VERSION,
-            cursor,
-            push,
-        },
-    })
+    Ok(Outgoing { request: SyncRequest { protocol: PROTOCOL_VERSION, cursor, push } })
 }
 
 /// Applies the server's answer in one store transaction.
@@ -73,10 +63,7 @@ pub async fn apply_response(
     actor: &ActorId,
     now: i64,
 ) -> Result<StepReport, SyncError> {
-    let mut report = StepReport {
-        more: response.more,
-        ..StepReport::default()
-    };
+    let mut report = StepReport { more: response.more, ..StepReport::default() };
     // Read what is needed first, then write everything in one transaction.
     let mut writes: Vec<StoredRecord> = Vec::new();
     for pushed in &outgoing.request.push {
@@ -87,11 +74,7 @@ pub async fn apply_response(
             record.server_heads = pushed.heads.clone();
             record.rejection = None;
             report.accepted.push(pushed.record_id.clone());
-        } else if let Some(r) = response
-            .rejected
-            .iter()
-            .find(|r| r.record_id == pushed.record_id)
-        {
+        } else if let Some(r) = response.rejected.iter().find(|r| r.record_id == pushed.record_id) {
             record.rejection = Some((r.code.clone(), r.message.clone()));
             if r.code == protocol::codes::MISSING_HISTORY {
                 record.server_heads = Vec::new();
@@ -103,9 +86,8 @@ pub async fn apply_response(
         writes.push(record);
     }
     for pulled in &response.records {
-        let bytes = protocol::decode_bytes(&pulled.doc).ok_or_else(|| {
-            SyncError::Protocol(format!("record {} is not base64", pulled.record_id))
-        })?;
+        let bytes = protocol::decode_bytes(&pulled.doc)
+            .ok_or_else(|| SyncError::Protocol(format!("record {} is not base64", pulled.record_id)))?;
         let mut server_doc = RecordDoc::load(&bytes, None)?;
         let server_heads = heads_to_hex(&server_doc.heads());
         let local = match writes.iter().position(|w| w.id == pulled.record_id) {
@@ -121,18 +103,16 @@ pub async fn apply_response(
             None => index(server_doc, None, server_heads, now)?,
         };
         if merged.id != pulled.record_id {
-            return Err(SyncError::Protocol(format!(
-                "record {} holds another record",
-                pulled.record_id
-            )));
+            return Err(SyncError::Protocol(format!("record {} holds another record", pulled.record_id)));
         }
         writes.push(merged);
         report.pulled_records += 1;
     }
     let mut tx = store.begin().await?;
     for template in &response.templates {
-        template
-            .check()
+        // The same publication checks as on the server: a template the engine cannot run is
+        // refused here rather than failing in front of an officer.
+        crate::form::Form::compile(template.clone())
             .map_err(|e| SyncError::Protocol(format!("template {}: {e}", template.id)))?;
         store::put_template(&mut tx, template).await?;
         report.pulled_templates += 1;

@@ -1,15 +1,14 @@
 //! Templates: forms, checklists, registries and reports defined as data (JSON).
 //!
-//! A template is published by an admin on the server and reaches devices by sync. The same
-//! checks run on both sides: [`Template::check`] when a template is published or received,
-//! [`Template::check_value`] when an officer enters a value, and [`Template::validate`]
-//! when a record is submitted.
+//! This module is the format (see `docs/templates.md`). What a template means at run time —
+//! expressions, visibility, validation, the render model — is [`crate::form`]; periods of
+//! periodic reports are [`crate::period`].
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::value::FieldValue;
+use crate::period::PeriodSpec;
 
 /// A versioned form definition.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -22,11 +21,14 @@ pub struct Template {
     pub label: Label,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<Label>,
+    /// For periodic reports: the period length, its cut-off day and when it is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<PeriodSpec>,
     #[serde(default)]
     pub sensitivity: Sensitivity,
     #[serde(default)]
     pub roles: Roles,
-    /// Named choice lists that single and multiple choice fields refer to.
+    /// Named choice lists that choice fields refer to by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub choice_lists: BTreeMap<String, Vec<Choice>>,
     pub fields: Vec<Field>,
@@ -44,7 +46,7 @@ pub enum TemplateKind {
     PeriodicReport,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Sensitivity {
     #[default]
@@ -62,10 +64,7 @@ pub struct Roles {
 
 impl Default for Roles {
     fn default() -> Self {
-        Roles {
-            fill: vec![Role::FieldOfficer, Role::CommuneLead],
-            review: vec![Role::Reviewer],
-        }
+        Roles { fill: vec![Role::FieldOfficer, Role::CommuneLead], review: vec![Role::Reviewer] }
     }
 }
 
@@ -90,14 +89,7 @@ impl Role {
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        [
-            Role::FieldOfficer,
-            Role::CommuneLead,
-            Role::Reviewer,
-            Role::Admin,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
+        [Role::FieldOfficer, Role::CommuneLead, Role::Reviewer, Role::Admin].into_iter().find(|r| r.as_str() == s)
     }
 }
 
@@ -119,39 +111,115 @@ impl Label {
     }
 }
 
+/// One question, note, calculation or repeat group.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Field {
-    /// Key of the answer in the record's `fields` map.
+    /// Key of the answer; unique in the whole template (repeat rows included), so that an
+    /// expression can name any field without qualification.
     pub name: String,
     #[serde(rename = "type")]
     pub field_type: FieldType,
     pub label: Label,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<Label>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub required: bool,
-    /// Name of the choice list, for single and multiple choice fields.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_only: bool,
+    /// Choices of a choice field: a list name, or the choices inline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub choices: Option<String>,
+    pub choices: Option<ChoicesRef>,
+    /// Bounds of a number (integer, decimal) or of a repeat group's row count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
-    /// Maximum length of a text, in characters.
+    /// Length bounds of a text, in characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_length: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_length: Option<usize>,
+    /// A regular expression a text must match in full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// A CEL expression that must be true for an answer to be valid (`.` is the answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint_message: Option<Label>,
+    /// A CEL expression: the field is shown (and asked) only while it is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relevant: Option<String>,
+    /// For `calculated` fields: the CEL expression computing the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calculation: Option<String>,
+    /// For `calculated` fields: the type of the computed value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_type: Option<FieldType>,
+    /// The value a new record starts with (a JSON literal of the field's type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<serde_json::Value>,
+    /// Sensitivity above the template's, e.g. an informant's name in a tip record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<Sensitivity>,
+    /// For `repeat` groups: the fields of each row.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<Field>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldType {
     Text,
     Integer,
     Decimal,
+    /// `YYYY-MM-DD`
     Date,
+    /// RFC 3339, e.g. `2026-11-20T08:30:00+07:00`
+    Datetime,
     Boolean,
     SingleChoice,
     MultipleChoice,
+    /// `{"lat": …, "lon": …, "accuracy": …}` (WGS 84 degrees, metres)
+    Geopoint,
+    /// `{"sha256": …, "content_type": …, "size": …}`; the bytes travel separately.
+    Photo,
+    File,
+    /// Read-only text shown in the form; holds no value.
+    Note,
+    /// A value computed by `calculation`; never entered, never stored.
+    Calculated,
+    /// A list of rows, each with the group's `fields` and a stable row id.
+    Repeat,
+}
+
+impl FieldType {
+    /// Does an officer enter a value for this type?
+    pub fn holds_answer(self) -> bool {
+        !matches!(self, FieldType::Note | FieldType::Calculated | FieldType::Repeat)
+    }
+
+    pub fn is_choice(self) -> bool {
+        matches!(self, FieldType::SingleChoice | FieldType::MultipleChoice)
+    }
+
+    pub fn is_number(self) -> bool {
+        matches!(self, FieldType::Integer | FieldType::Decimal)
+    }
+}
+
+/// Where a choice field's choices come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ChoicesRef {
+    /// A list of the template's `choice_lists`, or `shared:<name>` for a list published on
+    /// its own and shared between templates (copied into the template when it is published).
+    Named(String),
+    Inline(Vec<Choice>),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -160,242 +228,67 @@ pub struct Choice {
     pub label: Label,
 }
 
-/// What is wrong with a template or a value.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum TemplateError {
-    #[error("template is not valid JSON for the template format: {0}")]
-    Parse(String),
-    #[error("template id must be lowercase letters, digits and '_' (got {0:?})")]
-    BadId(String),
-    #[error("template version must be at least 1")]
-    BadVersion,
-    #[error("field name {0:?} is used more than once")]
-    DuplicateField(String),
-    #[error("field name {0:?} must be lowercase letters, digits and '_'")]
-    BadFieldName(String),
-    #[error("field {field:?} refers to choice list {list:?}, which the template does not define")]
-    MissingChoiceList { field: String, list: String },
-    #[error("field {0:?} is a choice field without a choice list")]
-    NoChoiceList(String),
-    #[error("field {0:?} has min greater than max")]
-    MinAboveMax(String),
-    #[error("the template has no field {0:?}")]
-    UnknownField(String),
-    #[error("{field}: expected a {expected:?} value, got {got:?}")]
-    WrongType {
-        field: String,
-        expected: FieldType,
-        got: FieldType,
-    },
-    #[error("{field}: {reason}")]
-    InvalidValue { field: String, reason: String },
+/// A choice list published on its own, for several templates to share.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SharedChoiceList {
+    pub name: String,
+    pub choices: Vec<Choice>,
 }
 
-/// A problem found when a record is validated for submission.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Issue {
-    pub field: String,
-    pub message: String,
-}
+pub const SHARED_PREFIX: &str = "shared:";
 
 impl Template {
-    /// Parses and checks a template from its JSON text.
-    pub fn from_json(text: &str) -> Result<Template, TemplateError> {
-        let template: Template =
-            serde_json::from_str(text).map_err(|e| TemplateError::Parse(e.to_string()))?;
-        template.check()?;
-        Ok(template)
+    /// The choices of a choice field (empty when unresolved).
+    pub fn choices<'a>(&'a self, field: &'a Field) -> &'a [Choice] {
+        match &field.choices {
+            Some(ChoicesRef::Inline(choices)) => choices,
+            Some(ChoicesRef::Named(name)) => self.choice_lists.get(name).map(Vec::as_slice).unwrap_or(&[]),
+            None => &[],
+        }
     }
 
-    /// Structural checks run at publication and on receipt.
-    pub fn check(&self) -> Result<(), TemplateError> {
-        if !is_identifier(&self.id) {
-            return Err(TemplateError::BadId(self.id.clone()));
-        }
-        if self.version == 0 {
-            return Err(TemplateError::BadVersion);
-        }
-        let mut seen = HashSet::new();
-        for field in &self.fields {
-            if !is_identifier(&field.name) {
-                return Err(TemplateError::BadFieldName(field.name.clone()));
-            }
-            if !seen.insert(field.name.as_str()) {
-                return Err(TemplateError::DuplicateField(field.name.clone()));
-            }
-            if matches!(
-                field.field_type,
-                FieldType::SingleChoice | FieldType::MultipleChoice
-            ) {
-                let list = field
-                    .choices
-                    .as_ref()
-                    .ok_or_else(|| TemplateError::NoChoiceList(field.name.clone()))?;
-                if !self.choice_lists.contains_key(list) {
-                    return Err(TemplateError::MissingChoiceList {
-                        field: field.name.clone(),
-                        list: list.clone(),
-                    });
+    /// Every field, depth first, with its repeat-group ancestors.
+    pub fn walk(&self) -> Vec<(Vec<&Field>, &Field)> {
+        fn go<'a>(fields: &'a [Field], parents: &mut Vec<&'a Field>, out: &mut Vec<(Vec<&'a Field>, &'a Field)>) {
+            for f in fields {
+                out.push((parents.clone(), f));
+                if f.field_type == FieldType::Repeat {
+                    parents.push(f);
+                    go(&f.fields, parents, out);
+                    parents.pop();
                 }
             }
-            if let (Some(min), Some(max)) = (field.min, field.max)
-                && min > max
-            {
-                return Err(TemplateError::MinAboveMax(field.name.clone()));
-            }
+        }
+        let mut out = Vec::new();
+        go(&self.fields, &mut Vec::new(), &mut out);
+        out
+    }
+
+    /// A field anywhere in the template, by name.
+    pub fn find(&self, name: &str) -> Option<&Field> {
+        self.walk().into_iter().map(|(_, f)| f).find(|f| f.name == name)
+    }
+
+    /// Copies shared choice lists into the template (`shared:x` becomes a local list named
+    /// `shared:x`), so the published version carries the choices it was published with.
+    pub fn embed_shared_lists(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<Vec<Choice>>,
+    ) -> Result<(), crate::form::PublishError> {
+        let names: Vec<String> = self
+            .walk()
+            .into_iter()
+            .filter_map(|(_, f)| match &f.choices {
+                Some(ChoicesRef::Named(n)) if n.starts_with(SHARED_PREFIX) => Some(n.clone()),
+                _ => None,
+            })
+            .collect();
+        for name in names {
+            let list = lookup(&name[SHARED_PREFIX.len()..]).ok_or_else(|| {
+                crate::form::PublishError::MissingChoiceList { field: String::new(), list: name.clone() }
+            })?;
+            self.choice_lists.insert(name, list);
         }
         Ok(())
     }
-
-    pub fn field(&self, name: &str) -> Result<&Field, TemplateError> {
-        self.fields
-            .iter()
-            .find(|f| f.name == name)
-            .ok_or_else(|| TemplateError::UnknownField(name.to_owned()))
-    }
-
-    pub fn choices(&self, field: &Field) -> &[Choice] {
-        field
-            .choices
-            .as_ref()
-            .and_then(|list| self.choice_lists.get(list))
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-    }
-
-    /// Checks one value for one field: its type, choices, bounds and length.
-    pub fn check_value(&self, name: &str, value: &FieldValue) -> Result<(), TemplateError> {
-        let field = self.field(name)?;
-        if value.field_type() != field.field_type {
-            return Err(TemplateError::WrongType {
-                field: name.to_owned(),
-                expected: field.field_type,
-                got: value.field_type(),
-            });
-        }
-        let invalid = |reason: String| TemplateError::InvalidValue {
-            field: name.to_owned(),
-            reason,
-        };
-        let in_list = |v: &str| self.choices(field).iter().any(|c| c.value == v);
-        match value {
-            FieldValue::Text(s) => {
-                if let Some(max) = field.max_length
-                    && s.chars().count() > max
-                {
-                    return Err(invalid(format!("longer than {max} characters")));
-                }
-            }
-            FieldValue::Integer(i) => check_bounds(field, *i as f64).map_err(invalid)?,
-            FieldValue::Decimal(d) => {
-                if !d.is_finite() {
-                    return Err(invalid("not a finite number".into()));
-                }
-                check_bounds(field, *d).map_err(invalid)?
-            }
-            FieldValue::Date(s) => {
-                let format = time::macros::format_description!("[year]-[month]-[day]");
-                time::Date::parse(s, format)
-                    .map_err(|_| invalid(format!("{s:?} is not a date YYYY-MM-DD")))?;
-            }
-            FieldValue::Boolean(_) => {}
-            FieldValue::Choice(c) => {
-                if !in_list(c) {
-                    return Err(invalid(format!("{c:?} is not one of the choices")));
-                }
-            }
-            FieldValue::Choices(cs) => {
-                if let Some(c) = cs.iter().find(|c| !in_list(c)) {
-                    return Err(invalid(format!("{c:?} is not one of the choices")));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Validates a record's values for submission: required fields present, every value valid.
-    /// Messages are in Vietnamese, the officer's language.
-    pub fn validate(&self, values: &BTreeMap<String, serde_json::Value>) -> Vec<Issue> {
-        let mut issues = Vec::new();
-        for field in &self.fields {
-            match values.get(&field.name).filter(|v| !is_blank(v)) {
-                None if field.required => issues.push(Issue {
-                    field: field.name.clone(),
-                    message: format!("Chưa nhập «{}» (bắt buộc)", field.label.vi),
-                }),
-                None => {}
-                Some(json) => {
-                    let checked = FieldValue::from_json(field.field_type, json)
-                        .ok_or_else(|| TemplateError::InvalidValue {
-                            field: field.name.clone(),
-                            reason: "stored value has the wrong type".into(),
-                        })
-                        .and_then(|v| self.check_value(&field.name, &v));
-                    if let Err(e) = checked {
-                        issues.push(Issue {
-                            field: field.name.clone(),
-                            message: e.to_string(),
-                        });
-                    }
-                }
-            }
-        }
-        issues
-    }
-
-    /// How a stored value reads to a person: choice labels instead of choice codes.
-    pub fn display(&self, field: &Field, json: &serde_json::Value, lang: &str) -> String {
-        let label_of = |v: &str| {
-            self.choices(field)
-                .iter()
-                .find(|c| c.value == v)
-                .map(|c| c.label.text(lang).to_owned())
-                .unwrap_or_else(|| v.to_owned())
-        };
-        match FieldValue::from_json(field.field_type, json) {
-            Some(FieldValue::Choice(c)) => label_of(&c),
-            Some(FieldValue::Choices(cs)) => cs
-                .iter()
-                .map(|c| label_of(c))
-                .collect::<Vec<_>>()
-                .join(", "),
-            Some(FieldValue::Boolean(b)) => match (b, lang) {
-                (true, "en") => "Yes".into(),
-                (false, "en") => "No".into(),
-                (true, _) => "Có".into(),
-                (false, _) => "Không".into(),
-            },
-            Some(FieldValue::Text(s) | FieldValue::Date(s)) => s,
-            Some(FieldValue::Integer(i)) => i.to_string(),
-            Some(FieldValue::Decimal(d)) => d.to_string(),
-            None => json.to_string(),
-        }
-    }
-}
-
-fn check_bounds(field: &Field, x: f64) -> Result<(), String> {
-    if let Some(min) = field.min.filter(|min| x < *min) {
-        return Err(format!("must be at least {min}"));
-    }
-    if let Some(max) = field.max.filter(|max| x > *max) {
-        return Err(format!("must be at most {max}"));
-    }
-    Ok(())
-}
-
-fn is_blank(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::Null => true,
-        serde_json::Value::String(s) => s.trim().is_empty(),
-        serde_json::Value::Array(a) => a.is_empty(),
-        _ => false,
-    }
-}
-
-fn is_identifier(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !s.starts_with(|c: char| c.is_ascii_digit())
 }

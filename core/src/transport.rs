@@ -14,11 +14,7 @@ pub enum TransportError {
     #[error("the server cannot be reached: {0}")]
     Unreachable(String),
     #[error("the server answered {status}: {code}: {message}")]
-    Http {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    Http { status: u16, code: String, message: String },
     #[error("the server's answer could not be read: {0}")]
     BadResponse(String),
 }
@@ -42,10 +38,7 @@ impl HttpTransport {
             .timeout(Duration::from_secs(120))
             .build()
             .map_err(|e| TransportError::Unreachable(e.to_string()))?;
-        Ok(HttpTransport {
-            client,
-            base_url: base_url.trim_end_matches('/').to_owned(),
-        })
+        Ok(HttpTransport { client, base_url: base_url.trim_end_matches('/').to_owned() })
     }
 
     /// Sends `body` as JSON to `path` and reads the JSON answer.
@@ -55,12 +48,8 @@ impl HttpTransport {
         token: Option<&str>,
         body: &Req,
     ) -> Result<(Resp, Traffic), TransportError> {
-        let body =
-            serde_json::to_vec(body).map_err(|e| TransportError::BadResponse(e.to_string()))?;
-        let mut traffic = Traffic {
-            bytes_up: body.len() as u64,
-            bytes_down: 0,
-        };
+        let body = serde_json::to_vec(body).map_err(|e| TransportError::BadResponse(e.to_string()))?;
+        let mut traffic = Traffic { bytes_up: body.len() as u64, bytes_down: 0 };
         let mut request = self
             .client
             .post(format!("{}{}", self.base_url, path))
@@ -69,30 +58,17 @@ impl HttpTransport {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        let response = request.send().await.map_err(|e| TransportError::Unreachable(e.to_string()))?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        let bytes = response.bytes().await.map_err(|e| TransportError::Unreachable(e.to_string()))?;
         traffic.bytes_down = bytes.len() as u64;
         if !status.is_success() {
             let detail = serde_json::from_slice::<ErrorBody>(&bytes)
                 .map(|b| b.error)
-                .map_err(|_| {
-                    TransportError::BadResponse(format!("status {status} without an error body"))
-                })?;
-            return Err(TransportError::Http {
-                status: status.as_u16(),
-                code: detail.code,
-                message: detail.message,
-            });
+                .map_err(|_| TransportError::BadResponse(format!("status {status} without an error body")))?;
+            return Err(TransportError::Http { status: status.as_u16(), code: detail.code, message: detail.message });
         }
-        let parsed = serde_json::from_slice(&bytes)
-            .map_err(|e| TransportError::BadResponse(e.to_string()))?;
+        let parsed = serde_json::from_slice(&bytes).map_err(|e| TransportError::BadResponse(e.to_string()))?;
         Ok((parsed, traffic))
     }
 }

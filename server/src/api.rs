@@ -6,7 +6,8 @@ use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use diaban_core::protocol::{self, LoginRequest, LoginResponse, SyncRequest, SyncResponse, codes};
-use diaban_core::{Template, protocol::Account};
+use diaban_core::template::SharedChoiceList;
+use diaban_core::{Role, Template, protocol::Account};
 
 use crate::app::AppState;
 use crate::auth;
@@ -30,6 +31,8 @@ pub fn router() -> Router<AppState> {
         .route(protocol::LOGIN_PATH, post(login))
         .route(protocol::SYNC_PATH, post(sync))
         .route("/api/v1/templates/{id}", get(template))
+        .route("/api/v1/admin/templates", post(publish_template))
+        .route("/api/v1/admin/choice-lists", post(publish_choice_list))
         .route("/health", get(health))
 }
 
@@ -42,15 +45,9 @@ async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     if automerge::ActorId::try_from(req.actor_id.as_str()).is_err() || req.actor_id.len() < 16 {
-        return Err(ApiError::bad_request(
-            "actor_id must be a hex Automerge actor id",
-        ));
+        return Err(ApiError::bad_request("actor_id must be a hex Automerge actor id"));
     }
-    let found = state
-        .db
-        .user_for_login(&req.username)
-        .await
-        .map_err(internal)?;
+    let found = state.db.user_for_login(&req.username).await.map_err(internal)?;
     let user = match found {
         Some((user, hash)) if auth::verify_password(&req.password, &hash) => user,
         Some(_) => return Err(invalid_credentials()),
@@ -62,12 +59,7 @@ async fn login(
     let token = auth::new_token().map_err(|e| internal(e.to_string()))?;
     let device_id = state
         .db
-        .register_device(
-            &user,
-            &req.device_name,
-            &req.actor_id,
-            &auth::token_hash(&token),
-        )
+        .register_device(&user, &req.device_name, &req.actor_id, &auth::token_hash(&token))
         .await
         .map_err(internal)?
         .ok_or_else(|| {
@@ -76,11 +68,7 @@ async fn login(
                 "this device was revoked or belongs to another user; reinstall the app",
             )
         })?;
-    state
-        .db
-        .audit(Some(&user.username), "device_login", &device_id)
-        .await
-        .map_err(internal)?;
+    state.db.audit(Some(&user.username), "device_login", &device_id).await.map_err(internal)?;
     Ok(Json(LoginResponse {
         token,
         device_id,
@@ -107,56 +95,75 @@ async fn template(
     _device: AuthDevice,
     Path(id): Path<String>,
 ) -> Result<Json<Template>, ApiError> {
+    state.db.template(&id, None).await.map_err(internal)?.map(Json).ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, codes::UNKNOWN_TEMPLATE, format!("template {id:?} is not published"))
+    })
+}
+
+/// The answer to a publication: what is now published.
+#[derive(serde::Serialize)]
+struct Published {
+    id: String,
+    version: u32,
+    /// False when this exact version was already published.
+    new: bool,
+}
+
+async fn publish_template(
+    State(state): State<AppState>,
+    device: AuthDevice,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> Result<(StatusCode, Json<Published>), ApiError> {
+    require_admin(&device)?;
+    let template: Template = serde_json::from_value(body)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, codes::INVALID_TEMPLATE, e.to_string()))?;
+    let (new, template) = state.db.publish_template(template).await?;
     state
         .db
-        .template(&id, None)
-        .await
-        .map_err(internal)?
-        .map(Json)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                codes::UNKNOWN_TEMPLATE,
-                format!("template {id:?} is not published"),
-            )
-        })
+        .audit(Some(&device.user.username), "publish_template", &format!("{} v{}", template.id, template.version))
+        .await?;
+    let status = if new { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(Published { id: template.id, version: template.version, new })))
+}
+
+async fn publish_choice_list(
+    State(state): State<AppState>,
+    device: AuthDevice,
+    ApiJson(list): ApiJson<SharedChoiceList>,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&device)?;
+    state.db.publish_choice_list(&list).await?;
+    state.db.audit(Some(&device.user.username), "publish_choice_list", &list.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn require_admin(device: &AuthDevice) -> Result<(), ApiError> {
+    if device.user.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(codes::FORBIDDEN, "only an admin may publish templates"))
+    }
 }
 
 fn invalid_credentials() -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        codes::INVALID_CREDENTIALS,
-        "wrong username or password",
-    )
+    ApiError::new(StatusCode::UNAUTHORIZED, codes::INVALID_CREDENTIALS, "wrong username or password")
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "internal error");
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "internal error; nothing was changed",
-    )
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; nothing was changed")
 }
 
 impl FromRequestParts<AppState> for AuthDevice {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(ApiError::unauthorized)?;
-        state
-            .db
-            .device_by_token(&auth::token_hash(token))
-            .await
-            .map_err(internal)?
-            .ok_or_else(ApiError::unauthorized)
+        state.db.device_by_token(&auth::token_hash(token)).await.map_err(internal)?.ok_or_else(ApiError::unauthorized)
     }
 }

@@ -5,17 +5,18 @@ use std::path::Path;
 use std::str::FromStr;
 
 use diaban_core::db::{EmbeddedMigration, migrator, now};
-use diaban_core::template::{Role, Template};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use diaban_core::form::{Form, FormCache, PublishError};
+use diaban_core::template::{Choice, Role, SharedChoiceList, Template};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
-const MIGRATIONS: &[EmbeddedMigration] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[EmbeddedMigration] = &[
+    (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, "shared choice lists", include_str!("../migrations/sqlite/0002_shared_choice_lists.sql")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -25,13 +26,17 @@ pub enum DbError {
     Sql(#[from] sqlx::Error),
     #[error("{0}")]
     Invalid(String),
+    #[error("the template cannot be published: {0}")]
+    Publish(#[from] PublishError),
 }
 
 #[derive(Clone)]
 pub struct Db {
     pub pool: SqlitePool,
     /// SQLite has one writer; taking this lock before a write transaction avoids busy errors.
-    write: std::sync::Arc<tokio::sync::Mutex<()>>,
+    write: Arc<tokio::sync::Mutex<()>>,
+    /// Compiled forms by (template id, version); published versions never change.
+    forms: Arc<FormCache>,
 }
 
 #[derive(Clone, Debug)]
@@ -92,10 +97,7 @@ pub struct RecordWrite<'a> {
 
 impl Db {
     pub async fn open(path: &Path) -> Result<Db, DbError> {
-        let open_err = |reason: String| DbError::Open {
-            path: path.display().to_string(),
-            reason,
-        };
+        let open_err = |reason: String| DbError::Open { path: path.display().to_string(), reason };
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(|e| open_err(e.to_string()))?
             .create_if_missing(true)
@@ -108,14 +110,8 @@ impl Db {
             .connect_with(options)
             .await
             .map_err(|e| open_err(e.to_string()))?;
-        migrator(MIGRATIONS)
-            .run(&pool)
-            .await
-            .map_err(|e| open_err(e.to_string()))?;
-        Ok(Db {
-            pool,
-            write: Default::default(),
-        })
+        migrator(MIGRATIONS).run(&pool).await.map_err(|e| open_err(e.to_string()))?;
+        Ok(Db { pool, write: Default::default(), forms: Default::default() })
     }
 
     /// Runs `f` in a write transaction, one writer at a time.
@@ -134,17 +130,12 @@ impl Db {
 
     pub async fn create_unit(&self, unit: &Unit) -> Result<(), DbError> {
         if unit.code.is_empty() || !unit.code.chars().all(|c| c.is_ascii_digit()) {
-            return Err(DbError::Invalid(format!(
-                "unit code {:?} must be digits (e.g. 01, 00004)",
-                unit.code
-            )));
+            return Err(DbError::Invalid(format!("unit code {:?} must be digits (e.g. 01, 00004)", unit.code)));
         }
         if let Some(parent) = &unit.parent_code
             && self.unit(parent).await?.is_none()
         {
-            return Err(DbError::Invalid(format!(
-                "parent unit {parent} does not exist"
-            )));
+            return Err(DbError::Invalid(format!("parent unit {parent} does not exist")));
         }
         let _guard = self.write.lock().await;
         sqlx::query("INSERT INTO units (code, name, level, parent_code) VALUES (?, ?, ?, ?) ON CONFLICT(code) DO UPDATE SET name = excluded.name, level = excluded.level, parent_code = excluded.parent_code")
@@ -159,18 +150,11 @@ impl Db {
     }
 
     pub async fn unit(&self, code: &str) -> Result<Option<Unit>, DbError> {
-        Ok(
-            sqlx::query("SELECT code, name, level, parent_code FROM units WHERE code = ?")
-                .bind(code)
-                .fetch_optional(&self.pool)
-                .await?
-                .map(|r| Unit {
-                    code: r.get(0),
-                    name: r.get(1),
-                    level: r.get(2),
-                    parent_code: r.get(3),
-                }),
-        )
+        Ok(sqlx::query("SELECT code, name, level, parent_code FROM units WHERE code = ?")
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| Unit { code: r.get(0), name: r.get(1), level: r.get(2), parent_code: r.get(3) }))
     }
 
     /// The codes of `code` and every unit below it.
@@ -201,8 +185,7 @@ impl Db {
         if self.unit(unit_code).await?.is_none() {
             return Err(DbError::Invalid(format!("unit {unit_code} does not exist")));
         }
-        let hash =
-            crate::auth::hash_password(password).map_err(|e| DbError::Invalid(e.to_string()))?;
+        let hash = crate::auth::hash_password(password).map_err(|e| DbError::Invalid(e.to_string()))?;
         let _guard = self.write.lock().await;
         sqlx::query("INSERT INTO users (username, display_name, password_hash, role, unit_code, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(username) DO UPDATE SET display_name = excluded.display_name, password_hash = excluded.password_hash, role = excluded.role, unit_code = excluded.unit_code")
             .bind(username)
@@ -224,8 +207,7 @@ impl Db {
         .bind(username)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| Ok((user_from_row(&r)?, r.get("password_hash"))))
-            .transpose()
+        row.map(|r| Ok((user_from_row(&r)?, r.get("password_hash")))).transpose()
     }
 
     pub async fn user(&self, id: i64) -> Result<Option<User>, DbError> {
@@ -298,60 +280,111 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
-            Ok(AuthDevice {
-                device_id: r.get("device_id"),
-                actor_id: r.get("actor_id"),
-                user: user_from_row(&r)?,
-            })
+            Ok(AuthDevice { device_id: r.get("device_id"), actor_id: r.get("actor_id"), user: user_from_row(&r)? })
         })
         .transpose()
     }
 
     // --- templates ---------------------------------------------------------------------
 
-    /// Publishes a template version. Publishing the same version with the same content again
-    /// changes nothing; a different content under an existing version is refused.
-    pub async fn publish_template(&self, template: &Template) -> Result<bool, DbError> {
-        template
-            .check()
-            .map_err(|e| DbError::Invalid(e.to_string()))?;
-        let body = serde_json::to_string(template).map_err(|e| DbError::Invalid(e.to_string()))?;
-        self.write(async move |tx| {
-            let existing: Option<String> = sqlx::query_scalar("SELECT body FROM templates WHERE id = ? AND version = ?")
-                .bind(&template.id)
-                .bind(template.version)
-                .fetch_optional(&mut *tx)
-                .await?;
-            match existing {
-                Some(old) if old == body => return Ok(false),
-                Some(_) => {
+    /// Publishes a template version after every publication check, with the shared choice
+    /// lists it uses copied in. Publishing the same version with the same content again
+    /// changes nothing; other content under an existing version is refused. Returns whether
+    /// it was new, and the template as published.
+    pub async fn publish_template(&self, template: Template) -> Result<(bool, Template), DbError> {
+        let mut template = template;
+        let mut shared = HashMap::new();
+        for row in sqlx::query("SELECT name, body FROM shared_choice_lists").fetch_all(&self.pool).await? {
+            let choices: Vec<Choice> = serde_json::from_str(row.get("body"))
+                .map_err(|e| DbError::Invalid(format!("stored choice list: {e}")))?;
+            shared.insert(row.get::<String, _>("name"), choices);
+        }
+        template.embed_shared_lists(|name| shared.get(name).cloned())?;
+        let form = Form::compile(template)?;
+        let template = form.template().clone();
+        let body = serde_json::to_string(&template).map_err(|e| DbError::Invalid(e.to_string()))?;
+        let new = self
+            .write(async |tx| {
+                let existing: Option<String> =
+                    sqlx::query_scalar("SELECT body FROM templates WHERE id = ? AND version = ?")
+                        .bind(&template.id)
+                        .bind(template.version)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                match existing {
+                    Some(old) if old == body => return Ok(false),
+                    Some(_) => {
+                        return Err(DbError::Invalid(format!(
+                            "template {} version {} is already published with other content; publish a new version",
+                            template.id, template.version
+                        )));
+                    }
+                    None => {}
+                }
+                let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM templates WHERE id = ?")
+                    .bind(&template.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if latest.is_some_and(|v| v >= template.version as i64) {
                     return Err(DbError::Invalid(format!(
-                        "template {} version {} is already published with other content; publish a new version",
-                        template.id, template.version
+                        "template {} already has version {}; a new version must be higher",
+                        template.id,
+                        latest.unwrap_or_default()
                     )));
                 }
-                None => {}
-            }
-            let seq = log_change(tx, "template", &template.id, None).await?;
-            sqlx::query("INSERT INTO templates (id, version, body, published_at, seq) VALUES (?, ?, ?, ?, ?)")
-                .bind(&template.id)
-                .bind(template.version)
-                .bind(&body)
-                .bind(now())
-                .bind(seq)
-                .execute(&mut *tx)
-                .await?;
-            Ok(true)
-        })
-        .await
+                let seq = log_change(tx, "template", &template.id, None).await?;
+                sqlx::query("INSERT INTO templates (id, version, body, published_at, seq) VALUES (?, ?, ?, ?, ?)")
+                    .bind(&template.id)
+                    .bind(template.version)
+                    .bind(&body)
+                    .bind(now())
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(true)
+            })
+            .await?;
+        Ok((new, template))
+    }
+
+    /// Creates or replaces a shared choice list. Templates already published keep their copy.
+    pub async fn publish_choice_list(&self, list: &SharedChoiceList) -> Result<(), DbError> {
+        if list.name.is_empty() || !list.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(DbError::Invalid(format!(
+                "choice list name {:?} must be lowercase letters, digits and '_'",
+                list.name
+            )));
+        }
+        let mut values = std::collections::HashSet::new();
+        if list.choices.is_empty() || !list.choices.iter().all(|c| values.insert(c.value.as_str())) {
+            return Err(DbError::Invalid(format!(
+                "choice list {:?} must have choices with distinct values",
+                list.name
+            )));
+        }
+        let body = serde_json::to_string(&list.choices).map_err(|e| DbError::Invalid(e.to_string()))?;
+        let _guard = self.write.lock().await;
+        sqlx::query("INSERT INTO shared_choice_lists (name, body, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at")
+            .bind(&list.name)
+            .bind(body)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The compiled form of a published template version.
+    pub async fn form(&self, id: &str, version: u32) -> Result<Option<Arc<Form>>, DbError> {
+        if let Some(form) = self.forms.get(id, version) {
+            return Ok(Some(form));
+        }
+        let Some(template) = self.template(id, Some(version)).await? else { return Ok(None) };
+        Ok(Some(self.forms.insert(Form::compile(template)?)))
     }
 
     /// A template at `version`, or its latest version.
-    pub async fn template(
-        &self,
-        id: &str,
-        version: Option<u32>,
-    ) -> Result<Option<Template>, DbError> {
+    pub async fn template(&self, id: &str, version: Option<u32>) -> Result<Option<Template>, DbError> {
         let body: Option<String> = sqlx::query_scalar(
             "SELECT body FROM templates WHERE id = ? AND (? IS NULL OR version = ?) ORDER BY version DESC LIMIT 1",
         )
@@ -366,24 +399,16 @@ impl Db {
     // --- records -----------------------------------------------------------------------
 
     /// A record's document and the identity columns that must never change.
-    pub async fn record_doc(
-        tx: &mut SqliteConnection,
-        id: &str,
-    ) -> Result<Option<(Vec<u8>, String, String)>, DbError> {
-        Ok(
-            sqlx::query("SELECT doc, template_id, unit_code FROM records WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| (r.get(0), r.get(1), r.get(2))),
-        )
+    pub async fn record_doc(tx: &mut SqliteConnection, id: &str) -> Result<Option<(Vec<u8>, String, String)>, DbError> {
+        Ok(sqlx::query("SELECT doc, template_id, unit_code FROM records WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| (r.get(0), r.get(1), r.get(2))))
     }
 
     /// Stores a record after a change and gives it the next change-log sequence.
-    pub async fn put_record(
-        tx: &mut SqliteConnection,
-        r: &RecordWrite<'_>,
-    ) -> Result<i64, DbError> {
+    pub async fn put_record(tx: &mut SqliteConnection, r: &RecordWrite<'_>) -> Result<i64, DbError> {
         let seq = log_change(tx, "record", r.id, r.device_id).await?;
         let heads = serde_json::Value::from(r.heads.to_vec()).to_string();
         sqlx::query(
@@ -410,11 +435,7 @@ impl Db {
     }
 
     /// Records in the given units, newest first, for the review pages.
-    pub async fn records_in_units(
-        &self,
-        units: &[String],
-        limit: i64,
-    ) -> Result<Vec<RecordRow>, DbError> {
+    pub async fn records_in_units(&self, units: &[String], limit: i64) -> Result<Vec<RecordRow>, DbError> {
         let rows = sqlx::query(
             "SELECT r.id, r.template_id, r.template_version, r.unit_code, n.name AS unit_name, r.state, r.created_by, r.created_at, r.updated_at, r.values_json
              FROM records r JOIN units n ON n.code = r.unit_code
@@ -428,11 +449,7 @@ impl Db {
     }
 
     /// One record, if it lies in the given units.
-    pub async fn record_in_units(
-        &self,
-        id: &str,
-        units: &[String],
-    ) -> Result<Option<RecordRow>, DbError> {
+    pub async fn record_in_units(&self, id: &str, units: &[String]) -> Result<Option<RecordRow>, DbError> {
         let row = sqlx::query(
             "SELECT r.id, r.template_id, r.template_version, r.unit_code, n.name AS unit_name, r.state, r.created_by, r.created_at, r.updated_at, r.values_json
              FROM records r JOIN units n ON n.code = r.unit_code
@@ -446,10 +463,7 @@ impl Db {
     }
 
     pub async fn record_document(&self, id: &str) -> Result<Option<Vec<u8>>, DbError> {
-        Ok(sqlx::query_scalar("SELECT doc FROM records WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar("SELECT doc FROM records WHERE id = ?").bind(id).fetch_optional(&self.pool).await?)
     }
 
     // --- web sessions and audit --------------------------------------------------------
@@ -483,25 +497,16 @@ impl Db {
         .bind(now())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| Ok((user_from_row(&r)?, r.get("csrf_token"))))
-            .transpose()
+        row.map(|r| Ok((user_from_row(&r)?, r.get("csrf_token")))).transpose()
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> Result<(), DbError> {
         let _guard = self.write.lock().await;
-        sqlx::query("DELETE FROM web_sessions WHERE token_hash = ?")
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("DELETE FROM web_sessions WHERE token_hash = ?").bind(token_hash).execute(&self.pool).await?;
         Ok(())
     }
 
-    pub async fn audit(
-        &self,
-        username: Option<&str>,
-        action: &str,
-        detail: &str,
-    ) -> Result<(), DbError> {
+    pub async fn audit(&self, username: Option<&str>, action: &str, detail: &str) -> Result<(), DbError> {
         let _guard = self.write.lock().await;
         sqlx::query("INSERT INTO audit_log (at, username, action, detail) VALUES (?, ?, ?, ?)")
             .bind(now())
@@ -521,15 +526,14 @@ async fn log_change(
     ref_id: &str,
     device_id: Option<&str>,
 ) -> Result<i64, DbError> {
-    let id =
-        sqlx::query("INSERT INTO change_log (kind, ref_id, device_id, at) VALUES (?, ?, ?, ?)")
-            .bind(kind)
-            .bind(ref_id)
-            .bind(device_id)
-            .bind(now())
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
+    let id = sqlx::query("INSERT INTO change_log (kind, ref_id, device_id, at) VALUES (?, ?, ?, ?)")
+        .bind(kind)
+        .bind(ref_id)
+        .bind(device_id)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
     Ok(id)
 }
 
@@ -557,8 +561,7 @@ fn record_row(r: &SqliteRow) -> Result<RecordRow, DbError> {
         created_by: r.get("created_by"),
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
-        values: serde_json::from_str(&values)
-            .map_err(|e| DbError::Invalid(format!("record values: {e}")))?,
+        values: serde_json::from_str(&values).map_err(|e| DbError::Invalid(format!("record values: {e}")))?,
     })
 }
 

@@ -6,41 +6,17 @@
 use automerge::ActorId;
 use diaban_core::FieldValue;
 use diaban_core::db::now;
-use diaban_core::record::{EventKind, RecordDoc, RecordMeta, heads_to_hex};
+use diaban_core::record::{EventKind, FieldPath, RecordDoc, RecordMeta};
 use diaban_core::template::Role;
 
 use crate::db::{Db, DbError, RecordWrite, Unit};
 
 /// (username, password, display name, role, unit code), printed by `diaban demo`.
 pub const DEMO_USERS: &[(&str, &str, &str, Role, &str)] = &[
-    (
-        "admin",
-        "quantri-2026",
-        "Quản trị hệ thống",
-        Role::Admin,
-        "01",
-    ),
-    (
-        "kiemduyet",
-        "kiemduyet-2026",
-        "Nguyễn Thị Thẩm Định",
-        Role::Reviewer,
-        "01",
-    ),
-    (
-        "canbo.badinh",
-        "canbo-2026",
-        "Trần Văn Cơ Sở",
-        Role::FieldOfficer,
-        "00004",
-    ),
-    (
-        "lanhdao.badinh",
-        "lanhdao-2026",
-        "Lê Văn Lãnh Đạo",
-        Role::CommuneLead,
-        "00004",
-    ),
+    ("admin", "quantri-2026", "Quản trị hệ thống", Role::Admin, "01"),
+    ("kiemduyet", "kiemduyet-2026", "Nguyễn Thị Thẩm Định", Role::Reviewer, "01"),
+    ("canbo.badinh", "canbo-2026", "Trần Văn Cơ Sở", Role::FieldOfficer, "00004"),
+    ("lanhdao.badinh", "lanhdao-2026", "Lê Văn Lãnh Đạo", Role::CommuneLead, "00004"),
 ];
 
 const UNITS: &[(&str, &str, &str, Option<&str>)] = &[
@@ -52,9 +28,7 @@ const UNITS: &[(&str, &str, &str, Option<&str>)] = &[
 
 /// Seeds the demo once; a database that already has users is left alone.
 pub async fn seed(db: &Db) -> Result<bool, DbError> {
-    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(&db.pool)
-        .await?;
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&db.pool).await?;
     if users > 0 {
         return Ok(false);
     }
@@ -68,43 +42,14 @@ pub async fn seed(db: &Db) -> Result<bool, DbError> {
         .await?;
     }
     for (username, password, name, role, unit) in DEMO_USERS {
-        db.create_user(username, name, password, *role, unit)
-            .await?;
+        db.create_user(username, name, password, *role, unit).await?;
     }
     crate::pack::publish(db).await?;
     let sessions = [
-        (
-            "00004",
-            "2026-10-05",
-            "Nhà văn hóa tổ dân phố số 3",
-            "residents",
-            85,
-            true,
-        ),
-        (
-            "00004",
-            "2026-10-19",
-            "Trường THCS Phan Chu Trinh",
-            "students",
-            420,
-            true,
-        ),
-        (
-            "00004",
-            "2026-11-08",
-            "Khu nhà trọ công nhân phố Đội Cấn",
-            "workers",
-            37,
-            false,
-        ),
-        (
-            "00008",
-            "2026-11-12",
-            "Hội trường UBND phường Ngọc Hà",
-            "youth",
-            120,
-            true,
-        ),
+        ("00004", "2026-10-05", "Nhà văn hóa tổ dân phố số 3", "residents", 85, true),
+        ("00004", "2026-10-19", "Trường THCS Phan Chu Trinh", "students", 420, true),
+        ("00004", "2026-11-08", "Khu nhà trọ công nhân phố Đội Cấn", "workers", 37, false),
+        ("00008", "2026-11-12", "Hội trường UBND phường Ngọc Hà", "youth", 120, true),
     ];
     for (unit, date, place, audience, participants, submitted) in sessions {
         let actor = ActorId::random();
@@ -116,9 +61,9 @@ pub async fn seed(db: &Db) -> Result<bool, DbError> {
             created_by: "canbo.badinh".into(),
             created_at: now(),
             device_id: "demo".into(),
+            period: None,
         };
-        let mut doc =
-            RecordDoc::create(&meta, actor).map_err(|e| DbError::Invalid(e.to_string()))?;
+        let mut doc = RecordDoc::create(&meta, actor).map_err(|e| DbError::Invalid(e.to_string()))?;
         let values = [
             ("session_date", FieldValue::Date(date.into())),
             ("place", FieldValue::Text(place.into())),
@@ -126,16 +71,17 @@ pub async fn seed(db: &Db) -> Result<bool, DbError> {
             ("participants", FieldValue::Integer(participants)),
         ];
         for (name, value) in &values {
-            doc.set_field(name, value, now())
-                .map_err(|e| DbError::Invalid(e.to_string()))?;
+            doc.set_field(&FieldPath::top(name), value, now()).map_err(|e| DbError::Invalid(e.to_string()))?;
         }
         if submitted {
             doc.append_event(EventKind::Submit, "canbo.badinh", None, now())
                 .map_err(|e| DbError::Invalid(e.to_string()))?;
         }
-        let values_json = serde_json::Value::Object(doc.values().into_iter().collect()).to_string();
-        let heads = heads_to_hex(&doc.heads());
-        let state = doc.state();
+        let form = db
+            .form(&meta.template_id, meta.template_version)
+            .await?
+            .ok_or_else(|| DbError::Invalid("the demo template is not published".into()))?;
+        let projection = crate::sync::project(&mut doc, &form);
         let bytes = doc.save();
         db.write(async |tx| {
             Db::put_record(
@@ -145,12 +91,12 @@ pub async fn seed(db: &Db) -> Result<bool, DbError> {
                     template_id: &meta.template_id,
                     template_version: meta.template_version,
                     unit_code: &meta.unit_code,
-                    state: state.as_str(),
+                    state: projection.state.as_str(),
                     created_by: &meta.created_by,
                     created_at: meta.created_at,
                     doc: &bytes,
-                    heads: &heads,
-                    values_json: &values_json,
+                    heads: &projection.heads,
+                    values_json: &projection.values_json,
                     device_id: None,
                 },
             )

@@ -5,25 +5,17 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use diaban_core::{Role, Template};
+use diaban_core::template::SharedChoiceList;
+use diaban_core::{PublishError, Role, Template};
 use diaban_server::app::{self, AppState};
 use diaban_server::db::{Db, Unit};
 use diaban_server::{demo, pack};
 
 #[derive(Parser)]
-#[command(
-    name = "diaban",
-    version,
-    about = "Địa bàn server: sync API and review web UI"
-)]
+#[command(name = "diaban", version, about = "Địa bàn server: sync API and review web UI")]
 struct Cli {
     /// The SQLite database file (created if missing).
-    #[arg(
-        long,
-        env = "DIABAN_DB",
-        default_value = "diaban.sqlite",
-        global = true
-    )]
+    #[arg(long, env = "DIABAN_DB", default_value = "diaban.sqlite", global = true)]
     db: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -79,16 +71,17 @@ enum Admin {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Publish a template file (JSON).
+    /// Publish a template file (JSON), after every publication check.
     PublishTemplate { file: PathBuf },
+    /// Create or replace a choice list shared between templates (JSON: name, choices).
+    PublishChoices { file: PathBuf },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -97,41 +90,17 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             pack::publish(&db).await?;
-            app::serve(
-                AppState {
-                    db,
-                    secure_cookies: !args.insecure_cookies,
-                },
-                args.listen,
-            )
-            .await
+            app::serve(AppState { db, secure_cookies: !args.insecure_cookies }, args.listen).await
         }
         Command::Demo(args) => {
             let seeded = demo::seed(&db).await?;
             pack::publish(&db).await?;
-            println!(
-                "Demo data {} in {}.",
-                if seeded { "created" } else { "already present" },
-                cli.db.display()
-            );
-            println!(
-                "Open http://localhost:{}/ and sign in as:",
-                args.listen.port()
-            );
+            println!("Demo data {} in {}.", if seeded { "created" } else { "already present" }, cli.db.display());
+            println!("Open http://localhost:{}/ and sign in as:", args.listen.port());
             for (user, password, name, role, unit) in demo::DEMO_USERS {
-                println!(
-                    "  {user:<16} {password:<16} {name} ({}, unit {unit})",
-                    role.as_str()
-                );
+                println!("  {user:<16} {password:<16} {name} ({}, unit {unit})", role.as_str());
             }
-            app::serve(
-                AppState {
-                    db,
-                    secure_cookies: !args.insecure_cookies,
-                },
-                args.listen,
-            )
-            .await
+            app::serve(AppState { db, secure_cookies: !args.insecure_cookies }, args.listen).await
         }
         Command::Admin(admin) => run_admin(&db, admin).await,
     }
@@ -139,58 +108,35 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run_admin(db: &Db, admin: Admin) -> anyhow::Result<()> {
     match admin {
-        Admin::CreateUnit {
-            code,
-            name,
-            level,
-            parent,
-        } => {
+        Admin::CreateUnit { code, name, level, parent } => {
             if !["province", "commune", "village", "district"].contains(&level.as_str()) {
                 bail!("level must be province, commune, village or district");
             }
-            db.create_unit(&Unit {
-                code: code.clone(),
-                name,
-                level,
-                parent_code: parent,
-            })
-            .await?;
+            db.create_unit(&Unit { code: code.clone(), name, level, parent_code: parent }).await?;
             println!("unit {code} saved");
         }
-        Admin::CreateUser {
-            username,
-            password,
-            role,
-            unit,
-            name,
-        } => {
-            let role = Role::parse(&role)
-                .context("role must be field_officer, commune_lead, reviewer or admin")?;
-            db.create_user(
-                &username,
-                name.as_deref().unwrap_or(&username),
-                &password,
-                role,
-                &unit,
-            )
-            .await?;
+        Admin::CreateUser { username, password, role, unit, name } => {
+            let role = Role::parse(&role).context("role must be field_officer, commune_lead, reviewer or admin")?;
+            db.create_user(&username, name.as_deref().unwrap_or(&username), &password, role, &unit).await?;
             println!("user {username} saved");
         }
         Admin::PublishTemplate { file } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let template = Template::from_json(&text)?;
-            let new = db.publish_template(&template).await?;
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let template: Template =
+                serde_json::from_str(&text).map_err(|e| PublishError::Parse(e.to_string())).context("template file")?;
+            let (new, template) = db.publish_template(template).await?;
             println!(
                 "template {} version {} {}",
                 template.id,
                 template.version,
-                if new {
-                    "published"
-                } else {
-                    "was already published"
-                }
+                if new { "published" } else { "was already published" }
             );
+        }
+        Admin::PublishChoices { file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let list: SharedChoiceList = serde_json::from_str(&text).context("choice list file")?;
+            db.publish_choice_list(&list).await?;
+            println!("shared choice list {} saved ({} choices)", list.name, list.choices.len());
         }
     }
     Ok(())

@@ -1,28 +1,33 @@
 //! The default template pack, compiled into the server and published at start-up.
 //! Publishing is idempotent: an unchanged template version is not published twice.
 
-use diaban_core::Template;
+use diaban_core::{Form, Template};
 
 use crate::db::{Db, DbError};
 
-pub const DEFAULT_PACK: &[(&str, &str)] = &[(
-    "propaganda_session",
-    include_str!("../pack/propaganda_session.json"),
-)];
+pub const DEFAULT_PACK: &[(&str, &str)] = &[("propaganda_session", include_str!("../pack/propaganda_session.json"))];
 
 pub fn templates() -> Result<Vec<Template>, DbError> {
     DEFAULT_PACK
         .iter()
         .map(|(name, text)| {
-            Template::from_json(text)
+            Form::from_json(text)
+                .map(|f| f.template().clone())
                 .map_err(|e| DbError::Invalid(format!("pack template {name}: {e}")))
         })
         .collect()
 }
 
+/// Publishes each pack template unless that version, or a later one an admin published,
+/// is already there.
 pub async fn publish(db: &Db) -> Result<(), DbError> {
     for template in templates()? {
-        db.publish_template(&template).await?;
+        match db.template(&template.id, None).await? {
+            Some(latest) if latest.version >= template.version => {}
+            _ => {
+                db.publish_template(template).await?;
+            }
+        }
     }
     Ok(())
 }
@@ -36,12 +41,7 @@ mod tests {
         for t in templates {
             assert!(!t.fields.is_empty(), "{} has fields", t.id);
             for f in &t.fields {
-                assert!(
-                    !f.label.vi.is_empty() && f.label.en.is_some(),
-                    "{}.{} is labelled in vi and en",
-                    t.id,
-                    f.name
-                );
+                assert!(!f.label.vi.is_empty() && f.label.en.is_some(), "{}.{} is labelled in vi and en", t.id, f.name);
             }
         }
     }

@@ -13,11 +13,13 @@ use std::collections::HashSet;
 
 use automerge::Change;
 use axum::http::StatusCode;
+use diaban_core::form::{Form, Issue};
 use diaban_core::protocol::{
     self, PROTOCOL_VERSION, PulledRecord, PushRecord, Rejection, SyncRequest, SyncResponse, codes,
 };
-use diaban_core::record::{RecordDoc, heads_from_hex, heads_to_hex};
+use diaban_core::record::{RecordDoc, WorkflowState, heads_from_hex, heads_to_hex};
 use sqlx::{Row, SqliteConnection};
+use std::sync::Arc;
 
 use crate::db::{AuthDevice, Db, DbError, RecordWrite};
 use crate::error::ApiError;
@@ -31,11 +33,7 @@ struct Decoded {
     heads: Vec<String>,
 }
 
-pub async fn sync(
-    db: &Db,
-    device: &AuthDevice,
-    request: SyncRequest,
-) -> Result<SyncResponse, ApiError> {
+pub async fn sync(db: &Db, device: &AuthDevice, request: SyncRequest) -> Result<SyncResponse, ApiError> {
     if request.protocol != PROTOCOL_VERSION {
         return Err(ApiError::new(
             StatusCode::UPGRADE_REQUIRED,
@@ -46,10 +44,8 @@ pub async fn sync(
     let pushes = decode(request.push)?;
     let scope = db.unit_scope(&device.user.unit_code).await?;
     let (accepted, rejected) = commit(db, device, &scope, pushes.iter()).await?;
-    let pushed_heads: Vec<(&str, &[String])> = pushes
-        .iter()
-        .map(|p| (p.record_id.as_str(), p.heads.as_slice()))
-        .collect();
+    let pushed_heads: Vec<(&str, &[String])> =
+        pushes.iter().map(|p| (p.record_id.as_str(), p.heads.as_slice())).collect();
     let mut response = pull(db, &scope, request.cursor, &pushed_heads).await?;
     response.accepted = accepted;
     response.rejected = rejected;
@@ -71,28 +67,18 @@ fn decode(push: Vec<PushRecord>) -> Result<Vec<Decoded>, ApiError> {
     push.into_iter()
         .map(|p| {
             if !seen.insert(p.record_id.clone()) {
-                return Err(ApiError::bad_request(format!(
-                    "record {} is pushed twice",
-                    p.record_id
-                )));
+                return Err(ApiError::bad_request(format!("record {} is pushed twice", p.record_id)));
             }
             let bytes = p
                 .changes
                 .iter()
                 .map(|c| protocol::decode_bytes(c))
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!("record {}: changes are not base64", p.record_id))
-                })?;
+                .ok_or_else(|| ApiError::bad_request(format!("record {}: changes are not base64", p.record_id)))?;
             let changes = RecordDoc::decode_changes(&bytes)
                 .map_err(|e| ApiError::bad_request(format!("record {}: {e}", p.record_id)))?;
-            heads_from_hex(&p.heads)
-                .map_err(|e| ApiError::bad_request(format!("record {}: {e}", p.record_id)))?;
-            Ok(Decoded {
-                record_id: p.record_id,
-                changes,
-                heads: p.heads,
-            })
+            heads_from_hex(&p.heads).map_err(|e| ApiError::bad_request(format!("record {}: {e}", p.record_id)))?;
+            Ok(Decoded { record_id: p.record_id, changes, heads: p.heads })
         })
         .collect()
 }
@@ -107,22 +93,23 @@ async fn commit<'a>(
     if pushes.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    // Templates are read before the write transaction; they never change once published.
-    let mut templates = Vec::new();
+    // Forms are read before the write transaction; templates never change once published.
+    let mut forms = Vec::new();
     for p in &pushes {
-        templates.push(template_of_push(db, p).await?);
+        forms.push(template_of_push(db, p).await?);
     }
     let result = db
         .write(async |tx| {
             let mut accepted = Vec::new();
             let mut rejected = Vec::new();
-            for (push, template) in pushes.iter().zip(&templates) {
-                match commit_one(tx, device, scope, push, template.as_ref()).await? {
+            for (push, form) in pushes.iter().zip(&forms) {
+                match commit_one(tx, device, scope, push, form.as_deref()).await? {
                     Ok(()) => accepted.push(push.record_id.clone()),
-                    Err((code, message)) => rejected.push(Rejection {
+                    Err(Refusal { code, message, issues }) => rejected.push(Rejection {
                         record_id: push.record_id.clone(),
                         code: code.into(),
                         message,
+                        issues,
                     }),
                 }
             }
@@ -132,11 +119,9 @@ async fn commit<'a>(
     Ok(result?)
 }
 
-/// The template a pushed record names, read from its first (create) change when new.
-async fn template_of_push(
-    db: &Db,
-    push: &Decoded,
-) -> Result<Option<diaban_core::Template>, ApiError> {
+/// The compiled form of the template a pushed record names (read from its create change
+/// when the record is new).
+async fn template_of_push(db: &Db, push: &Decoded) -> Result<Option<Arc<Form>>, ApiError> {
     let mut probe = RecordDoc::empty();
     if let Some(existing) = db.record_document(&push.record_id).await? {
         probe = match RecordDoc::load(&existing, None) {
@@ -148,105 +133,110 @@ async fn template_of_push(
         return Ok(None);
     }
     match probe.meta() {
-        Ok(meta) => Ok(db
-            .template(&meta.template_id, Some(meta.template_version))
-            .await?),
+        Ok(meta) => Ok(db.form(&meta.template_id, meta.template_version).await?),
         Err(_) => Ok(None),
     }
 }
 
-type Refusal = (&'static str, String);
+/// What the server stores beside a record's document, computed from the document.
+pub struct Projection {
+    pub values_json: String,
+    pub state: WorkflowState,
+    pub heads: Vec<String>,
+    pub issues: Vec<Issue>,
+}
+
+/// Values (with calculated ones), state, heads and validation issues of a record.
+pub fn project(doc: &mut RecordDoc, form: &Form) -> Projection {
+    let evaluation = form.evaluate_record(doc, "vi");
+    let mut values: serde_json::Map<String, serde_json::Value> = doc.values().into_iter().collect();
+    values.extend(evaluation.calculated);
+    Projection {
+        values_json: serde_json::Value::Object(values).to_string(),
+        state: doc.state(),
+        heads: heads_to_hex(&doc.heads()),
+        issues: evaluation.issues,
+    }
+}
+
+/// Why one record's changes are refused.
+struct Refusal {
+    code: &'static str,
+    message: String,
+    issues: Vec<Issue>,
+}
+
+fn refuse(code: &'static str, message: impl Into<String>) -> Result<Result<(), Refusal>, DbError> {
+    Ok(Err(Refusal { code, message: message.into(), issues: Vec::new() }))
+}
 
 async fn commit_one(
     tx: &mut SqliteConnection,
     device: &AuthDevice,
     scope: &[String],
     push: &Decoded,
-    template: Option<&diaban_core::Template>,
+    form: Option<&Form>,
 ) -> Result<Result<(), Refusal>, DbError> {
-    if let Some(c) = push
-        .changes
-        .iter()
-        .find(|c| c.actor_id().to_hex_string() != device.actor_id)
-    {
-        return Ok(Err((
-            codes::NOT_YOUR_ACTOR,
-            format!("change {} was not made by this device", c.hash()),
-        )));
+    if let Some(c) = push.changes.iter().find(|c| c.actor_id().to_hex_string() != device.actor_id) {
+        return refuse(codes::NOT_YOUR_ACTOR, format!("change {} was not made by this device", c.hash()));
     }
     let existing = Db::record_doc(tx, &push.record_id).await?;
     let mut doc = match &existing {
-        Some((bytes, _, unit)) => {
-            if !scope.contains(unit) {
-                return Ok(Err(out_of_scope()));
-            }
-            match RecordDoc::load(bytes, None) {
-                Ok(doc) => doc,
-                Err(e) => {
-                    return Err(DbError::Invalid(format!(
-                        "stored record {}: {e}",
-                        push.record_id
-                    )));
-                }
-            }
-        }
+        // The same answer whether the record exists elsewhere or not: nothing leaks.
+        Some((_, _, unit)) if !scope.contains(unit) => return refuse(codes::OUT_OF_SCOPE, OUT_OF_SCOPE),
+        Some((bytes, _, _)) => RecordDoc::load(bytes, None)
+            .map_err(|e| DbError::Invalid(format!("stored record {}: {e}", push.record_id)))?,
         None => RecordDoc::empty(),
     };
     if let Err(e) = doc.apply_changes(push.changes.clone()) {
-        return Ok(Err((codes::BAD_CHANGE, e.to_string())));
+        return refuse(codes::BAD_CHANGE, e.to_string());
     }
     let pushed_heads = heads_from_hex(&push.heads).unwrap_or_default();
     if !doc.missing_deps(&pushed_heads).is_empty() {
-        return Ok(Err((
+        return refuse(
             codes::MISSING_HISTORY,
-            "the server lacks earlier changes of this record; send its whole history".into(),
-        )));
+            "the server lacks earlier changes of this record; send its whole history",
+        );
     }
     let meta = match doc.meta() {
         Ok(meta) => meta,
-        Err(e) => return Ok(Err((codes::BAD_CHANGE, e.to_string()))),
+        Err(e) => return refuse(codes::BAD_CHANGE, e.to_string()),
     };
     if meta.record_id != push.record_id {
-        return Ok(Err((
-            codes::RECORD_IDENTITY,
-            "the document belongs to another record id".into(),
-        )));
+        return refuse(codes::RECORD_IDENTITY, "the document belongs to another record id");
     }
     if let Some((_, template_id, unit)) = &existing
         && (&meta.template_id != template_id || &meta.unit_code != unit)
     {
-        return Ok(Err((
-            codes::RECORD_IDENTITY,
-            "a record's template and unit cannot change".into(),
-        )));
+        return refuse(codes::RECORD_IDENTITY, "a record's template and unit cannot change");
     }
     if !scope.contains(&meta.unit_code) {
-        return Ok(Err(out_of_scope()));
+        return refuse(codes::OUT_OF_SCOPE, OUT_OF_SCOPE);
     }
-    let Some(template) =
-        template.filter(|t| t.id == meta.template_id && t.version == meta.template_version)
+    let Some(form) =
+        form.filter(|f| f.template().id == meta.template_id && f.template().version == meta.template_version)
     else {
-        return Ok(Err((
+        return refuse(
             codes::UNKNOWN_TEMPLATE,
-            format!(
-                "template {} version {} is not published",
-                meta.template_id, meta.template_version
-            ),
-        )));
+            format!("template {} version {} is not published", meta.template_id, meta.template_version),
+        );
     };
-    if !template.roles.fill.contains(&device.user.role) {
-        return Ok(Err((
+    if !form.template().roles.fill.contains(&device.user.role) {
+        return refuse(
             codes::OUT_OF_SCOPE,
-            format!(
-                "role {} may not fill {}",
-                device.user.role.as_str(),
-                template.id
-            ),
-        )));
+            format!("role {} may not fill {}", device.user.role.as_str(), form.template().id),
+        );
     }
-    let values = serde_json::Value::Object(doc.values().into_iter().collect()).to_string();
-    let heads = heads_to_hex(&doc.heads());
-    let state = doc.state();
+    let projection = project(&mut doc, form);
+    // The same validation as on the phone: a submitted record must pass it.
+    if projection.state == WorkflowState::Submitted && !projection.issues.is_empty() {
+        let message = projection.issues.iter().map(|i| i.message.as_str()).collect::<Vec<_>>().join("; ");
+        return Ok(Err(Refusal {
+            code: codes::INVALID_SUBMISSION,
+            message: format!("Hồ sơ chưa hợp lệ: {message}"),
+            issues: projection.issues,
+        }));
+    }
     let bytes = doc.save();
     Db::put_record(
         tx,
@@ -255,12 +245,12 @@ async fn commit_one(
             template_id: &meta.template_id,
             template_version: meta.template_version,
             unit_code: &meta.unit_code,
-            state: state.as_str(),
+            state: projection.state.as_str(),
             created_by: &meta.created_by,
             created_at: meta.created_at,
             doc: &bytes,
-            heads: &heads,
-            values_json: &values,
+            heads: &projection.heads,
+            values_json: &projection.values_json,
             device_id: Some(&device.device_id),
         },
     )
@@ -268,13 +258,7 @@ async fn commit_one(
     Ok(Ok(()))
 }
 
-fn out_of_scope() -> Refusal {
-    // The same answer whether the record exists elsewhere or not: nothing leaks.
-    (
-        codes::OUT_OF_SCOPE,
-        "this record is outside your units".into(),
-    )
-}
+const OUT_OF_SCOPE: &str = "this record is outside your units";
 
 /// Everything in scope after `cursor`, read in one snapshot.
 async fn pull(
@@ -284,21 +268,16 @@ async fn pull(
     pushed_heads: &[(&str, &[String])],
 ) -> Result<SyncResponse, ApiError> {
     let mut tx = db.pool.begin().await?;
-    let max_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log")
-        .fetch_one(&mut *tx)
-        .await?;
-    let templates =
-        sqlx::query("SELECT body FROM templates WHERE seq > ? AND seq <= ? ORDER BY seq")
-            .bind(cursor)
-            .bind(max_seq)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| crate::db::parse_template(r.get(0)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-            })?;
+    let max_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log").fetch_one(&mut *tx).await?;
+    let templates = sqlx::query("SELECT body FROM templates WHERE seq > ? AND seq <= ? ORDER BY seq")
+        .bind(cursor)
+        .bind(max_seq)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| crate::db::parse_template(r.get(0)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let rows = sqlx::query(
         "SELECT id, doc, heads, seq FROM records
          WHERE seq > ? AND seq <= ? AND unit_code IN (SELECT value FROM json_each(?))
@@ -314,38 +293,20 @@ async fn pull(
 
     let more = rows.len() as i64 > PAGE_RECORDS;
     let page = &rows[..rows.len().min(PAGE_RECORDS as usize)];
-    let next_cursor = if more {
-        page.last()
-            .map(|r| r.get::<i64, _>("seq"))
-            .unwrap_or(cursor)
-    } else {
-        max_seq.max(cursor)
-    };
+    let next_cursor =
+        if more { page.last().map(|r| r.get::<i64, _>("seq")).unwrap_or(cursor) } else { max_seq.max(cursor) };
     let mut records = Vec::new();
     for row in page {
         let id: String = row.get("id");
         let heads: Vec<String> = serde_json::from_str(row.get("heads")).unwrap_or_default();
         // The device that just pushed exactly this state has it already.
-        if pushed_heads
-            .iter()
-            .any(|(rid, h)| *rid == id && same_set(h, &heads))
-        {
+        if pushed_heads.iter().any(|(rid, h)| *rid == id && same_set(h, &heads)) {
             continue;
         }
         let doc: Vec<u8> = row.get("doc");
-        records.push(PulledRecord {
-            record_id: id,
-            doc: protocol::encode_bytes(&doc),
-        });
+        records.push(PulledRecord { record_id: id, doc: protocol::encode_bytes(&doc) });
     }
-    Ok(SyncResponse {
-        cursor: next_cursor,
-        accepted: Vec::new(),
-        rejected: Vec::new(),
-        templates,
-        records,
-        more,
-    })
+    Ok(SyncResponse { cursor: next_cursor, accepted: Vec::new(), rejected: Vec::new(), templates, records, more })
 }
 
 fn same_set(a: &[String], b: &[String]) -> bool {

@@ -16,6 +16,9 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::auth;
 use crate::db::{RecordRow, User};
+use diaban_core::form::RenderItem;
+use diaban_core::record::RecordDoc;
+use diaban_core::template::FieldType;
 
 const SESSION_COOKIE: &str = "diaban_session";
 const LANG_COOKIE: &str = "diaban_lang";
@@ -67,11 +70,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 fn lang_of(headers: &HeaderMap) -> Lang {
-    if cookie(headers, LANG_COOKIE) == Some("en") {
-        Lang::En
-    } else {
-        Lang::Vi
-    }
+    if cookie(headers, LANG_COOKIE) == Some("en") { Lang::En } else { Lang::Vi }
 }
 
 /// A signed-in reviewer (or any web user) and the page language.
@@ -84,13 +83,9 @@ pub struct WebUser {
 impl FromRequestParts<AppState> for WebUser {
     type Rejection = Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let lang = lang_of(&parts.headers);
-        let token = cookie(&parts.headers, SESSION_COOKIE)
-            .ok_or_else(|| Redirect::to("/login").into_response())?;
+        let token = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(|| Redirect::to("/login").into_response())?;
         match state.db.session(&auth::token_hash(token)).await {
             Ok(Some((user, csrf))) => Ok(WebUser { user, csrf, lang }),
             Ok(None) => Err(Redirect::to("/login").into_response()),
@@ -188,11 +183,7 @@ struct LoginForm {
     password: String,
 }
 
-async fn login(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(form): Form<LoginForm>,
-) -> Response {
+async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
     let lang = lang_of(&headers);
     let found = match state.db.user_for_login(&form.username).await {
         Ok(found) => found,
@@ -204,28 +195,20 @@ async fn login(
             if other.is_none() {
                 auth::verify_dummy(&form.password);
             }
-            let _ = state
-                .db
-                .audit(Some(&form.username), "web_login_failed", "")
-                .await;
+            let _ = state.db.audit(Some(&form.username), "web_login_failed", "").await;
             return (StatusCode::UNAUTHORIZED, login_form(lang, true)).into_response();
         }
     };
     let (Ok(token), Ok(csrf)) = (auth::new_token(), auth::new_token()) else {
         return server_error("no randomness");
     };
-    if let Err(e) = state
-        .db
-        .create_session(&auth::token_hash(&token), user.id, &csrf, SESSION_TTL_SECS)
-        .await
-    {
+    if let Err(e) = state.db.create_session(&auth::token_hash(&token), user.id, &csrf, SESSION_TTL_SECS).await {
         return server_error(e);
     }
     let _ = state.db.audit(Some(&user.username), "web_login", "").await;
     let secure = if state.secure_cookies { "; Secure" } else { "" };
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_TTL_SECS}{secure}"
-    );
+    let cookie =
+        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_TTL_SECS}{secure}");
     redirect_with_cookie("/records", &cookie)
 }
 
@@ -248,18 +231,12 @@ async fn logout(
     {
         return server_error(e);
     }
-    redirect_with_cookie(
-        "/login",
-        &format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
-    )
+    redirect_with_cookie("/login", &format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"))
 }
 
 async fn set_lang(Path(lang): Path<String>) -> Response {
     let lang = if lang == "en" { "en" } else { "vi" };
-    redirect_with_cookie(
-        "/records",
-        &format!("{LANG_COOKIE}={lang}; Path=/; SameSite=Lax; Max-Age=31536000"),
-    )
+    redirect_with_cookie("/records", &format!("{LANG_COOKIE}={lang}; Path=/; SameSite=Lax; Max-Age=31536000"))
 }
 
 async fn records_page(State(state): State<AppState>, web: WebUser) -> Response {
@@ -274,11 +251,7 @@ async fn records_page(State(state): State<AppState>, web: WebUser) -> Response {
     };
     let mut labelled = Vec::new();
     for row in &rows {
-        let title = match state
-            .db
-            .template(&row.template_id, Some(row.template_version))
-            .await
-        {
+        let title = match state.db.template(&row.template_id, Some(row.template_version)).await {
             Ok(Some(t)) => t.label.text(lang.code()).to_owned(),
             _ => row.template_id.clone(),
         };
@@ -320,11 +293,7 @@ async fn records_page(State(state): State<AppState>, web: WebUser) -> Response {
     .into_response()
 }
 
-async fn record_page(
-    State(state): State<AppState>,
-    web: WebUser,
-    Path(id): Path<String>,
-) -> Response {
+async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path<String>) -> Response {
     let lang = web.lang;
     let row: RecordRow = match scope_of(&state, &web.user).await {
         Ok(units) => match state.db.record_in_units(&id, &units).await {
@@ -334,16 +303,21 @@ async fn record_page(
         },
         Err(e) => return server_error(e),
     };
-    let template = match state
-        .db
-        .template(&row.template_id, Some(row.template_version))
-        .await
-    {
-        Ok(Some(t)) => t,
+    let form = match state.db.form(&row.template_id, row.template_version).await {
+        Ok(Some(form)) => form,
         Ok(None) => return not_found(lang, &web),
         Err(e) => return server_error(e),
     };
-    let title = template.label.text(lang.code()).to_owned();
+    let doc = match state.db.record_document(&row.id).await {
+        Ok(Some(bytes)) => match RecordDoc::load(&bytes, None) {
+            Ok(doc) => doc,
+            Err(e) => return server_error(e),
+        },
+        Ok(None) => return not_found(lang, &web),
+        Err(e) => return server_error(e),
+    };
+    let evaluation = form.evaluate_record(&doc, lang.code());
+    let title = form.template().label.text(lang.code()).to_owned();
     page(
         lang,
         &title,
@@ -356,21 +330,45 @@ async fn record_page(
                 (local_time(row.created_at)) " · "
                 span.state { (state_label(lang, &row.state)) }
             }
-            table id="values" {
-                thead { tr { th { (lang.t("Trường", "Field")) } th { (lang.t("Giá trị", "Value")) } } }
-                tbody {
-                    @for field in &template.fields {
-                        tr data-field=(field.name) {
-                            th scope="row" { (field.label.text(lang.code())) }
-                            td { @if let Some(v) = row.values.get(&field.name) { (template.display(field, v, lang.code())) } }
-                        }
-                    }
-                }
+            (values_table(lang, "values", &evaluation.items))
+            @if !evaluation.issues.is_empty() {
+                h2 { (lang.t("Lỗi kiểm tra", "Validation issues")) }
+                ul id="issues" { @for issue in &evaluation.issues { li { (issue.message) } } }
             }
             p { a href="/records" { "← " (lang.t("Danh sách hồ sơ", "All records")) } }
         },
     )
     .into_response()
+}
+
+/// The visible fields of a record as a table; repeat groups nest a table per row.
+fn values_table(lang: Lang, id: &str, items: &[RenderItem]) -> Markup {
+    html! {
+        table id=(id) {
+            thead { tr { th { (lang.t("Trường", "Field")) } th { (lang.t("Giá trị", "Value")) } } }
+            tbody {
+                @for item in items {
+                    tr data-field=(item.path) {
+                        th scope="row" { (item.label) }
+                        td {
+                            @if item.field_type == FieldType::Repeat {
+                                @for (i, row) in item.rows.iter().enumerate() {
+                                    p { (lang.t("Dòng", "Row")) " " (i + 1) }
+                                    (values_table(lang, &format!("{}-{}", item.name, row.id), &row.items))
+                                }
+                            } @else {
+                                (item.display)
+                            }
+                            @if !item.conflicts.is_empty() {
+                                div.conflict { (lang.t("Xung đột, các giá trị: ", "Conflict, values: ")) (item.conflicts.join(" | ")) }
+                            }
+                            @for error in &item.errors { div.error { (error) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 async fn scope_of(state: &AppState, user: &User) -> Result<Vec<String>, crate::db::DbError> {
@@ -379,20 +377,12 @@ async fn scope_of(state: &AppState, user: &User) -> Result<Vec<String>, crate::d
 
 fn not_found(lang: Lang, web: &WebUser) -> Response {
     let title = lang.t("Không tìm thấy hồ sơ", "Record not found");
-    (
-        StatusCode::NOT_FOUND,
-        page(lang, title, Some(web), html! { h1 { (title) } }),
-    )
-        .into_response()
+    (StatusCode::NOT_FOUND, page(lang, title, Some(web), html! { h1 { (title) } })).into_response()
 }
 
 fn server_error(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "web page failed");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Lỗi máy chủ / Server error",
-    )
-        .into_response()
+    (StatusCode::INTERNAL_SERVER_ERROR, "Lỗi máy chủ / Server error").into_response()
 }
 
 fn redirect_with_cookie(to: &str, cookie: &str) -> Response {

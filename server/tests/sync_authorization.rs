@@ -6,10 +6,8 @@ use std::process::{Child, Command, Stdio};
 
 use automerge::ActorId;
 use diaban_core::FieldValue;
-use diaban_core::protocol::{
-    self, LoginRequest, LoginResponse, PushRecord, SyncRequest, SyncResponse,
-};
-use diaban_core::record::{RecordDoc, RecordMeta, heads_to_hex};
+use diaban_core::protocol::{self, LoginRequest, LoginResponse, PushRecord, SyncRequest, SyncResponse};
+use diaban_core::record::{FieldPath, RecordDoc, RecordMeta, heads_to_hex};
 
 struct Server {
     child: Child,
@@ -38,55 +36,16 @@ fn diaban(db: &std::path::Path, args: &[&str]) {
 fn start() -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("server.sqlite");
-    diaban(
-        &db,
-        &[
-            "admin",
-            "create-unit",
-            "--code",
-            "14",
-            "--name",
-            "Tỉnh Sơn La",
-            "--level",
-            "province",
-        ],
-    );
+    diaban(&db, &["admin", "create-unit", "--code", "14", "--name", "Tỉnh Sơn La", "--level", "province"]);
     for (code, name) in [("04051", "Xã Mường Giôn"), ("04052", "Xã Chiềng Bôm")] {
-        diaban(
-            &db,
-            &[
-                "admin",
-                "create-unit",
-                "--code",
-                code,
-                "--name",
-                name,
-                "--level",
-                "commune",
-                "--parent",
-                "14",
-            ],
-        );
+        diaban(&db, &["admin", "create-unit", "--code", code, "--name", name, "--level", "commune", "--parent", "14"]);
     }
-    for (user, unit, role) in [
-        ("a", "04051", "field_officer"),
-        ("b", "04052", "field_officer"),
-        ("r", "14", "reviewer"),
-    ] {
+    for (user, unit, role) in
+        [("a", "04051", "field_officer"), ("b", "04052", "field_officer"), ("r", "14", "reviewer")]
+    {
         diaban(
             &db,
-            &[
-                "admin",
-                "create-user",
-                "--username",
-                user,
-                "--password",
-                "mat-khau-dai",
-                "--role",
-                role,
-                "--unit",
-                unit,
-            ],
+            &["admin", "create-user", "--username", user, "--password", "mat-khau-dai", "--role", role, "--unit", unit],
         );
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_diaban"))
@@ -98,19 +57,10 @@ fn start() -> Server {
         .spawn()
         .expect("start server");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read address");
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read address");
     let url = line.trim().rsplit(' ').next().expect("address").to_owned();
-    assert!(
-        url.starts_with("http://127.0.0.1:"),
-        "unexpected start line {line:?}"
-    );
-    Server {
-        child,
-        url,
-        _dir: dir,
-    }
+    assert!(url.starts_with("http://127.0.0.1:"), "unexpected start line {line:?}");
+    Server { child, url, _dir: dir }
 }
 
 struct Phone {
@@ -137,33 +87,20 @@ async fn login(server: &Server, username: &str) -> Phone {
         .json()
         .await
         .expect("login body");
-    Phone {
-        token: response.token,
-        actor,
-        http,
-        url: server.url.clone(),
-    }
+    Phone { token: response.token, actor, http, url: server.url.clone() }
 }
 
 impl Phone {
     async fn push(&self, doc: &mut RecordDoc, id: &str) -> SyncResponse {
         let push = PushRecord {
             record_id: id.into(),
-            changes: doc
-                .changes_since(&[])
-                .iter()
-                .map(|c| protocol::encode_bytes(c))
-                .collect(),
+            changes: doc.changes_since(&[]).iter().map(|c| protocol::encode_bytes(c)).collect(),
             heads: heads_to_hex(&doc.heads()),
         };
         self.http
             .post(format!("{}{}", self.url, protocol::SYNC_PATH))
             .bearer_auth(&self.token)
-            .json(&SyncRequest {
-                protocol: protocol::PROTOCOL_VERSION,
-                cursor: 0,
-                push: vec![push],
-            })
+            .json(&SyncRequest { protocol: protocol::PROTOCOL_VERSION, cursor: 0, push: vec![push] })
             .send()
             .await
             .expect("sync")
@@ -182,19 +119,15 @@ fn session(id: &str, unit: &str, template: &str, actor: ActorId) -> RecordDoc {
         created_by: "a".into(),
         created_at: 1_763_769_600,
         device_id: "d".into(),
+        period: None,
     };
     let mut doc = RecordDoc::create(&meta, actor).expect("create");
-    doc.set_field("participants", &FieldValue::Integer(12), 1_763_769_601)
-        .expect("edit");
+    doc.set_field(&FieldPath::top("participants"), &FieldValue::Integer(12), 1_763_769_601).expect("edit");
     doc
 }
 
 fn refusal(response: &SyncResponse) -> Vec<(&str, &str)> {
-    response
-        .rejected
-        .iter()
-        .map(|r| (r.record_id.as_str(), r.code.as_str()))
-        .collect()
+    response.rejected.iter().map(|r| (r.record_id.as_str(), r.code.as_str())).collect()
 }
 
 #[tokio::test]
@@ -205,10 +138,7 @@ async fn a_device_commits_its_own_record_in_its_own_commune() {
     let response = a.push(&mut doc, "r1").await;
     assert_eq!(response.accepted, vec!["r1".to_string()]);
     assert!(response.rejected.is_empty());
-    assert!(
-        response.records.is_empty(),
-        "the pushing device is not sent back what it just sent"
-    );
+    assert!(response.records.is_empty(), "the pushing device is not sent back what it just sent");
 }
 
 #[tokio::test]
@@ -227,24 +157,16 @@ async fn a_record_in_another_commune_is_refused_and_not_revealed() {
     let a = login(&server, "a").await;
     let b = login(&server, "b").await;
     let mut doc = session("r1", "04051", "propaganda_session", a.actor.clone());
-    assert_eq!(
-        a.push(&mut doc, "r1").await.accepted,
-        vec!["r1".to_string()]
-    );
+    assert_eq!(a.push(&mut doc, "r1").await.accepted, vec!["r1".to_string()]);
 
     // B writes into A's commune: refused.
     let mut intrusion = session("r2", "04051", "propaganda_session", b.actor.clone());
-    assert_eq!(
-        refusal(&b.push(&mut intrusion, "r2").await),
-        vec![("r2", "out_of_scope")]
-    );
+    assert_eq!(refusal(&b.push(&mut intrusion, "r2").await), vec![("r2", "out_of_scope")]);
     // B edits A's existing record: refused with the same answer, and B never pulls it.
     let mut edit = RecordDoc::empty();
-    edit.apply_changes(RecordDoc::decode_changes(&doc.changes_since(&[])).expect("decode"))
-        .expect("apply");
+    edit.apply_changes(RecordDoc::decode_changes(&doc.changes_since(&[])).expect("decode")).expect("apply");
     let mut edit = RecordDoc::load(&edit.save(), Some(b.actor.clone())).expect("load");
-    edit.set_field("participants", &FieldValue::Integer(99), 1_763_769_700)
-        .expect("edit");
+    edit.set_field(&FieldPath::top("participants"), &FieldValue::Integer(99), 1_763_769_700).expect("edit");
     let changes = edit.changes_since(&doc.heads());
     let response: SyncResponse = b
         .http
@@ -274,10 +196,7 @@ async fn an_unpublished_template_is_refused() {
     let server = start();
     let a = login(&server, "a").await;
     let mut doc = session("r1", "04051", "khong_co", a.actor.clone());
-    assert_eq!(
-        refusal(&a.push(&mut doc, "r1").await),
-        vec![("r1", "unknown_template")]
-    );
+    assert_eq!(refusal(&a.push(&mut doc, "r1").await), vec![("r1", "unknown_template")]);
 }
 
 #[tokio::test]
@@ -285,10 +204,7 @@ async fn a_reviewer_may_not_fill_an_officers_template() {
     let server = start();
     let r = login(&server, "r").await;
     let mut doc = session("r1", "04051", "propaganda_session", r.actor.clone());
-    assert_eq!(
-        refusal(&r.push(&mut doc, "r1").await),
-        vec![("r1", "out_of_scope")]
-    );
+    assert_eq!(refusal(&r.push(&mut doc, "r1").await), vec![("r1", "out_of_scope")]);
 }
 
 #[tokio::test]
@@ -297,11 +213,7 @@ async fn a_revoked_or_unknown_token_is_unauthorized() {
     let response = reqwest::Client::new()
         .post(format!("{}{}", server.url, protocol::SYNC_PATH))
         .bearer_auth("not-a-token")
-        .json(&SyncRequest {
-            protocol: protocol::PROTOCOL_VERSION,
-            cursor: 0,
-            push: vec![],
-        })
+        .json(&SyncRequest { protocol: protocol::PROTOCOL_VERSION, cursor: 0, push: vec![] })
         .send()
         .await
         .expect("sync");

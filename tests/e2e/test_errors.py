@@ -27,7 +27,7 @@ def test_wrong_password_is_a_typed_error_and_stores_no_token(server: Server, dev
 def test_unreachable_server_is_a_typed_error_and_keeps_the_record(server: Server, device_path):
     phone = diaban.Device.open(device_path, server.url, "phone")
     phone.login("canbo.muonggion", "canbo-mat-khau")
-    record_id = phone.create_record("propaganda_session")
+    record_id = phone.create_record("propaganda_session", None)
     phone.set_field(record_id, "place", diaban.FieldValue.TEXT("Trạm y tế xã"))
     server.stop()
     with pytest.raises(diaban.DiabanError.Unreachable):
@@ -41,8 +41,8 @@ def test_unknown_template_and_bad_values_are_typed_errors(server: Server, device
     phone = diaban.Device.open(device_path, server.url, "phone")
     phone.login("canbo.muonggion", "canbo-mat-khau")
     with pytest.raises(diaban.DiabanError.UnknownTemplate):
-        phone.create_record("khong_ton_tai")
-    record_id = phone.create_record("propaganda_session")
+        phone.create_record("khong_ton_tai", None)
+    record_id = phone.create_record("propaganda_session", None)
     with pytest.raises(diaban.DiabanError.InvalidValue):
         phone.set_field(record_id, "audience_group", diaban.FieldValue.CHOICE("aliens"))
     with pytest.raises(diaban.DiabanError.InvalidValue):

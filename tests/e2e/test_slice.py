@@ -28,7 +28,7 @@ def test_offline_record_reaches_the_reviewer(server: Server, device_path, browse
 
     # Offline: the server goes away; the officer keeps working.
     server.stop()
-    record_id = phone.create_record(PROPAGANDA)
+    record_id = phone.create_record(PROPAGANDA, None)
     fill_session(phone, record_id)
     phone.submit(record_id)
     with pytest.raises(diaban.DiabanError.Unreachable):
@@ -40,7 +40,7 @@ def test_offline_record_reaches_the_reviewer(server: Server, device_path, browse
     phone = diaban.Device.open(device_path, server.url, "Điện thoại thử nghiệm")
     view = phone.record(record_id)
     assert view.unsent and view.state == "submitted"
-    shown = {f.name: f.display for f in view.fields}
+    shown = {f.name: f.display for f in view.items}
     assert shown["audience_group"] == "Thanh thiếu niên"
     assert shown["participants"] == "57"
 
@@ -89,7 +89,7 @@ def test_offline_record_reaches_the_reviewer(server: Server, device_path, browse
 def test_an_officer_of_another_commune_never_receives_the_record(server: Server, tmp_path):
     mine = diaban.Device.open(str(tmp_path / "a.sqlite"), server.url, "A")
     mine.login("canbo.muonggion", "canbo-mat-khau")
-    record_id = mine.create_record(PROPAGANDA)
+    record_id = mine.create_record(PROPAGANDA, None)
     fill_session(mine, record_id)
     assert mine.sync().accepted == [record_id]
 

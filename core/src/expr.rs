@@ -1,0 +1,212 @@
+//! CEL expressions (through `cel-interpreter`): the values they see and the functions a
+//! template may call beyond standard CEL.
+//!
+//! Dates are `YYYY-MM-DD` strings, so they compare with `<` and `==` as they are; the extra
+//! functions do date arithmetic and sums over repeat groups:
+//! - `sum(list)`: sum of the numbers in a list (nulls skipped), e.g. `sum(visits.map(v, v.tests))`;
+//! - `days_between(a, b)`: days from date `a` to date `b`;
+//! - `add_days(date, n)`, `add_months(date, n)`: shifted dates (month ends clamp).
+
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock};
+
+use cel_interpreter::objects::{Key, Map};
+use cel_interpreter::{Context, ExecutionError, Value};
+use serde_json::Value as Json;
+use time::Date;
+
+/// Names every expression can use besides the template's fields.
+pub const TODAY: &str = "today";
+pub const PERIOD_START: &str = "period_start";
+pub const PERIOD_END: &str = "period_end";
+/// In a constraint: the answer being checked.
+pub const VALUE: &str = "value";
+pub const RESERVED: &[&str] = &[TODAY, PERIOD_START, PERIOD_END, VALUE, "null", "true", "false", "in"];
+
+/// Functions and macros an expression may call.
+pub const FUNCTIONS: &[&str] = &[
+    // standard CEL (cel-interpreter)
+    "contains",
+    "size",
+    "max",
+    "min",
+    "startsWith",
+    "endsWith",
+    "string",
+    "double",
+    "int",
+    "uint",
+    "matches",
+    "map",
+    "filter",
+    "all",
+    "exists",
+    "exists_one",
+    "has",
+    // ours
+    "sum",
+    "days_between",
+    "add_days",
+    "add_months",
+];
+
+/// A context holding the standard and our functions; evaluations use child scopes of it.
+pub fn root_context() -> Context<'static> {
+    let mut ctx = Context::default();
+    ctx.add_function("sum", sum);
+    ctx.add_function("days_between", days_between);
+    ctx.add_function("add_days", add_days);
+    ctx.add_function("add_months", add_months);
+    ctx
+}
+
+fn sum(list: Arc<Vec<Value>>) -> Result<Value, ExecutionError> {
+    let mut int: i64 = 0;
+    let mut float: Option<f64> = None;
+    for v in list.iter() {
+        match v {
+            Value::Int(i) => {
+                int = int.checked_add(*i).ok_or_else(|| ExecutionError::function_error("sum", "overflow"))?
+            }
+            Value::UInt(u) => {
+                int = int.checked_add(*u as i64).ok_or_else(|| ExecutionError::function_error("sum", "overflow"))?
+            }
+            Value::Float(f) => *float.get_or_insert(0.0) += f,
+            Value::Null => {}
+            other => return Err(ExecutionError::function_error("sum", format!("not a number: {other:?}"))),
+        }
+    }
+    Ok(match float {
+        Some(f) => Value::Float(f + int as f64),
+        None => Value::Int(int),
+    })
+}
+
+fn parse_date(function: &str, s: &str) -> Result<Date, ExecutionError> {
+    Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|_| ExecutionError::function_error(function, format!("{s:?} is not a date YYYY-MM-DD")))
+}
+
+fn format_date(d: Date) -> Value {
+    Value::String(Arc::new(format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day())))
+}
+
+fn days_between(a: Arc<String>, b: Arc<String>) -> Result<Value, ExecutionError> {
+    Ok(Value::Int((parse_date("days_between", &b)? - parse_date("days_between", &a)?).whole_days()))
+}
+
+fn add_days(d: Arc<String>, n: i64) -> Result<Value, ExecutionError> {
+    let date = parse_date("add_days", &d)?;
+    date.checked_add(time::Duration::days(n))
+        .map(format_date)
+        .ok_or_else(|| ExecutionError::function_error("add_days", "date out of range"))
+}
+
+fn add_months(d: Arc<String>, n: i64) -> Result<Value, ExecutionError> {
+    let date = parse_date("add_months", &d)?;
+    let index = date.year() as i64 * 12 + date.month() as i64 - 1 + n;
+    let year = i32::try_from(index.div_euclid(12))
+        .map_err(|_| ExecutionError::function_error("add_months", "out of range"))?;
+    let month = time::Month::try_from((index.rem_euclid(12) + 1) as u8)
+        .map_err(|_| ExecutionError::function_error("add_months", "out of range"))?;
+    let day = date.day().min(time::util::days_in_month(month, year));
+    Date::from_calendar_date(year, month, day)
+        .map(format_date)
+        .map_err(|_| ExecutionError::function_error("add_months", "out of range"))
+}
+
+/// A stored JSON value as CEL sees it.
+pub fn to_cel(json: &Json) -> Value {
+    match json {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Json::String(s) => Value::String(Arc::new(s.clone())),
+        Json::Array(items) => Value::List(Arc::new(items.iter().map(to_cel).collect())),
+        Json::Object(map) => Value::Map(Map {
+            map: Arc::new(map.iter().map(|(k, v)| (Key::String(Arc::new(k.clone())), to_cel(v))).collect()),
+        }),
+    }
+}
+
+/// A CEL result as JSON; `None` for values JSON cannot hold.
+pub fn from_cel(value: &Value) -> Option<Json> {
+    Some(match value {
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => Json::from(*i),
+        Value::UInt(u) => Json::from(*u),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map(Json::Number)?,
+        Value::String(s) => Json::String(s.to_string()),
+        Value::List(items) => Json::Array(items.iter().map(from_cel).collect::<Option<_>>()?),
+        Value::Map(map) => Json::Object(
+            map.map
+                .iter()
+                .map(|(k, v)| match k {
+                    Key::String(s) => Some((s.to_string(), from_cel(v)?)),
+                    _ => None,
+                })
+                .collect::<Option<_>>()?,
+        ),
+        _ => return None,
+    })
+}
+
+/// Names bound by comprehensions (`list.map(v, …)`): the parser reports them as variables,
+/// but they are not references to fields.
+pub fn bound_names(source: &str) -> HashSet<String> {
+    static BINDER: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"\.\s*(?:map|filter|all|exists|exists_one)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
+            .unwrap_or_else(|e| panic!("static regex: {e}"))
+    });
+    BINDER.captures_iter(source).map(|c| c[1].to_owned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cel_interpreter::Program;
+
+    fn eval(src: &str, vars: &[(&str, Json)]) -> Result<Value, ExecutionError> {
+        let root = root_context();
+        let mut ctx = root.new_inner_scope();
+        for (name, value) in vars {
+            ctx.add_variable_from_value(*name, to_cel(value));
+        }
+        Program::compile(src).expect("compiles").execute(&ctx)
+    }
+
+    #[test]
+    fn sums_counts_and_comprehensions_over_repeat_rows() {
+        let rows =
+            serde_json::json!([{"_id": "a", "plants": 120, "area": 50.5}, {"_id": "b", "plants": 30, "area": null}]);
+        let vars = [("finds", rows)];
+        assert_eq!(eval("sum(finds.map(f, f.plants))", &vars).unwrap(), Value::Int(150));
+        assert_eq!(eval("sum(finds.map(f, f.area))", &vars).unwrap(), Value::Float(50.5));
+        assert_eq!(eval("size(finds)", &vars).unwrap(), Value::Int(2));
+        assert_eq!(eval("size(finds.filter(f, f.plants > 100))", &vars).unwrap(), Value::Int(1));
+        assert_eq!(eval("finds.all(f, f.plants > 0)", &vars).unwrap(), Value::Bool(true));
+    }
+
+    #[test]
+    fn date_functions_compare_and_shift_iso_dates() {
+        let vars = [("start", Json::from("2026-01-31")), (TODAY, Json::from("2026-11-22"))];
+        assert_eq!(eval("add_months(start, 1)", &vars).unwrap(), Value::String(Arc::new("2026-02-28".into())));
+        assert_eq!(eval("add_months(start, 12)", &vars).unwrap(), Value::String(Arc::new("2027-01-31".into())));
+        assert_eq!(eval("add_days(start, 1)", &vars).unwrap(), Value::String(Arc::new("2026-02-01".into())));
+        assert_eq!(eval("days_between(start, today)", &vars).unwrap(), Value::Int(295));
+        assert_eq!(eval("start <= today", &vars).unwrap(), Value::Bool(true));
+        assert!(eval("add_days('31/01/2026', 1)", &vars).is_err());
+    }
+
+    #[test]
+    fn comprehension_variables_are_not_field_references() {
+        assert_eq!(
+            bound_names("sum(finds.map(f, f.plants)) + size(x.filter( y ,y))"),
+            HashSet::from(["f".into(), "y".into()])
+        );
+    }
+}
