@@ -115,6 +115,16 @@ fn add_months(d: Arc<String>, n: i64) -> Result<Value, ExecutionError> {
         .map_err(|_| ExecutionError::function_error("add_months", "out of range"))
 }
 
+/// Compiles a CEL expression. The parser can panic on some malformed input; that is caught
+/// and reported as a syntax error, since templates come from outside.
+pub fn compile(source: &str) -> Result<cel_interpreter::Program, String> {
+    match std::panic::catch_unwind(|| cel_interpreter::Program::compile(source)) {
+        Ok(Ok(program)) => Ok(program),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the expression could not be parsed".to_owned()),
+    }
+}
+
 /// A stored JSON value as CEL sees it.
 pub fn to_cel(json: &Json) -> Value {
     match json {

@@ -450,7 +450,7 @@ impl Form {
     /// Errors of a value taken on its own: shape, choices, bounds, length, pattern.
     fn static_errors(&self, field: &Field, json: &Json) -> Vec<String> {
         let ty = match field.field_type {
-            FieldType::Calculated => return Vec::new(),
+            FieldType::Calculated | FieldType::Repeat | FieldType::Note => return Vec::new(),
             t => t,
         };
         let Some(value) = FieldValue::from_json(ty, json) else {
@@ -676,10 +676,10 @@ fn compile_expr(
     source: &str,
     visible: &HashSet<&str>,
 ) -> Result<Program, PublishError> {
-    let program = Program::compile(source).map_err(|e| PublishError::InvalidExpression {
+    let program = expr::compile(source).map_err(|message| PublishError::InvalidExpression {
         field: field.name.clone(),
         which,
-        message: e.to_string(),
+        message,
     })?;
     let references = program.references();
     let bound = expr::bound_names(source);
@@ -705,7 +705,7 @@ fn calculation_order(fields: &[Field]) -> Result<Vec<String>, PublishError> {
     let deps = |f: &Field| -> Vec<String> {
         let source = f.calculation.as_deref().unwrap_or_default();
         let bound = expr::bound_names(source);
-        Program::compile(source)
+        expr::compile(source)
             .map(|p| {
                 p.references()
                     .variables()
@@ -831,6 +831,7 @@ fn check_structure(t: &Template) -> Result<(), PublishError> {
             FieldType::Calculated if f.result_type.is_some_and(|r| !r.holds_answer() || r.is_choice()) => {
                 return Err(misplaced("result_type"));
             }
+            FieldType::Calculated => {}
             _ if f.calculation.is_some() => return Err(misplaced("calculation")),
             _ => {}
         }
