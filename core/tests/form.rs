@@ -398,3 +398,19 @@ fn a_shared_choice_list_is_copied_into_the_template_at_publication() {
     let form = Form::compile(t).expect("compiles once the list is embedded");
     assert!(form.check_answer("a", &FieldValue::Choice("f".into())).is_ok());
 }
+
+#[test]
+fn the_worked_examples_in_the_template_docs_compile() {
+    let docs = include_str!("../../docs/templates.md");
+    let mut compiled = 0;
+    for block in docs.split("```json").skip(1).filter_map(|b| b.split("```").next()) {
+        // Fragments elide parts with "…"; complete templates must compile.
+        if block.contains('…') || !block.contains("\"fields\"") {
+            continue;
+        }
+        let form = Form::from_json(block).unwrap_or_else(|e| panic!("worked example does not compile: {e}\n{block}"));
+        assert!(!form.template().fields.is_empty());
+        compiled += 1;
+    }
+    assert_eq!(compiled, 2, "both worked examples were checked");
+}

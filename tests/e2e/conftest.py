@@ -64,6 +64,18 @@ class Server:
                                      headers={"content-type": "application/json", **(headers or {})})
         return _send(req)
 
+    def token(self, username: str, password: str) -> str:
+        """A bearer token for API calls (registers a throwaway device)."""
+        import secrets
+        body = {"username": username, "password": password, "device_name": "api", "actor_id": secrets.token_hex(16)}
+        status, answer = self.post("/api/v1/login", json.dumps(body).encode())
+        assert status == 200, answer
+        return answer["token"]
+
+    def publish(self, template: dict, token: str):
+        return self.post("/api/v1/admin/templates", json.dumps(template).encode(),
+                         {"authorization": "Bearer " + token})
+
     def get(self, path: str, headers=None):
         return _send(urllib.request.Request(self.url + path, headers=headers or {}))
 
@@ -88,6 +100,10 @@ def server(tmp_path):
             "--role", "field_officer", "--unit", "04052", "--name", "Cầm Thị Bôm")
     s.admin("create-user", "--username", "kiemduyet.sonla", "--password", "kiemduyet-mat-khau",
             "--role", "reviewer", "--unit", "14", "--name", "Hoàng Thị Thẩm Định")
+    s.admin("create-user", "--username", "canbo2.muonggion", "--password", "canbo-mat-khau",
+            "--role", "field_officer", "--unit", "04051", "--name", "Quàng Văn Hai")
+    s.admin("create-user", "--username", "quantri", "--password", "quantri-mat-khau",
+            "--role", "admin", "--unit", "14", "--name", "Quản trị")
     s.start()
     yield s
     s.stop()

@@ -51,10 +51,15 @@ def test_unknown_template_and_bad_values_are_typed_errors(server: Server, device
         phone.set_field(record_id, "participants", diaban.FieldValue.INTEGER(-3))
     with pytest.raises(diaban.DiabanError.UnknownRecord):
         phone.record("00000000-0000-0000-0000-000000000000")
+    # A cross-field constraint is shown on the form and blocks submission.
+    phone.set_field(record_id, "participants", diaban.FieldValue.INTEGER(10))
+    phone.set_field(record_id, "participants_female", diaban.FieldValue.INTEGER(12))
+    female = {i.name: i for i in phone.record(record_id).items}["participants_female"]
+    assert female.errors == ["Số nữ không được lớn hơn tổng số người tham dự"]
     # A record with required answers missing cannot be submitted, and says which.
     with pytest.raises(diaban.DiabanError.Incomplete) as failed:
         phone.submit(record_id)
-    assert {i.field for i in failed.value.issues} == {"session_date", "place", "audience_group", "participants"}
+    assert {i.field for i in failed.value.issues} == {"session_date", "place", "audience_group", "participants_female"}
     assert phone.record(record_id).state == "draft"
     phone.close()
 
@@ -89,3 +94,17 @@ def test_server_answers_malformed_requests_with_json_4xx_and_changes_nothing(ser
     status, body = server.post("/api/v1/sync", json.dumps(garbage).encode(), auth)
     assert status == 400 and body["error"]["code"] == "bad_request"
     assert record_count(server) == 0
+
+
+def test_the_publish_command_refuses_a_bad_template_with_the_reason(server: Server, tmp_path):
+    import subprocess
+    from conftest import DIABAN
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({
+        "id": "bad", "version": 1, "kind": "event", "label": {"vi": "Sai"},
+        "fields": [{"name": "a", "type": "single_choice", "choices": "missing", "label": {"vi": "A"}}],
+    }), encoding="utf-8")
+    out = subprocess.run([str(DIABAN), "--db", str(server.db), "admin", "publish-template", str(bad)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert 'field "a" refers to choice list "missing", which does not exist' in out.stderr

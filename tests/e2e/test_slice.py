@@ -16,6 +16,8 @@ def fill_session(phone, record_id):
     phone.set_field(record_id, "place", diaban.FieldValue.TEXT("Nhà văn hóa bản Nà Sản"))
     phone.set_field(record_id, "audience_group", diaban.FieldValue.CHOICE("youth"))
     phone.set_field(record_id, "participants", diaban.FieldValue.INTEGER(57))
+    phone.set_field(record_id, "participants_female", diaban.FieldValue.INTEGER(30))
+    phone.set_field(record_id, "methods", diaban.FieldValue.CHOICES(["film", "leaflets"]))
     phone.set_field(record_id, "notes", diaban.FieldValue.TEXT("Chiếu phim tư liệu, phát tờ rơi song ngữ Thái – Việt"))
 
 
@@ -78,7 +80,9 @@ def test_offline_record_reaches_the_reviewer(server: Server, device_path, browse
         "Ngày tuyên truyền": "2026-11-20",
         "Địa điểm": "Nhà văn hóa bản Nà Sản",
         "Đối tượng tuyên truyền": "Thanh thiếu niên",
+        "Hình thức tuyên truyền": "Chiếu phim, phóng sự, Phát tờ rơi, tài liệu",
         "Số người tham dự": "57",
+        "Trong đó: nữ": "30",
         "Ghi chú": "Chiếu phim tư liệu, phát tờ rơi song ngữ Thái – Việt",
     }
     assert "Xã Mường Giôn" in page.inner_text("main")
