@@ -185,3 +185,45 @@ def test_the_server_refuses_a_submission_that_fails_validation_and_the_phone_see
     assert values["place"] == "Nhà văn hóa bản Nà Sản", "the server committed nothing of it"
     a.close()
     b.close()
+
+
+MONTHLY = {
+    "id": "commune_monthly_report", "version": 1, "kind": "periodic_report",
+    "label": {"vi": "Báo cáo tháng của xã", "en": "Commune monthly report"},
+    "period": {"length": "month", "start_day": 15, "due_days_after_end": 2},
+    "fields": [
+        {"name": "sessions", "type": "integer", "min": 0, "required": True, "label": {"vi": "Số buổi tuyên truyền"}},
+        {"name": "held_on", "type": "date", "label": {"vi": "Ngày tổ chức gần nhất"},
+         "constraint": "value >= period_start && value <= period_end",
+         "constraint_message": {"vi": "Ngày phải nằm trong kỳ báo cáo"}},
+        {"name": "period_days", "type": "calculated", "result_type": "integer", "label": {"vi": "Số ngày của kỳ"},
+         "calculation": "days_between(period_start, period_end) + 1"},
+    ],
+}
+
+
+def test_a_periodic_report_names_its_period_and_expressions_see_its_bounds(server: Server, admin, device_path):
+    assert server.publish(MONTHLY, admin)[0] == 201
+    phone = diaban.Device.open(device_path, server.url, "phone")
+    phone.login("canbo.muonggion", "canbo-mat-khau")
+    with pytest.raises(diaban.DiabanError.InvalidPeriod):
+        phone.create_record("commune_monthly_report", None)
+    with pytest.raises(diaban.DiabanError.InvalidPeriod):
+        phone.create_record("commune_monthly_report", "2026-Q4")
+    with pytest.raises(diaban.DiabanError.InvalidPeriod):
+        phone.create_record("propaganda_session", "2026-11")
+
+    record = phone.create_record("commune_monthly_report", "2026-11")  # 15/10/2026 – 14/11/2026
+    phone.set_field(record, "sessions", diaban.FieldValue.INTEGER(3))
+    view = phone.record(record)
+    assert view.period == "2026-11"
+    items = {i.name: i for i in view.items}
+    assert items["period_days"].display == "31"
+    for day, ok in [("2026-10-15", True), ("2026-11-14", True), ("2026-11-15", False), ("2026-10-14", False)]:
+        phone.set_field(record, "held_on", diaban.FieldValue.DATE(day))
+        errors = {i.name: i for i in phone.record(record).items}["held_on"].errors
+        assert (errors == []) == ok, (day, errors)
+    phone.set_field(record, "held_on", diaban.FieldValue.DATE("2026-11-01"))
+    phone.submit(record)
+    assert phone.sync().accepted == [record]
+    phone.close()
