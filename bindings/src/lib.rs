@@ -54,6 +54,8 @@ pub enum DiabanError {
     Storage { message: String },
     #[error("{message}")]
     Closed { message: String },
+    #[error("{message}")]
+    WrongKey { message: String },
 }
 
 impl From<core::DeviceError> for DiabanError {
@@ -78,6 +80,7 @@ impl From<core::DeviceError> for DiabanError {
                 message,
             },
             E::Storage(_) => DiabanError::Storage { message },
+            E::WrongKey => DiabanError::WrongKey { message },
         }
     }
 }
@@ -422,10 +425,11 @@ fn closed() -> DiabanError {
 
 #[uniffi::export]
 impl Device {
-    /// Opens (or creates) the store file at `path`; `server_url` is used only when online.
+    /// Opens (or creates) the store file at `path`, sealed with `key` (32 bytes the app keeps in
+    /// the Android Keystore or iOS Keychain); `server_url` is used only when online.
     #[uniffi::constructor]
-    pub fn open(path: String, server_url: String, device_name: String) -> Result<Arc<Device>, DiabanError> {
-        let device = RUNTIME.block_on(core::Device::open(&PathBuf::from(path), &server_url, &device_name))?;
+    pub fn open(path: String, key: Vec<u8>, server_url: String, device_name: String) -> Result<Arc<Device>, DiabanError> {
+        let device = RUNTIME.block_on(core::Device::open(&PathBuf::from(path), &key, &server_url, &device_name))?;
         Ok(Arc::new(Device { inner: tokio::sync::RwLock::new(Some(device)) }))
     }
 

@@ -1,8 +1,9 @@
 -- The device store. One row per record holds its whole Automerge document; the columns
--- beside it are an index for lists and for sync.
+-- beside it are an index for lists and for sync. Documents and settings are sealed
+-- (XChaCha20-Poly1305, see crypto.rs); index columns hold no personal data.
 CREATE TABLE settings (
     key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
+    value BLOB NOT NULL
 );
 
 CREATE TABLE templates (

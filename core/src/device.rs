@@ -56,11 +56,16 @@ pub enum DeviceError {
     Incomplete { issues: Vec<Issue> },
     #[error("device storage: {0}")]
     Storage(String),
+    #[error("the device store cannot be opened with this key")]
+    WrongKey,
 }
 
 impl From<StoreError> for DeviceError {
     fn from(e: StoreError) -> Self {
-        DeviceError::Storage(e.to_string())
+        match e {
+            StoreError::WrongKey | StoreError::Key(_) => DeviceError::WrongKey,
+            other => DeviceError::Storage(other.to_string()),
+        }
     }
 }
 
@@ -151,9 +156,10 @@ pub struct Device {
 }
 
 impl Device {
-    /// Opens (or creates) the store at `path`, talking to the server at `server_url` when online.
-    pub async fn open(path: &Path, server_url: &str, device_name: &str) -> Result<Device, DeviceError> {
-        let store = Store::open(path).await?;
+    /// Opens (or creates) the store at `path`, sealed with `key` (32 bytes from the Android
+    /// Keystore or the iOS Keychain), talking to the server at `server_url` when online.
+    pub async fn open(path: &Path, key: &[u8], server_url: &str, device_name: &str) -> Result<Device, DeviceError> {
+        let store = Store::open(path, key).await?;
         let actor = match store.setting(ACTOR_KEY).await? {
             Some(hex) => ActorId::try_from(hex.as_str())
                 .map_err(|_| DeviceError::Storage("the device's actor id is damaged".into()))?,

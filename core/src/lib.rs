@@ -6,6 +6,7 @@
 //! - [`period`]: reporting periods (calendar or 15th-to-14th), bounds and due dates.
 //! - [`value`]: typed field values and their JSON form.
 //! - [`clock`]: now, and today's date in Vietnam.
+//! - [`crypto`]: encryption at rest (XChaCha20-Poly1305) for the device store.
 //! - [`record`]: one record = one Automerge document (meta, fields, events).
 //! - [`protocol`]: the HTTP API and sync message types both sides speak.
 //! - [`store`]: the device's SQLite store.
@@ -15,6 +16,7 @@
 //! - [`glossary`]: Vietnamese domain terms and their English names in code.
 
 pub mod clock;
+pub mod crypto;
 pub mod db;
 pub mod device;
 pub mod expr;

@@ -118,9 +118,9 @@ pub async fn apply_response(
         report.pulled_templates += 1;
     }
     for record in &writes {
-        store::put_record(&mut tx, record).await?;
+        store.put_record_in(&mut tx, record).await?;
     }
-    store::set_setting(&mut tx, CURSOR_KEY, &response.cursor.to_string()).await?;
+    store.set_setting_in(&mut tx, CURSOR_KEY, &response.cursor.to_string()).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(report)
 }

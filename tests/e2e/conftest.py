@@ -19,6 +19,9 @@ sys.path.insert(0, str(ROOT / "target" / "bindings" / "python"))
 
 import diaban  # noqa: E402  (the generated binding)
 
+# The device store key a phone app would keep in the Android Keystore / iOS Keychain.
+KEY = bytes(range(32))
+
 
 class Server:
     """A `diaban serve` process with its own SQLite file."""

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 import diaban
-from conftest import Server
+from conftest import KEY, Server
 
 
 def record_count(server: Server) -> int:
@@ -16,7 +16,7 @@ def record_count(server: Server) -> int:
 
 
 def test_wrong_password_is_a_typed_error_and_stores_no_token(server: Server, device_path):
-    phone = diaban.Device.open(device_path, server.url, "phone")
+    phone = diaban.Device.open(device_path, KEY, server.url, "phone")
     with pytest.raises(diaban.DiabanError.InvalidCredentials):
         phone.login("canbo.muonggion", "sai-mat-khau")
     with pytest.raises(diaban.DiabanError.NotLoggedIn):
@@ -25,7 +25,7 @@ def test_wrong_password_is_a_typed_error_and_stores_no_token(server: Server, dev
 
 
 def test_unreachable_server_is_a_typed_error_and_keeps_the_record(server: Server, device_path):
-    phone = diaban.Device.open(device_path, server.url, "phone")
+    phone = diaban.Device.open(device_path, KEY, server.url, "phone")
     phone.login("canbo.muonggion", "canbo-mat-khau")
     record_id = phone.create_record("propaganda_session", None)
     phone.set_field(record_id, "place", diaban.FieldValue.TEXT("Trạm y tế xã"))
@@ -38,7 +38,7 @@ def test_unreachable_server_is_a_typed_error_and_keeps_the_record(server: Server
 
 
 def test_unknown_template_and_bad_values_are_typed_errors(server: Server, device_path):
-    phone = diaban.Device.open(device_path, server.url, "phone")
+    phone = diaban.Device.open(device_path, KEY, server.url, "phone")
     phone.login("canbo.muonggion", "canbo-mat-khau")
     with pytest.raises(diaban.DiabanError.UnknownTemplate):
         phone.create_record("khong_ton_tai", None)

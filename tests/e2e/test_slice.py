@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 import diaban
-from conftest import Server
+from conftest import KEY, Server
 
 PROPAGANDA = "propaganda_session"
 
@@ -23,7 +23,7 @@ def fill_session(phone, record_id):
 
 def test_offline_record_reaches_the_reviewer(server: Server, device_path, browser):
     # Online: the officer signs in; templates arrive with the first sync.
-    phone = diaban.Device.open(device_path, server.url, "Điện thoại thử nghiệm")
+    phone = diaban.Device.open(device_path, KEY, server.url, "Điện thoại thử nghiệm")
     account = phone.login("canbo.muonggion", "canbo-mat-khau")
     assert (account.unit_code, account.unit_name, account.role) == ("04051", "Xã Mường Giôn", "field_officer")
     assert [t.id for t in phone.templates()] == [PROPAGANDA]
@@ -39,7 +39,7 @@ def test_offline_record_reaches_the_reviewer(server: Server, device_path, browse
 
     # The phone is switched off and on: the record is still there, still unsent.
     phone.close()
-    phone = diaban.Device.open(device_path, server.url, "Điện thoại thử nghiệm")
+    phone = diaban.Device.open(device_path, KEY, server.url, "Điện thoại thử nghiệm")
     view = phone.record(record_id)
     assert view.unsent and view.state == "submitted"
     shown = {f.name: f.display for f in view.items}
@@ -91,13 +91,13 @@ def test_offline_record_reaches_the_reviewer(server: Server, device_path, browse
 
 
 def test_an_officer_of_another_commune_never_receives_the_record(server: Server, tmp_path):
-    mine = diaban.Device.open(str(tmp_path / "a.sqlite"), server.url, "A")
+    mine = diaban.Device.open(str(tmp_path / "a.sqlite"), KEY, server.url, "A")
     mine.login("canbo.muonggion", "canbo-mat-khau")
     record_id = mine.create_record(PROPAGANDA, None)
     fill_session(mine, record_id)
     assert mine.sync().accepted == [record_id]
 
-    other = diaban.Device.open(str(tmp_path / "b.sqlite"), server.url, "B")
+    other = diaban.Device.open(str(tmp_path / "b.sqlite"), KEY, server.url, "B")
     other.login("canbo.chiengbom", "canbo-mat-khau")
     other.sync()
     assert other.records() == []

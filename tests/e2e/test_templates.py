@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import diaban
-from conftest import ROOT, Server
+from conftest import KEY, ROOT, Server
 
 PACK = json.loads((ROOT / "server" / "pack" / "propaganda_session.json").read_text(encoding="utf-8"))
 
@@ -75,7 +75,7 @@ def test_only_an_admin_publishes_and_bad_templates_are_refused_precisely(server:
 
 def test_repeat_rows_and_calculations_through_the_binding(server: Server, admin, device_path):
     assert server.publish(CROPS, admin)[0] == 201
-    phone = diaban.Device.open(device_path, server.url, "phone")
+    phone = diaban.Device.open(device_path, KEY, server.url, "phone")
     phone.login("canbo.muonggion", "canbo-mat-khau")
     record = phone.create_record("crop_eradication", None)
     phone.set_field(record, "found_on", diaban.FieldValue.DATE("2026-11-01"))
@@ -116,7 +116,7 @@ def test_repeat_rows_and_calculations_through_the_binding(server: Server, admin,
 
 
 def test_a_record_keeps_its_template_version_and_new_records_use_the_latest(server: Server, admin, device_path):
-    phone = diaban.Device.open(device_path, server.url, "phone")
+    phone = diaban.Device.open(device_path, KEY, server.url, "phone")
     phone.login("canbo.muonggion", "canbo-mat-khau")
     old = phone.create_record("propaganda_session", None)
     phone.set_field(old, "place", diaban.FieldValue.TEXT("Trường tiểu học"))
@@ -140,7 +140,7 @@ def test_a_record_keeps_its_template_version_and_new_records_use_the_latest(serv
 
     # The phone still holds version 1 after closing: old records stay usable offline.
     phone.close()
-    phone = diaban.Device.open(device_path, server.url, "phone")
+    phone = diaban.Device.open(device_path, KEY, server.url, "phone")
     assert phone.record(old).template_version == 1
     with sqlite3.connect(device_path) as db:
         versions = [v for (v,) in db.execute("SELECT version FROM templates WHERE id = 'propaganda_session' ORDER BY version")]
@@ -156,8 +156,8 @@ def fill(phone, record):
 
 
 def test_the_server_refuses_a_submission_that_fails_validation_and_the_phone_sees_why(server: Server, tmp_path):
-    a = diaban.Device.open(str(tmp_path / "a.sqlite"), server.url, "A")
-    b = diaban.Device.open(str(tmp_path / "b.sqlite"), server.url, "B")
+    a = diaban.Device.open(str(tmp_path / "a.sqlite"), KEY, server.url, "A")
+    b = diaban.Device.open(str(tmp_path / "b.sqlite"), KEY, server.url, "B")
     a.login("canbo.muonggion", "canbo-mat-khau")
     b.login("canbo2.muonggion", "canbo-mat-khau")
     record = a.create_record("propaganda_session", None)
@@ -204,7 +204,7 @@ MONTHLY = {
 
 def test_a_periodic_report_names_its_period_and_expressions_see_its_bounds(server: Server, admin, device_path):
     assert server.publish(MONTHLY, admin)[0] == 201
-    phone = diaban.Device.open(device_path, server.url, "phone")
+    phone = diaban.Device.open(device_path, KEY, server.url, "phone")
     phone.login("canbo.muonggion", "canbo-mat-khau")
     with pytest.raises(diaban.DiabanError.InvalidPeriod):
         phone.create_record("commune_monthly_report", None)

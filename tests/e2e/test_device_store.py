@@ -1,0 +1,59 @@
+"""The device store at rest: sealed with the app's key, no plaintext on disk, a wrong key
+refused with a clear error."""
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import diaban
+from conftest import KEY, Server
+
+SECRET_PLACE = "Nhà ông Vàng A Sùng, bản Huổi Lèng"
+SECRET_NOTE = "Người báo tin: Giàng Thị Mỷ"
+
+
+def disk_bytes(path: str) -> bytes:
+    return b"".join(p.read_bytes() for p in Path(path).parent.glob(Path(path).name + "*"))
+
+
+def test_the_store_file_holds_no_plaintext_value_or_token(server: Server, device_path):
+    phone = diaban.Device.open(device_path, KEY, server.url, "phone")
+    phone.login("canbo.muonggion", "canbo-mat-khau")
+    record = phone.create_record("propaganda_session", None)
+    phone.set_field(record, "place", diaban.FieldValue.TEXT(SECRET_PLACE))
+    phone.set_field(record, "notes", diaban.FieldValue.TEXT(SECRET_NOTE))
+    phone.sync()
+    phone.close()
+
+    raw = disk_bytes(device_path)
+    assert len(raw) > 10_000
+    for secret in [SECRET_PLACE, SECRET_NOTE, "Huổi Lèng", "Lò Văn Cơ Sở", "canbo.muonggion"]:
+        assert secret.encode("utf-8") not in raw, f"{secret!r} is on disk in clear"
+    with sqlite3.connect(device_path) as db:
+        token = db.execute("SELECT value FROM settings WHERE key = 'token'").fetchone()[0]
+    # Sealed: nonce (24) + the 64-character token encrypted + tag (16), not the token itself.
+    assert isinstance(token, bytes) and len(token) == 24 + 64 + 16
+    assert not all(chr(b) in "0123456789abcdef" for b in token)
+
+    reopened = diaban.Device.open(device_path, KEY, server.url, "phone")
+    assert {i.name: i.display for i in reopened.record(record).items}["place"] == SECRET_PLACE
+    reopened.close()
+
+
+def test_a_wrong_key_is_a_clear_error_and_changes_nothing(server: Server, device_path):
+    phone = diaban.Device.open(device_path, KEY, server.url, "phone")
+    phone.login("canbo.muonggion", "canbo-mat-khau")
+    record = phone.create_record("propaganda_session", None)
+    phone.close()
+    before = disk_bytes(device_path)
+
+    with pytest.raises(diaban.DiabanError.WrongKey):
+        diaban.Device.open(device_path, bytes(32), server.url, "phone")
+    with pytest.raises(diaban.DiabanError.WrongKey):
+        diaban.Device.open(device_path, b"too short", server.url, "phone")
+
+    phone = diaban.Device.open(device_path, KEY, server.url, "phone")
+    assert [r.id for r in phone.records()] == [record]
+    phone.close()
+    assert len(before) > 0
