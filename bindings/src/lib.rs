@@ -184,6 +184,7 @@ pub enum FieldType {
     Note,
     Calculated,
     Repeat,
+    Counter,
 }
 
 impl From<CoreFieldType> for FieldType {
@@ -203,6 +204,7 @@ impl From<CoreFieldType> for FieldType {
             CoreFieldType::Note => FieldType::Note,
             CoreFieldType::Calculated => FieldType::Calculated,
             CoreFieldType::Repeat => FieldType::Repeat,
+            CoreFieldType::Counter => FieldType::Counter,
         }
     }
 }
@@ -257,8 +259,29 @@ pub struct FormItem {
     pub read_only: bool,
     pub choices: Vec<Choice>,
     pub errors: Vec<String>,
-    pub conflicts: Vec<String>,
+    /// Concurrent values to settle: `set_field` with the chosen (or a new) value resolves them.
+    pub conflicts: Vec<Conflict>,
     pub rows: Vec<FormRow>,
+}
+
+/// One of several values concurrent edits left in a field.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct Conflict {
+    pub display: String,
+    pub by: Option<String>,
+    pub device: Option<String>,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+/// One change of a field: who, from which device, when, and the value before and after (JSON).
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct FieldChange {
+    pub by: Option<String>,
+    pub device: Option<String>,
+    pub at: i64,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
 }
 
 #[derive(Debug, Clone, uniffi::Record)]
@@ -281,7 +304,11 @@ impl From<diaban_core::form::RenderItem> for FormItem {
             read_only: i.read_only,
             choices: i.choices.into_iter().map(|(value, label)| Choice { value, label }).collect(),
             errors: i.errors,
-            conflicts: i.conflicts,
+            conflicts: i
+                .conflicts
+                .into_iter()
+                .map(|c| Conflict { display: c.display, by: c.by, device: c.device, at: c.at })
+                .collect(),
             rows: i
                 .rows
                 .into_iter()
@@ -428,7 +455,12 @@ impl Device {
     /// Opens (or creates) the store file at `path`, sealed with `key` (32 bytes the app keeps in
     /// the Android Keystore or iOS Keychain); `server_url` is used only when online.
     #[uniffi::constructor]
-    pub fn open(path: String, key: Vec<u8>, server_url: String, device_name: String) -> Result<Arc<Device>, DiabanError> {
+    pub fn open(
+        path: String,
+        key: Vec<u8>,
+        server_url: String,
+        device_name: String,
+    ) -> Result<Arc<Device>, DiabanError> {
         let device = RUNTIME.block_on(core::Device::open(&PathBuf::from(path), &key, &server_url, &device_name))?;
         Ok(Arc::new(Device { inner: tokio::sync::RwLock::new(Some(device)) }))
     }
@@ -485,6 +517,27 @@ impl Device {
     /// Appends a row to the repeat group at `group_path`; returns the row id.
     pub fn add_row(&self, record_id: String, group_path: String) -> Result<String, DiabanError> {
         self.with(async |d| d.add_row(&record_id, &group_path).await)
+    }
+
+    /// Adds `by` to the tally at `path`; additions from several phones add up.
+    pub fn increment(&self, record_id: String, path: String, by: i64) -> Result<(), DiabanError> {
+        self.with(async |d| d.increment(&record_id, &path, by).await)
+    }
+
+    /// The changes of one field, oldest first.
+    pub fn history(&self, record_id: String, path: String) -> Result<Vec<FieldChange>, DiabanError> {
+        self.with(async |d| d.history(&record_id, &path).await).map(|entries| {
+            entries
+                .into_iter()
+                .map(|e| FieldChange {
+                    by: e.info.by,
+                    device: e.info.device,
+                    at: e.info.at,
+                    old_value: e.old.map(|v| v.to_string()),
+                    new_value: e.new.map(|v| v.to_string()),
+                })
+                .collect()
+        })
     }
 
     pub fn remove_row(&self, record_id: String, group_path: String, row_id: String) -> Result<(), DiabanError> {

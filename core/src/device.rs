@@ -11,7 +11,9 @@ use automerge::ActorId;
 use crate::clock::now;
 use crate::form::{Form, FormCache, Issue, RenderItem};
 use crate::protocol::{self, Account, LoginRequest, LoginResponse, SyncResponse, codes};
-use crate::record::{Event, EventKind, FieldPath, RecordDoc, RecordError, RecordMeta, WorkflowState};
+use crate::record::{
+    Author, Event, EventKind, FieldPath, HistoryEntry, RecordDoc, RecordError, RecordMeta, WorkflowState,
+};
 use crate::store::{Store, StoreError, StoredRecord};
 use crate::sync::{self, SyncError};
 use crate::template::{FieldType, Template};
@@ -267,6 +269,9 @@ impl Device {
             period,
         };
         let mut doc = RecordDoc::create(&meta, self.actor.clone())?;
+        let counters: Vec<&str> =
+            template.fields.iter().filter(|f| f.field_type == FieldType::Counter).map(|f| f.name.as_str()).collect();
+        doc.init_counters(&FieldPath::top(""), &counters, now())?;
         for field in template.fields.iter() {
             if let Some(default) = field.default.as_ref().and_then(|d| FieldValue::from_json(field.field_type, d)) {
                 doc.set_field(&FieldPath::top(&field.name), &default, now())?;
@@ -302,8 +307,36 @@ impl Device {
         ensure_editable(&doc)?;
         let path = field_path(&form, group_path, true)?;
         let row = doc.add_row(&path, now())?;
+        let counters: Vec<&str> = form
+            .template()
+            .find(&path.name)
+            .map(|g| g.fields.iter().filter(|f| f.field_type == FieldType::Counter).map(|f| f.name.as_str()).collect())
+            .unwrap_or_default();
+        let mut rows = path.rows.clone();
+        rows.push((path.name.clone(), row.clone()));
+        doc.init_counters(&FieldPath { rows, name: String::new() }, &counters, now())?;
         self.save(stored, doc).await?;
         Ok(row)
+    }
+
+    /// Adds `by` (may be negative) to the tally at `path`. Additions made on several phones
+    /// at once all count.
+    pub async fn increment(&self, record_id: &str, path: &str, by: i64) -> Result<(), DeviceError> {
+        let (stored, form, mut doc) = self.open_record(record_id).await?;
+        ensure_editable(&doc)?;
+        let path = field_path(&form, path, false)?;
+        if form.template().find(&path.name).map(|f| f.field_type) != Some(FieldType::Counter) {
+            return Err(DeviceError::InvalidValue(format!("{:?} is not a tally", path.name)));
+        }
+        doc.increment(&path, by, now())?;
+        self.save(stored, doc).await
+    }
+
+    /// The changes of one field (who, when, from which device, old → new), oldest first.
+    pub async fn history(&self, record_id: &str, path: &str) -> Result<Vec<HistoryEntry>, DeviceError> {
+        let (_, form, mut doc) = self.open_record(record_id).await?;
+        let path = field_path(&form, path, false)?;
+        Ok(doc.history(&path)?)
     }
 
     /// Removes a row of the repeat group at `group_path`.
@@ -319,7 +352,7 @@ impl Device {
     pub async fn submit(&self, record_id: &str) -> Result<(), DeviceError> {
         let (stored, form, mut doc) = self.open_record(record_id).await?;
         ensure_editable(&doc)?;
-        let evaluation = form.evaluate_record(&doc, &self.lang);
+        let evaluation = form.evaluate_record(&mut doc, &self.lang);
         if !evaluation.can_submit() {
             return Err(DeviceError::Incomplete { issues: evaluation.issues });
         }
@@ -348,9 +381,9 @@ impl Device {
 
     /// One record as the form draws it, in the device's language; recomputed on every call.
     pub async fn record(&self, record_id: &str) -> Result<RecordView, DeviceError> {
-        let (stored, form, doc) = self.open_record(record_id).await?;
+        let (stored, form, mut doc) = self.open_record(record_id).await?;
         let meta = doc.meta()?;
-        let evaluation = form.evaluate_record(&doc, &self.lang);
+        let evaluation = form.evaluate_record(&mut doc, &self.lang);
         let state = doc.state();
         Ok(RecordView {
             unsent: stored.has_unsent_changes(),
@@ -405,7 +438,11 @@ impl Device {
         let stored =
             self.store.record(record_id).await?.ok_or_else(|| DeviceError::UnknownRecord(record_id.to_owned()))?;
         let form = self.form(&stored.template_id, stored.template_version).await?;
-        let doc = RecordDoc::load(&stored.doc, Some(self.actor.clone()))?;
+        let mut doc = RecordDoc::load(&stored.doc, Some(self.actor.clone()))?;
+        if let Some(account) = self.account().await? {
+            let device = self.store.setting(DEVICE_ID_KEY).await?.unwrap_or_default();
+            doc.set_author(Author { user: account.username, device });
+        }
         Ok((stored, form, doc))
     }
 

@@ -23,6 +23,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::expr::{self, PERIOD_END, PERIOD_START, TODAY, VALUE};
 use crate::period::PeriodError;
+use crate::record::ConflictValue;
 use crate::template::{Choice, ChoicesRef, Field, FieldType, SHARED_PREFIX, Template, TemplateKind};
 use crate::value::FieldValue;
 
@@ -116,10 +117,21 @@ pub struct RenderItem {
     /// (value, label) for choice fields.
     pub choices: Vec<(String, String)>,
     pub errors: Vec<String>,
-    /// Concurrent values kept by the document (shown for a person to settle), displayed.
-    pub conflicts: Vec<String>,
+    /// Concurrent values kept by the document, for a person to settle by writing the field.
+    pub conflicts: Vec<ConflictView>,
     /// For repeat groups: the rows, each with its own items.
     pub rows: Vec<RenderRow>,
+}
+
+/// One of a field's concurrent values, as shown: the value, who wrote it, when, where.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConflictView {
+    pub display: String,
+    pub value: Json,
+    pub by: Option<String>,
+    pub device: Option<String>,
+    /// Unix seconds.
+    pub at: i64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -228,7 +240,7 @@ impl Form {
     }
 
     /// Evaluates a record document as it stands (values and conflicts).
-    pub fn evaluate_record(&self, doc: &crate::record::RecordDoc, lang: &str) -> Evaluation {
+    pub fn evaluate_record(&self, doc: &mut crate::record::RecordDoc, lang: &str) -> Evaluation {
         let period = doc.meta().ok().and_then(|m| m.period);
         self.evaluate(&doc.values().into_iter().collect(), &self.env(period.as_deref(), lang), &doc.conflicts())
     }
@@ -243,6 +255,9 @@ impl Form {
         if field.read_only {
             return Err(format!("{name:?} is read-only"));
         }
+        if field.field_type == FieldType::Counter {
+            return Err(format!("{name:?} is a tally: add to it instead of setting it"));
+        }
         if !value.fits(field.field_type) {
             return Err(format!("{name:?} takes a {:?} value", field.field_type));
         }
@@ -255,7 +270,7 @@ impl Form {
         &self,
         values: &Map<String, Json>,
         env: &Env,
-        conflicts: &BTreeMap<String, Vec<Json>>,
+        conflicts: &BTreeMap<String, Vec<ConflictValue>>,
     ) -> Evaluation {
         let mut scope = self.root.new_inner_scope();
         scope.add_variable_from_value(TODAY, env.today.as_str());
@@ -335,7 +350,7 @@ impl Form {
         scope: &Context,
         prefix: &str,
         env: &Env,
-        conflicts: &BTreeMap<String, Vec<Json>>,
+        conflicts: &BTreeMap<String, Vec<ConflictValue>>,
         issues: &mut Vec<Issue>,
     ) -> Vec<RenderItem> {
         let lang = env.lang.as_str();
@@ -422,7 +437,17 @@ impl Form {
             items.push(RenderItem {
                 conflicts: conflicts
                     .get(&path)
-                    .map(|vs| vs.iter().map(|v| self.display(field, v, lang)).collect())
+                    .map(|vs| {
+                        vs.iter()
+                            .map(|c| ConflictView {
+                                display: self.display(field, &c.value, lang),
+                                value: c.value.clone(),
+                                by: c.info.by.clone(),
+                                device: c.info.device.clone(),
+                                at: c.info.at,
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 name: field.name.clone(),
                 label: field.label.text(lang).to_owned(),
@@ -590,7 +615,7 @@ impl Form {
         let first_choice = || self.template.choices(field).first().map(|c| c.value.clone()).unwrap_or_default();
         match ty {
             FieldType::Text | FieldType::Note => Json::from("mẫu"),
-            FieldType::Integer => Json::from(7),
+            FieldType::Integer | FieldType::Counter => Json::from(7),
             FieldType::Decimal => Json::from(7.5),
             FieldType::Date => Json::from("2026-01-10"),
             FieldType::Datetime => Json::from("2026-01-10T08:30:00+07:00"),

@@ -140,9 +140,52 @@ pub struct Event {
     pub heads: Vec<String>,
 }
 
+/// Who writes: recorded in every change's message, so history and conflicts can say who,
+/// from which device. (The change's actor is the device's Automerge actor.)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Author {
+    pub user: String,
+    pub device: String,
+}
+
+/// Who made a change, from which device, when (Unix seconds).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChangeInfo {
+    pub by: Option<String>,
+    pub device: Option<String>,
+    pub at: i64,
+}
+
+impl ChangeInfo {
+    fn of(change: &Change) -> ChangeInfo {
+        let author = change.message().and_then(|m| serde_json::from_str::<Author>(m).ok());
+        ChangeInfo {
+            by: author.as_ref().map(|a| a.user.clone()),
+            device: author.map(|a| a.device),
+            at: change.timestamp(),
+        }
+    }
+}
+
+/// One of several values a field holds after concurrent edits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConflictValue {
+    pub value: Json,
+    pub info: ChangeInfo,
+}
+
+/// One change of a field's value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryEntry {
+    pub info: ChangeInfo,
+    pub old: Option<Json>,
+    pub new: Option<Json>,
+}
+
 /// A record document with typed accessors.
 pub struct RecordDoc {
     doc: AutoCommit,
+    author: Option<Author>,
 }
 
 impl RecordDoc {
@@ -163,8 +206,9 @@ impl RecordDoc {
         doc.put_object(ROOT, "fields", ObjType::Map)?;
         doc.put_object(ROOT, "attachments", ObjType::Map)?;
         doc.put_object(ROOT, "events", ObjType::List)?;
-        doc.commit_with(CommitOptions::default().with_time(meta.created_at).with_message("create"));
-        Ok(RecordDoc { doc })
+        let author = Author { user: meta.created_by.clone(), device: meta.device_id.clone() };
+        doc.commit_with(CommitOptions::default().with_time(meta.created_at).with_message(author_message(&author)));
+        Ok(RecordDoc { doc, author: Some(author) })
     }
 
     /// Loads a saved document. Pass the local actor to edit it, or `None` to only read and merge.
@@ -173,14 +217,14 @@ impl RecordDoc {
         if let Some(actor) = actor {
             doc.set_actor(actor);
         }
-        let record = RecordDoc { doc };
+        let record = RecordDoc { doc, author: None };
         record.meta()?;
         Ok(record)
     }
 
     /// An empty document, to which a peer's changes (starting with its create change) are applied.
     pub fn empty() -> RecordDoc {
-        RecordDoc { doc: AutoCommit::new() }
+        RecordDoc { doc: AutoCommit::new(), author: None }
     }
 
     pub fn save(&mut self) -> Vec<u8> {
@@ -223,7 +267,9 @@ impl RecordDoc {
     pub fn set_field(&mut self, path: &FieldPath, value: &FieldValue, now: i64) -> Result<(), RecordError> {
         let container = self.container(path)?;
         let json = value.to_json();
-        if self.json_at(&container, &path.name).as_ref() == Some(&json) {
+        // The same value again is no change, unless it settles a conflict.
+        let settled = self.doc.get_all(&container, path.name.as_str())?.len() <= 1;
+        if settled && self.json_at(&container, &path.name).as_ref() == Some(&json) {
             return Ok(());
         }
         match &json {
@@ -280,35 +326,52 @@ impl RecordDoc {
         let Ok(fields) = self.map(&ROOT, "fields") else {
             return BTreeMap::new();
         };
-        match self.to_json(&fields) {
+        match self.to_json(&fields, None) {
             Json::Object(map) => map.into_iter().collect(),
             _ => BTreeMap::new(),
         }
     }
 
     /// Answers that concurrent edits left with several values, by field path
-    /// (`name` or `group/row_id/name`). Automerge keeps them all; a person settles them.
-    pub fn conflicts(&self) -> BTreeMap<String, Vec<Json>> {
-        let mut out = BTreeMap::new();
+    /// (`name` or `group/row_id/name`), each with who wrote it, when, from which device.
+    /// Automerge keeps them all; a person settles them by writing the field again.
+    pub fn conflicts(&mut self) -> BTreeMap<String, Vec<ConflictValue>> {
+        let mut raw = Vec::new();
         if let Ok(fields) = self.map(&ROOT, "fields") {
-            self.collect_conflicts(&fields, "", &mut out);
+            self.collect_conflicts(&fields, "", &mut raw);
+        }
+        if raw.is_empty() {
+            return BTreeMap::new();
+        }
+        let changes = self.doc.get_changes(&[]);
+        let info_of = |op: &ObjId| -> ChangeInfo {
+            let unknown = ChangeInfo { by: None, device: None, at: 0 };
+            let ObjId::Id(counter, actor, _) = op else { return unknown };
+            changes
+                .iter()
+                .find(|c| c.actor_id() == actor && c.start_op().get() <= *counter && *counter <= c.max_op())
+                .map(ChangeInfo::of)
+                .unwrap_or(unknown)
+        };
+        let mut out: BTreeMap<String, Vec<ConflictValue>> = BTreeMap::new();
+        for (path, value, op) in raw {
+            out.entry(path).or_default().push(ConflictValue { value, info: info_of(&op) });
         }
         out
     }
 
-    fn collect_conflicts(&self, map: &ObjId, prefix: &str, out: &mut BTreeMap<String, Vec<Json>>) {
+    fn collect_conflicts(&self, map: &ObjId, prefix: &str, out: &mut Vec<(String, Json, ObjId)>) {
         for key in self.doc.keys(map) {
             let path = format!("{prefix}{key}");
             let all = self.doc.get_all(map, key.as_str()).unwrap_or_default();
             if all.len() > 1 {
-                let values = all
-                    .iter()
-                    .map(|(v, id)| match v {
+                for (v, id) in &all {
+                    let value = match v {
                         Value::Scalar(s) => scalar_to_json(s).unwrap_or(Json::Null),
-                        Value::Object(_) => self.to_json(id),
-                    })
-                    .collect();
-                out.insert(path.clone(), values);
+                        Value::Object(_) => self.to_json(id, None),
+                    };
+                    out.push((path.clone(), value, id.clone()));
+                }
             }
             if let Ok(Some((Value::Object(ObjType::List), list))) = self.doc.get(map, key.as_str()) {
                 for i in 0..self.doc.length(&list) {
@@ -322,6 +385,52 @@ impl RecordDoc {
                 }
             }
         }
+    }
+
+    /// Every change of one field's value, oldest first: who, when, from which device, and
+    /// the value before and after. Read from the document's own change history.
+    pub fn history(&mut self, path: &FieldPath) -> Result<Vec<HistoryEntry>, RecordError> {
+        let container = self.container(path)?;
+        let mut entries = Vec::new();
+        for change in self.doc.get_changes(&[]) {
+            let old = self.value_at(&container, &path.name, change.deps());
+            let new = self.value_at(&container, &path.name, &[change.hash()]);
+            if old != new {
+                entries.push(HistoryEntry { info: ChangeInfo::of(&change), old, new });
+            }
+        }
+        Ok(entries)
+    }
+
+    fn value_at(&self, obj: &ObjId, key: &str, heads: &[ChangeHash]) -> Option<Json> {
+        match self.doc.get_at(obj, key, heads).ok()?? {
+            (Value::Scalar(s), _) => scalar_to_json(&s),
+            (Value::Object(_), id) => Some(self.to_json(&id, Some(heads))),
+        }
+    }
+
+    /// Adds to a tally (a `counter` field). Concurrent additions from several phones add up.
+    pub fn increment(&mut self, path: &FieldPath, by: i64, now: i64) -> Result<(), RecordError> {
+        let container = self.container(path)?;
+        match self.doc.get(&container, path.name.as_str())? {
+            Some((Value::Scalar(s), _)) if matches!(s.as_ref(), ScalarValue::Counter(_)) => {}
+            _ => self.doc.put(&container, path.name.as_str(), ScalarValue::counter(0))?,
+        }
+        self.doc.increment(&container, path.name.as_str(), by)?;
+        self.commit(now, "increment");
+        Ok(())
+    }
+
+    /// Starts tallies at zero, so that every phone's additions go to the same counter.
+    pub fn init_counters(&mut self, path: &FieldPath, names: &[&str], now: i64) -> Result<(), RecordError> {
+        let container = self.container(path)?;
+        for name in names {
+            self.doc.put(&container, *name, ScalarValue::counter(0))?;
+        }
+        if !names.is_empty() {
+            self.commit(now, "counters");
+        }
+        Ok(())
     }
 
     /// The map that holds `path.name`: the record's fields, or a repeat row.
@@ -376,26 +485,31 @@ impl RecordDoc {
         Ok(())
     }
 
-    /// An Automerge object as JSON (maps to objects, lists to arrays).
-    fn to_json(&self, obj: &ObjId) -> Json {
+    /// An Automerge object as JSON (maps to objects, lists to arrays), now or at `heads`.
+    fn to_json(&self, obj: &ObjId, heads: Option<&[ChangeHash]>) -> Json {
+        let get = |prop: automerge::Prop| match heads {
+            Some(h) => self.doc.get_at(obj, prop, h),
+            None => self.doc.get(obj, prop),
+        };
+        let item = |v: Option<(Value, ObjId)>| match v? {
+            (Value::Scalar(s), _) => scalar_to_json(&s),
+            (Value::Object(_), id) => Some(self.to_json(&id, heads)),
+        };
         match self.doc.object_type(obj) {
-            Ok(ObjType::Map) => Json::Object(
-                self.doc
-                    .keys(obj)
-                    .filter_map(|k| {
-                        let v = self.json_at(obj, &k)?;
-                        Some((k, v))
-                    })
-                    .collect(),
-            ),
-            Ok(ObjType::List) => Json::Array(
-                (0..self.doc.length(obj))
-                    .filter_map(|i| match self.doc.get(obj, i).ok()?? {
-                        (Value::Scalar(s), _) => scalar_to_json(&s),
-                        (Value::Object(_), id) => Some(self.to_json(&id)),
-                    })
-                    .collect(),
-            ),
+            Ok(ObjType::Map) => {
+                let keys: Vec<String> = match heads {
+                    Some(h) => self.doc.keys_at(obj, h).collect(),
+                    None => self.doc.keys(obj).collect(),
+                };
+                Json::Object(keys.into_iter().filter_map(|k| Some((k.clone(), item(get(k.into()).ok()?)?))).collect())
+            }
+            Ok(ObjType::List) => {
+                let len = match heads {
+                    Some(h) => self.doc.length_at(obj, h),
+                    None => self.doc.length(obj),
+                };
+                Json::Array((0..len).filter_map(|i| item(get(i.into()).ok()?)).collect())
+            }
             _ => Json::Null,
         }
     }
@@ -507,8 +621,17 @@ impl RecordDoc {
         Ok(())
     }
 
-    fn commit(&mut self, now: i64, message: &str) {
-        self.doc.commit_with(CommitOptions::default().with_time(now).with_message(message));
+    /// Names who writes the following changes.
+    pub fn set_author(&mut self, author: Author) {
+        self.author = Some(author);
+    }
+
+    fn commit(&mut self, now: i64, _what: &str) {
+        let mut options = CommitOptions::default().with_time(now);
+        if let Some(author) = &self.author {
+            options = options.with_message(author_message(author));
+        }
+        self.doc.commit_with(options);
     }
 
     fn map(&self, parent: &ObjId, key: &str) -> Result<ObjId, RecordError> {
@@ -535,9 +658,13 @@ impl RecordDoc {
     fn json_at(&self, obj: &ObjId, key: &str) -> Option<Json> {
         match self.doc.get(obj, key).ok()?? {
             (Value::Scalar(s), _) => scalar_to_json(&s),
-            (Value::Object(_), id) => Some(self.to_json(&id)),
+            (Value::Object(_), id) => Some(self.to_json(&id, None)),
         }
     }
+}
+
+fn author_message(author: &Author) -> String {
+    serde_json::to_string(author).unwrap_or_default()
 }
 
 fn json_scalar(json: &Json) -> ScalarValue {
@@ -679,7 +806,7 @@ mod tests {
         a.set_field(&FieldPath::top("participants"), &FieldValue::Integer(40), 1).unwrap();
         b.set_field(&FieldPath::top("participants"), &FieldValue::Integer(45), 1).unwrap();
         a.merge_saved(&b.save()).unwrap();
-        let mut kept = a.conflicts().remove("participants").unwrap();
+        let mut kept: Vec<Json> = a.conflicts().remove("participants").unwrap().into_iter().map(|c| c.value).collect();
         kept.sort_by_key(|v| v.as_i64());
         assert_eq!(kept, vec![Json::from(40), Json::from(45)]);
     }

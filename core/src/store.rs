@@ -216,7 +216,11 @@ fn parse_template(body: String) -> Result<Template, StoreError> {
 }
 
 impl Store {
-    pub(crate) async fn put_record_in(&self, tx: &mut sqlx::SqliteConnection, r: &StoredRecord) -> Result<(), StoreError> {
+    pub(crate) async fn put_record_in(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        r: &StoredRecord,
+    ) -> Result<(), StoreError> {
         let (code, message) = r.rejection.clone().unzip();
         sqlx::query(
             "INSERT INTO records (id, template_id, template_version, unit_code, state, updated_at, doc, heads, server_heads, rejection_code, rejection_message)

@@ -195,6 +195,9 @@ pub enum FieldType {
     Calculated,
     /// A list of rows, each with the group's `fields` and a stable row id.
     Repeat,
+    /// A tally several officers add to: an integer changed only by increments, which add up
+    /// when made concurrently on several phones.
+    Counter,
 }
 
 impl FieldType {
@@ -208,7 +211,7 @@ impl FieldType {
     }
 
     pub fn is_number(self) -> bool {
-        matches!(self, FieldType::Integer | FieldType::Decimal)
+        matches!(self, FieldType::Integer | FieldType::Decimal | FieldType::Counter)
     }
 }
 

@@ -81,7 +81,7 @@ impl FieldValue {
             FieldType::Date => FieldValue::Date(json.as_str()?.to_owned()),
             FieldType::Datetime => FieldValue::Datetime(json.as_str()?.to_owned()),
             FieldType::SingleChoice => FieldValue::Choice(json.as_str()?.to_owned()),
-            FieldType::Integer => FieldValue::Integer(json.as_i64()?),
+            FieldType::Integer | FieldType::Counter => FieldValue::Integer(json.as_i64()?),
             FieldType::Decimal => FieldValue::Decimal(json.as_f64()?),
             FieldType::Boolean => FieldValue::Boolean(json.as_bool()?),
             FieldType::MultipleChoice => FieldValue::Choices(

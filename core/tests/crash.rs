@@ -108,7 +108,8 @@ async fn acknowledged_writes_survive_sigkill_at_random_moments() {
         next = acks.last().map_or(next, |n| n + 1);
 
         // The store opens, and holds every acknowledged write (or a later one).
-        let store = Store::open(&path, &KEY).await.unwrap_or_else(|e| panic!("round {round}: store does not open: {e}"));
+        let store =
+            Store::open(&path, &KEY).await.unwrap_or_else(|e| panic!("round {round}: store does not open: {e}"));
         for (id, n) in &acked {
             let count = count_of(&store, id).await;
             assert!(count.is_some_and(|c| c >= *n), "round {round}: {id} lost acknowledged write {n} (has {count:?})");

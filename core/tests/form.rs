@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use diaban_core::FieldValue;
 use diaban_core::form::{Env, Evaluation, Form, PublishError, RenderItem};
+use diaban_core::record::{ChangeInfo, ConflictValue};
 use serde_json::{Value as Json, json};
 
 fn template(fields: Json) -> Json {
@@ -253,13 +254,23 @@ fn labels_follow_the_language() {
 }
 
 #[test]
-fn conflicts_are_shown_on_their_field() {
+fn conflicts_are_shown_on_their_field_with_who_and_when() {
     let form = inspection();
-    let conflicts = BTreeMap::from([("species".to_string(), vec![json!("poppy"), json!("cannabis")])]);
+    let by = |value: &str, user: &str, at: i64| ConflictValue {
+        value: json!(value),
+        info: ChangeInfo { by: Some(user.into()), device: Some(format!("{user}-phone")), at },
+    };
+    let conflicts = BTreeMap::from([("species".to_string(), vec![by("poppy", "a", 10), by("cannabis", "b", 11)])]);
     let e = form.evaluate(complete_values().as_object().expect("object"), &env(), &conflicts);
+    let shown: Vec<(String, Option<String>, i64)> = item(&e, "species")
+        .expect("species")
+        .conflicts
+        .iter()
+        .map(|c| (c.display.clone(), c.by.clone(), c.at))
+        .collect();
     assert_eq!(
-        item(&e, "species").map(|i| i.conflicts.clone()),
-        Some(vec!["Cây thuốc phiện".into(), "Cây cần sa".into()])
+        shown,
+        vec![("Cây thuốc phiện".into(), Some("a".into()), 10), ("Cây cần sa".into(), Some("b".into()), 11)]
     );
 }
 

@@ -316,7 +316,8 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
         Ok(None) => return not_found(lang, &web),
         Err(e) => return server_error(e),
     };
-    let evaluation = form.evaluate_record(&doc, lang.code());
+    let mut doc = doc;
+    let evaluation = form.evaluate_record(&mut doc, lang.code());
     let title = form.template().label.text(lang.code()).to_owned();
     page(
         lang,
@@ -360,7 +361,12 @@ fn values_table(lang: Lang, id: &str, items: &[RenderItem]) -> Markup {
                                 (item.display)
                             }
                             @if !item.conflicts.is_empty() {
-                                div.conflict { (lang.t("Xung đột, các giá trị: ", "Conflict, values: ")) (item.conflicts.join(" | ")) }
+                                div.conflict {
+                                    (lang.t("Xung đột, các giá trị:", "Conflict, values:"))
+                                    ul { @for c in &item.conflicts {
+                                        li { (c.display) " — " (c.by.as_deref().unwrap_or("?")) ", " (local_time(c.at)) }
+                                    } }
+                                }
                             }
                             @for error in &item.errors { div.error { (error) } }
                         }
