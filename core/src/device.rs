@@ -268,15 +268,8 @@ impl Device {
             device_id,
             period,
         };
-        let mut doc = RecordDoc::create(&meta, self.actor.clone())?;
-        let counters: Vec<&str> =
-            template.fields.iter().filter(|f| f.field_type == FieldType::Counter).map(|f| f.name.as_str()).collect();
-        doc.init_counters(&FieldPath::top(""), &counters, now())?;
-        for field in template.fields.iter() {
-            if let Some(default) = field.default.as_ref().and_then(|d| FieldValue::from_json(field.field_type, d)) {
-                doc.set_field(&FieldPath::top(&field.name), &default, now())?;
-            }
-        }
+        let form = self.form(&template.id, template.version).await?;
+        let doc = form.new_record(&meta, self.actor.clone(), now())?;
         self.store.put_record(&sync::index(doc, None, Vec::new(), now())?).await?;
         Ok(meta.record_id)
     }
@@ -306,15 +299,7 @@ impl Device {
         let (stored, form, mut doc) = self.open_record(record_id).await?;
         ensure_editable(&doc)?;
         let path = field_path(&form, group_path, true)?;
-        let row = doc.add_row(&path, now())?;
-        let counters: Vec<&str> = form
-            .template()
-            .find(&path.name)
-            .map(|g| g.fields.iter().filter(|f| f.field_type == FieldType::Counter).map(|f| f.name.as_str()).collect())
-            .unwrap_or_default();
-        let mut rows = path.rows.clone();
-        rows.push((path.name.clone(), row.clone()));
-        doc.init_counters(&FieldPath { rows, name: String::new() }, &counters, now())?;
+        let row = form.add_row(&mut doc, &path, now())?;
         self.save(stored, doc).await?;
         Ok(row)
     }

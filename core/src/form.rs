@@ -239,6 +239,40 @@ impl Form {
         Env { today: crate::clock::iso(crate::clock::today()), period, lang: lang.to_owned() }
     }
 
+    /// Starts a record of this form: its tallies at zero, its repeat groups empty, its
+    /// defaults filled in.
+    pub fn new_record(
+        &self,
+        meta: &crate::record::RecordMeta,
+        actor: automerge::ActorId,
+        now: i64,
+    ) -> Result<crate::record::RecordDoc, crate::record::RecordError> {
+        let mut doc = crate::record::RecordDoc::create(meta, actor)?;
+        let (counters, groups) = structure(&self.template.fields);
+        doc.prepare(&crate::record::FieldPath::top(""), &counters, &groups, now)?;
+        for field in &self.template.fields {
+            if let Some(default) = field.default.as_ref().and_then(|d| FieldValue::from_json(field.field_type, d)) {
+                doc.set_field(&crate::record::FieldPath::top(&field.name), &default, now)?;
+            }
+        }
+        Ok(doc)
+    }
+
+    /// Appends a row to the group `path.name` with its tallies and nested groups prepared.
+    pub fn add_row(
+        &self,
+        doc: &mut crate::record::RecordDoc,
+        path: &crate::record::FieldPath,
+        now: i64,
+    ) -> Result<String, crate::record::RecordError> {
+        let row = doc.add_row(path, now)?;
+        let (counters, groups) = self.template.find(&path.name).map(|g| structure(&g.fields)).unwrap_or_default();
+        let mut rows = path.rows.clone();
+        rows.push((path.name.clone(), row.clone()));
+        doc.prepare(&crate::record::FieldPath { rows, name: String::new() }, &counters, &groups, now)?;
+        Ok(row)
+    }
+
     /// Evaluates a record document as it stands (values and conflicts).
     pub fn evaluate_record(&self, doc: &mut crate::record::RecordDoc, lang: &str) -> Evaluation {
         let period = doc.meta().ok().and_then(|m| m.period);
@@ -656,6 +690,13 @@ impl FormCache {
         }
         form
     }
+}
+
+/// The tallies and repeat groups among `fields`, which a new record or row creates up front
+/// (see [`crate::record::RecordDoc::prepare`]).
+fn structure(fields: &[Field]) -> (Vec<&str>, Vec<&str>) {
+    let named = |t: FieldType| fields.iter().filter(|f| f.field_type == t).map(|f| f.name.as_str()).collect();
+    (named(FieldType::Counter), named(FieldType::Repeat))
 }
 
 fn is_type_error(e: &ExecutionError) -> bool {

@@ -421,14 +421,26 @@ impl RecordDoc {
         Ok(())
     }
 
-    /// Starts tallies at zero, so that every phone's additions go to the same counter.
-    pub fn init_counters(&mut self, path: &FieldPath, names: &[&str], now: i64) -> Result<(), RecordError> {
+    /// Creates a record's (or a new row's) tallies at zero and repeat groups empty, once,
+    /// where the record or row is created. Every phone then adds to the same counter and
+    /// inserts into the same list; two phones creating them concurrently would each get their
+    /// own, and one would hide the other.
+    pub fn prepare(
+        &mut self,
+        path: &FieldPath,
+        counters: &[&str],
+        groups: &[&str],
+        now: i64,
+    ) -> Result<(), RecordError> {
         let container = self.container(path)?;
-        for name in names {
+        for name in counters {
             self.doc.put(&container, *name, ScalarValue::counter(0))?;
         }
-        if !names.is_empty() {
-            self.commit(now, "counters");
+        for name in groups {
+            self.doc.put_object(&container, *name, ObjType::List)?;
+        }
+        if !counters.is_empty() || !groups.is_empty() {
+            self.commit(now, "prepare");
         }
         Ok(())
     }
@@ -593,6 +605,11 @@ impl RecordDoc {
     /// The encoded changes that a peer which has `have` lacks.
     pub fn changes_since(&mut self, have: &[ChangeHash]) -> Vec<Vec<u8>> {
         self.doc.get_changes(have).into_iter().map(|c| c.raw_bytes().to_vec()).collect()
+    }
+
+    /// Every change (in causal order) with its direct dependencies.
+    pub fn dependencies(&mut self) -> Vec<(ChangeHash, Vec<ChangeHash>)> {
+        self.doc.get_changes(&[]).iter().map(|c| (c.hash(), c.deps().to_vec())).collect()
     }
 
     /// Decodes changes received from a peer, without applying them.

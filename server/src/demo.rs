@@ -6,7 +6,7 @@
 use automerge::ActorId;
 use diaban_core::FieldValue;
 use diaban_core::db::now;
-use diaban_core::record::{EventKind, FieldPath, RecordDoc, RecordMeta};
+use diaban_core::record::{EventKind, FieldPath, RecordMeta};
 use diaban_core::template::Role;
 
 use crate::db::{Db, DbError, RecordWrite, Unit};
@@ -63,7 +63,11 @@ pub async fn seed(db: &Db) -> Result<bool, DbError> {
             device_id: "demo".into(),
             period: None,
         };
-        let mut doc = RecordDoc::create(&meta, actor).map_err(|e| DbError::Invalid(e.to_string()))?;
+        let form = db
+            .form(&meta.template_id, meta.template_version)
+            .await?
+            .ok_or_else(|| DbError::Invalid("the demo template is not published".into()))?;
+        let mut doc = form.new_record(&meta, actor, now()).map_err(|e| DbError::Invalid(e.to_string()))?;
         let values = [
             ("session_date", FieldValue::Date(date.into())),
             ("place", FieldValue::Text(place.into())),
@@ -77,10 +81,6 @@ pub async fn seed(db: &Db) -> Result<bool, DbError> {
             doc.append_event(EventKind::Submit, "canbo.badinh", None, now())
                 .map_err(|e| DbError::Invalid(e.to_string()))?;
         }
-        let form = db
-            .form(&meta.template_id, meta.template_version)
-            .await?
-            .ok_or_else(|| DbError::Invalid("the demo template is not published".into()))?;
         let projection = crate::sync::project(&mut doc, &form);
         let bytes = doc.save();
         db.write(async |tx| {
