@@ -56,6 +56,10 @@ pub enum DiabanError {
     Closed { message: String },
     #[error("{message}")]
     WrongKey { message: String },
+    #[error("{message}")]
+    TooLarge { message: String },
+    #[error("{message}")]
+    UnknownAttachment { message: String },
 }
 
 impl From<core::DeviceError> for DiabanError {
@@ -81,6 +85,8 @@ impl From<core::DeviceError> for DiabanError {
             },
             E::Storage(_) => DiabanError::Storage { message },
             E::WrongKey => DiabanError::WrongKey { message },
+            E::TooLarge(_) => DiabanError::TooLarge { message },
+            E::UnknownAttachment(_) => DiabanError::UnknownAttachment { message },
         }
     }
 }
@@ -397,6 +403,15 @@ pub struct RecordRejection {
 }
 
 #[derive(Debug, Clone, uniffi::Record)]
+pub struct TransferReport {
+    pub uploaded_chunks: u32,
+    pub downloaded_chunks: u32,
+    pub uploaded_files: u32,
+    pub downloaded_files: u32,
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, uniffi::Record)]
 pub struct SyncReport {
     pub accepted: Vec<String>,
     pub rejected: Vec<RecordRejection>,
@@ -405,6 +420,7 @@ pub struct SyncReport {
     pub round_trips: u32,
     pub bytes_up: u64,
     pub bytes_down: u64,
+    pub attachments: TransferReport,
 }
 
 impl From<core::SyncReport> for SyncReport {
@@ -426,6 +442,19 @@ impl From<core::SyncReport> for SyncReport {
             round_trips: r.round_trips,
             bytes_up: r.bytes_up,
             bytes_down: r.bytes_down,
+            attachments: r.attachments.into(),
+        }
+    }
+}
+
+impl From<core::TransferReport> for TransferReport {
+    fn from(r: core::TransferReport) -> Self {
+        TransferReport {
+            uploaded_chunks: r.uploaded_chunks,
+            downloaded_chunks: r.downloaded_chunks,
+            uploaded_files: r.uploaded_files,
+            downloaded_files: r.downloaded_files,
+            done: r.done,
         }
     }
 }
@@ -519,6 +548,28 @@ impl Device {
         self.with(async |d| d.add_row(&record_id, &group_path).await)
     }
 
+    /// Attaches a photo or file to the `photo`/`file` field at `path`; returns its SHA-256.
+    /// It is kept sealed on the phone and uploaded, in resumable chunks, by `sync`.
+    pub fn attach(
+        &self,
+        record_id: String,
+        path: String,
+        data: Vec<u8>,
+        content_type: String,
+    ) -> Result<String, DiabanError> {
+        self.with(async |d| d.attach(&record_id, &path, data, &content_type).await)
+    }
+
+    /// The bytes of an attachment on the phone.
+    pub fn attachment(&self, sha256: String) -> Result<Vec<u8>, DiabanError> {
+        self.with(async |d| d.attachment(&sha256).await)
+    }
+
+    /// Moves at most `budget` attachment chunks (both ways); `sync` moves them all.
+    pub fn transfer_attachments(&self, budget: u32) -> Result<TransferReport, DiabanError> {
+        self.with(async |d| d.transfer_attachments(budget).await).map(Into::into)
+    }
+
     /// Adds `by` to the tally at `path`; additions from several phones add up.
     pub fn increment(&self, record_id: String, path: String, by: i64) -> Result<(), DiabanError> {
         self.with(async |d| d.increment(&record_id, &path, by).await)
@@ -560,8 +611,13 @@ impl Device {
         self.with(async |d| d.record(&record_id).await).map(Into::into)
     }
 
-    pub fn records(&self) -> Result<Vec<RecordSummary>, DiabanError> {
-        self.with(async |d| d.records().await).map(|rs| {
+    /// Records on the phone, newest first, optionally of one template and/or in one state.
+    pub fn records(
+        &self,
+        template_id: Option<String>,
+        state: Option<String>,
+    ) -> Result<Vec<RecordSummary>, DiabanError> {
+        self.with(async |d| d.records(template_id.as_deref(), state.as_deref()).await).map(|rs| {
             rs.into_iter()
                 .map(|r| RecordSummary {
                     id: r.id,
@@ -575,6 +631,12 @@ impl Device {
         })
     }
 
+    /// Syncs the documents only; attachments wait for `transfer_attachments` (or `sync`).
+    pub fn sync_records(&self) -> Result<SyncReport, DiabanError> {
+        self.with(async |d| d.sync_records().await).map(Into::into)
+    }
+
+    /// Syncs the documents, then every pending attachment.
     pub fn sync(&self) -> Result<SyncReport, DiabanError> {
         self.with(async |d| d.sync().await).map(Into::into)
     }

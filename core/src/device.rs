@@ -14,7 +14,7 @@ use crate::protocol::{self, Account, LoginRequest, LoginResponse, SyncResponse, 
 use crate::record::{
     Author, Event, EventKind, FieldPath, HistoryEntry, RecordDoc, RecordError, RecordMeta, WorkflowState,
 };
-use crate::store::{Store, StoreError, StoredRecord};
+use crate::store::{RecordIndex, Store, StoreError, StoredRecord};
 use crate::sync::{self, SyncError};
 use crate::template::{FieldType, Template};
 use crate::transport::{HttpTransport, Traffic, TransportError};
@@ -23,7 +23,8 @@ use crate::value::FieldValue;
 const ACTOR_KEY: &str = "actor_id";
 const TOKEN_KEY: &str = "token";
 const DEVICE_ID_KEY: &str = "device_id";
-const ACCOUNT_KEY: &str = "account";
+/// The signed-in account (JSON), kept so the device works offline after the first login.
+pub const ACCOUNT_KEY: &str = "account";
 /// Bounds one `sync()` call: pages of pulled records beyond this wait for the next call.
 const MAX_EXCHANGES: u32 = 50;
 
@@ -60,6 +61,10 @@ pub enum DeviceError {
     Storage(String),
     #[error("the device store cannot be opened with this key")]
     WrongKey,
+    #[error("the attachment is too large: {0}")]
+    TooLarge(String),
+    #[error("attachment {0} is not on this device")]
+    UnknownAttachment(String),
 }
 
 impl From<StoreError> for DeviceError {
@@ -101,18 +106,6 @@ impl From<TransportError> for DeviceError {
     }
 }
 
-/// A short line per record, for lists.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RecordSummary {
-    pub id: String,
-    pub template_id: String,
-    pub unit_code: String,
-    pub state: String,
-    pub updated_at: i64,
-    /// Holds changes the server has not committed yet.
-    pub unsent: bool,
-}
-
 /// A record as the form shows it: the render model plus what the record is.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecordView {
@@ -135,6 +128,17 @@ pub struct RecordView {
     pub events: Vec<Event>,
 }
 
+/// What one round of attachment transfers did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TransferReport {
+    pub uploaded_chunks: u32,
+    pub downloaded_chunks: u32,
+    pub uploaded_files: u32,
+    pub downloaded_files: u32,
+    /// Nothing is left to transfer.
+    pub done: bool,
+}
+
 /// What one `sync()` did, and what it cost on the wire.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SyncReport {
@@ -145,6 +149,7 @@ pub struct SyncReport {
     pub round_trips: u32,
     pub bytes_up: u64,
     pub bytes_down: u64,
+    pub attachments: TransferReport,
 }
 
 pub struct Device {
@@ -346,22 +351,14 @@ impl Device {
         self.save(stored, doc).await
     }
 
-    /// All records on the device, newest first.
-    pub async fn records(&self) -> Result<Vec<RecordSummary>, DeviceError> {
-        Ok(self
-            .store
-            .records()
-            .await?
-            .into_iter()
-            .map(|r| RecordSummary {
-                unsent: r.has_unsent_changes(),
-                id: r.id,
-                template_id: r.template_id,
-                unit_code: r.unit_code,
-                state: r.state,
-                updated_at: r.updated_at,
-            })
-            .collect())
+    /// Records on the device, newest first, optionally of one template and/or in one state
+    /// (`draft`, `submitted`, …). Read from the store's index; no document is opened.
+    pub async fn records(
+        &self,
+        template_id: Option<&str>,
+        state: Option<&str>,
+    ) -> Result<Vec<RecordIndex>, DeviceError> {
+        Ok(self.store.list(template_id, state).await?)
     }
 
     /// One record as the form draws it, in the device's language; recomputed on every call.
@@ -388,8 +385,16 @@ impl Device {
         })
     }
 
-    /// Sends unsent changes and fetches what is new, in as few round trips as the server allows.
+    /// Syncs the documents, then moves every pending attachment.
     pub async fn sync(&self) -> Result<SyncReport, DeviceError> {
+        let mut report = self.sync_records().await?;
+        report.attachments = self.transfer_attachments(u32::MAX).await?;
+        Ok(report)
+    }
+
+    /// Sends unsent changes and fetches what is new, in as few round trips as the server
+    /// allows; attachments are left for [`Device::transfer_attachments`].
+    pub async fn sync_records(&self) -> Result<SyncReport, DeviceError> {
         let token = self.store.setting(TOKEN_KEY).await?.ok_or(DeviceError::NotLoggedIn)?;
         let mut report = SyncReport::default();
         for _ in 0..MAX_EXCHANGES {
@@ -416,6 +421,116 @@ impl Device {
             rejected = report.rejected.len(),
             "sync finished"
         );
+        Ok(report)
+    }
+
+    /// Attaches a photo or file to the `photo`/`file` field at `path`: kept sealed on the
+    /// phone under its SHA-256, referenced from the record, uploaded at the next sync.
+    pub async fn attach(
+        &self,
+        record_id: &str,
+        path: &str,
+        data: Vec<u8>,
+        content_type: &str,
+    ) -> Result<String, DeviceError> {
+        use sha2::Digest;
+        let (stored, form, mut doc) = self.open_record(record_id).await?;
+        ensure_editable(&doc)?;
+        let path = field_path(&form, path, false)?;
+        let size = data.len() as u64;
+        if size > protocol::MAX_ATTACHMENT_BYTES {
+            return Err(DeviceError::TooLarge(format!(
+                "{size} bytes; at most {} per file",
+                protocol::MAX_ATTACHMENT_BYTES
+            )));
+        }
+        let total = self.store.record_attachment_bytes(record_id).await? + size;
+        if total > protocol::MAX_RECORD_ATTACHMENT_BYTES {
+            return Err(DeviceError::TooLarge(format!(
+                "{total} bytes; at most {} per record",
+                protocol::MAX_RECORD_ATTACHMENT_BYTES
+            )));
+        }
+        let sha256 = hex::encode(sha2::Sha256::digest(&data));
+        let value = FieldValue::Attachment { sha256: sha256.clone(), content_type: content_type.to_owned(), size };
+        form.check_answer(&path.name, &value).map_err(DeviceError::InvalidValue)?;
+        let reference =
+            crate::store::AttachmentRef { sha256: sha256.clone(), content_type: content_type.to_owned(), size };
+        self.store.put_attachment(&reference, record_id, &data, false).await?;
+        doc.set_field(&path, &value, now())?;
+        self.save(stored, doc).await?;
+        Ok(sha256)
+    }
+
+    /// The bytes of an attachment, if they are on the phone.
+    pub async fn attachment(&self, sha256: &str) -> Result<Vec<u8>, DeviceError> {
+        self.store.attachment(sha256).await?.ok_or_else(|| DeviceError::UnknownAttachment(sha256.to_owned()))
+    }
+
+    /// Uploads attachments made here and downloads those records refer to, chunk by chunk,
+    /// at most `budget` chunks. An interrupted transfer resumes after the last chunk the
+    /// receiving side committed: the server's count for uploads, the kept chunks for downloads.
+    pub async fn transfer_attachments(&self, budget: u32) -> Result<TransferReport, DeviceError> {
+        use sha2::Digest;
+        let token = self.store.setting(TOKEN_KEY).await?.ok_or(DeviceError::NotLoggedIn)?;
+        let mut report = TransferReport::default();
+        let mut left = budget;
+        for up in self.store.pending_uploads().await? {
+            let base = format!("{}/{}", protocol::ATTACHMENTS_PATH, up.sha256);
+            let status: protocol::AttachmentStatus = self.transport.get_json(&format!("{base}/status"), &token).await?;
+            let data = self.attachment(&up.sha256).await?;
+            let mut offset = status.received.min(up.size);
+            while !status.complete && offset < up.size {
+                if left == 0 {
+                    return Ok(report);
+                }
+                let end = (offset + protocol::CHUNK_BYTES as u64).min(up.size);
+                let query = [
+                    ("offset", offset.to_string()),
+                    ("size", up.size.to_string()),
+                    ("content_type", up.content_type.clone()),
+                ];
+                self.transport.put_bytes(&base, &query, &token, data[offset as usize..end as usize].to_vec()).await?;
+                offset = end;
+                left -= 1;
+                report.uploaded_chunks += 1;
+            }
+            self.store.mark_uploaded(&up.sha256).await?;
+            report.uploaded_files += 1;
+        }
+        for (down, record_id) in self.store.missing_attachments().await? {
+            let base = format!("{}/{}", protocol::ATTACHMENTS_PATH, down.sha256);
+            let mut offset = self.store.downloaded_bytes(&down.sha256).await?;
+            while offset < down.size {
+                if left == 0 {
+                    return Ok(report);
+                }
+                let query = [("offset", offset.to_string()), ("length", protocol::CHUNK_BYTES.to_string())];
+                let chunk = self.transport.get_bytes(&base, &query, &token).await?;
+                if chunk.is_empty() {
+                    return Err(DeviceError::Server {
+                        status: 0,
+                        code: "bad_response".into(),
+                        message: "empty chunk".into(),
+                    });
+                }
+                self.store.put_download_chunk(&down.sha256, offset, &chunk).await?;
+                offset += chunk.len() as u64;
+                left -= 1;
+                report.downloaded_chunks += 1;
+            }
+            let data = self.store.take_download(&down.sha256).await?;
+            if hex::encode(sha2::Sha256::digest(&data)) != down.sha256 {
+                return Err(DeviceError::Server {
+                    status: 0,
+                    code: "bad_attachment".into(),
+                    message: format!("{} does not match its hash", down.sha256),
+                });
+            }
+            self.store.put_attachment(&down, &record_id, &data, true).await?;
+            report.downloaded_files += 1;
+        }
+        report.done = true;
         Ok(report)
     }
 

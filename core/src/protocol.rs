@@ -14,6 +14,24 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 pub const LOGIN_PATH: &str = "/api/v1/login";
 pub const SYNC_PATH: &str = "/api/v1/sync";
+/// `/api/v1/attachments/{sha256}`: `PUT ?offset=&size=&content_type=` a chunk, `GET
+/// ?offset=&length=` a range; `/status` tells how many bytes the server holds.
+pub const ATTACHMENTS_PATH: &str = "/api/v1/attachments";
+
+/// Largest chunk of an attachment in one request.
+pub const CHUNK_BYTES: usize = 64 * 1024;
+/// Largest photo or file.
+pub const MAX_ATTACHMENT_BYTES: u64 = 10 * 1024 * 1024;
+/// Largest total of attachments in one record.
+pub const MAX_RECORD_ATTACHMENT_BYTES: u64 = 40 * 1024 * 1024;
+
+/// What the server holds of an attachment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttachmentStatus {
+    pub size: u64,
+    pub received: u64,
+    pub complete: bool,
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LoginRequest {

@@ -13,7 +13,10 @@ use crate::crypto::{CryptoError, Sealer};
 use crate::db::{EmbeddedMigration, migrator};
 use crate::template::Template;
 
-const MIGRATIONS: &[EmbeddedMigration] = &[(1, "device store", include_str!("../migrations/0001_device_store.sql"))];
+const MIGRATIONS: &[EmbeddedMigration] = &[
+    (1, "device store", include_str!("../migrations/0001_device_store.sql")),
+    (2, "attachments", include_str!("../migrations/0002_attachments.sql")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -42,6 +45,56 @@ pub struct StoredRecord {
     pub heads: Vec<String>,
     pub server_heads: Vec<String>,
     pub rejection: Option<(String, String)>,
+    /// Attachments the document refers to.
+    pub attachments: Vec<AttachmentRef>,
+}
+
+/// A photo or file a record refers to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AttachmentRef {
+    pub sha256: String,
+    pub content_type: String,
+    pub size: u64,
+}
+
+impl AttachmentRef {
+    /// Every attachment value (`{"sha256", "content_type", "size"}`) anywhere in a record's values.
+    pub fn find_all(values: &serde_json::Value) -> Vec<AttachmentRef> {
+        let mut out = Vec::new();
+        fn walk(v: &serde_json::Value, out: &mut Vec<AttachmentRef>) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    if let (Some(sha), Some(ct), Some(size)) = (
+                        map.get("sha256").and_then(|x| x.as_str()),
+                        map.get("content_type").and_then(|x| x.as_str()),
+                        map.get("size").and_then(|x| x.as_u64()),
+                    ) {
+                        out.push(AttachmentRef { sha256: sha.to_owned(), content_type: ct.to_owned(), size });
+                    } else {
+                        map.values().for_each(|v| walk(v, out));
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        walk(values, &mut out);
+        out.sort_by(|a, b| a.sha256.cmp(&b.sha256));
+        out.dedup();
+        out
+    }
+}
+
+/// A record's index columns: what lists show, without its document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordIndex {
+    pub id: String,
+    pub template_id: String,
+    pub template_version: u32,
+    pub unit_code: String,
+    pub state: String,
+    pub updated_at: i64,
+    pub unsent: bool,
 }
 
 impl StoredRecord {
@@ -170,10 +223,36 @@ impl Store {
         row.map(|r| self.record_from_row(&r)).transpose()
     }
 
-    /// All records, newest first, without loading them as documents.
-    pub async fn records(&self) -> Result<Vec<StoredRecord>, StoreError> {
-        let rows = sqlx::query(select_records!("ORDER BY updated_at DESC, id")).fetch_all(&self.pool).await?;
-        rows.iter().map(|r| self.record_from_row(r)).collect()
+    /// Records of a template and/or in a state, newest first, from the index columns alone
+    /// (no document is read or decrypted).
+    pub async fn list(&self, template_id: Option<&str>, state: Option<&str>) -> Result<Vec<RecordIndex>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, template_id, template_version, unit_code, state, updated_at, heads != server_heads AS unsent
+             FROM records WHERE (?1 IS NULL OR template_id = ?1) AND (?2 IS NULL OR state = ?2)
+             ORDER BY updated_at DESC, id",
+        )
+        .bind(template_id)
+        .bind(state)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| RecordIndex {
+                id: r.get("id"),
+                template_id: r.get("template_id"),
+                template_version: r.get("template_version"),
+                unit_code: r.get("unit_code"),
+                state: r.get("state"),
+                updated_at: r.get("updated_at"),
+                unsent: r.get("unsent"),
+            })
+            .collect())
+    }
+
+    /// Saves a template version (as received by sync).
+    pub async fn put_template(&self, template: &Template) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        put_template(&mut conn, template).await
     }
 
     /// Records holding changes the server has not committed.
@@ -189,6 +268,115 @@ impl Store {
         self.put_record_in(&mut tx, record).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    // --- attachments ---------------------------------------------------------------------
+
+    /// Keeps a photo or file (sealed). `uploaded` is true for one that came from the server.
+    pub async fn put_attachment(
+        &self,
+        r: &AttachmentRef,
+        record_id: &str,
+        data: &[u8],
+        uploaded: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO attachments (sha256, record_id, content_type, size, data, uploaded) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(sha256) DO NOTHING")
+            .bind(&r.sha256)
+            .bind(record_id)
+            .bind(&r.content_type)
+            .bind(r.size as i64)
+            .bind(self.sealer.seal(attachment_aad(&r.sha256).as_bytes(), data))
+            .bind(uploaded)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn attachment(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let sealed: Option<Vec<u8>> = sqlx::query_scalar("SELECT data FROM attachments WHERE sha256 = ?")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(sealed.map(|s| self.sealer.open(attachment_aad(sha256).as_bytes(), &s)).transpose()?)
+    }
+
+    /// Total size of the attachments kept for a record.
+    pub async fn record_attachment_bytes(&self, record_id: &str) -> Result<u64, StoreError> {
+        let total: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(size), 0) FROM attachments WHERE record_id = ?")
+            .bind(record_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(total as u64)
+    }
+
+    /// Attachments made here that the server has not confirmed.
+    pub async fn pending_uploads(&self) -> Result<Vec<AttachmentRef>, StoreError> {
+        let rows = sqlx::query("SELECT sha256, content_type, size FROM attachments WHERE uploaded = 0 ORDER BY sha256")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AttachmentRef { sha256: r.get(0), content_type: r.get(1), size: r.get::<i64, _>(2) as u64 })
+            .collect())
+    }
+
+    pub async fn mark_uploaded(&self, sha256: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE attachments SET uploaded = 1 WHERE sha256 = ?").bind(sha256).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Attachments records refer to that are not on the device, with a record referring to each.
+    pub async fn missing_attachments(&self) -> Result<Vec<(AttachmentRef, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sha256, content_type, size, MIN(record_id) FROM attachment_refs
+             WHERE sha256 NOT IN (SELECT sha256 FROM attachments) GROUP BY sha256 ORDER BY sha256",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (AttachmentRef { sha256: r.get(0), content_type: r.get(1), size: r.get::<i64, _>(2) as u64 }, r.get(3))
+            })
+            .collect())
+    }
+
+    /// Bytes of a download already kept, from the start.
+    pub async fn downloaded_bytes(&self, sha256: &str) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(length), 0) FROM download_chunks WHERE sha256 = ?")
+            .bind(sha256)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    /// Keeps one downloaded chunk; a later call resumes after the last one kept.
+    pub async fn put_download_chunk(&self, sha256: &str, offset: u64, data: &[u8]) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO download_chunks (sha256, offset, length, data) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(sha256)
+        .bind(offset as i64)
+        .bind(data.len() as i64)
+        .bind(self.sealer.seal(format!("chunk/{sha256}/{offset}").as_bytes(), data))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The downloaded chunks joined, in order; they are dropped whatever the outcome.
+    pub async fn take_download(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
+        let rows = sqlx::query("SELECT offset, data FROM download_chunks WHERE sha256 = ? ORDER BY offset")
+            .bind(sha256)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let offset: i64 = r.get(0);
+            out.extend(self.sealer.open(format!("chunk/{sha256}/{offset}").as_bytes(), &r.get::<Vec<u8>, _>(1))?);
+        }
+        sqlx::query("DELETE FROM download_chunks WHERE sha256 = ?").bind(sha256).execute(&self.pool).await?;
+        Ok(out)
     }
 
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
@@ -243,6 +431,16 @@ impl Store {
         .bind(message)
         .execute(&mut *tx)
         .await?;
+        sqlx::query("DELETE FROM attachment_refs WHERE record_id = ?").bind(&r.id).execute(&mut *tx).await?;
+        for a in &r.attachments {
+            sqlx::query("INSERT INTO attachment_refs (record_id, sha256, content_type, size) VALUES (?, ?, ?, ?)")
+                .bind(&r.id)
+                .bind(&a.sha256)
+                .bind(&a.content_type)
+                .bind(a.size as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
         Ok(())
     }
 
@@ -265,12 +463,17 @@ impl Store {
             heads: heads("heads")?,
             server_heads: heads("server_heads")?,
             rejection: code.zip(message),
+            attachments: Vec::new(),
         })
     }
 }
 
 fn setting_aad(key: &str) -> String {
     format!("setting/{key}")
+}
+
+fn attachment_aad(sha256: &str) -> String {
+    format!("attachment/{sha256}")
 }
 
 fn record_aad(id: &str) -> String {

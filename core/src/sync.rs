@@ -133,7 +133,10 @@ pub fn index(
     now: i64,
 ) -> Result<StoredRecord, SyncError> {
     let meta = doc.meta()?;
+    let attachments =
+        crate::store::AttachmentRef::find_all(&serde_json::Value::Object(doc.values().into_iter().collect()));
     Ok(StoredRecord {
+        attachments,
         id: meta.record_id,
         template_id: meta.template_id,
         template_version: meta.template_version,

@@ -41,6 +41,51 @@ impl HttpTransport {
         Ok(HttpTransport { client, base_url: base_url.trim_end_matches('/').to_owned() })
     }
 
+    /// `GET` with a JSON answer.
+    pub async fn get_json<Resp: DeserializeOwned>(&self, path: &str, token: &str) -> Result<Resp, TransportError> {
+        let bytes = self.send(self.client.get(self.url(path)).bearer_auth(token)).await?;
+        serde_json::from_slice(&bytes).map_err(|e| TransportError::BadResponse(e.to_string()))
+    }
+
+    /// `GET` raw bytes.
+    pub async fn get_bytes(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        token: &str,
+    ) -> Result<Vec<u8>, TransportError> {
+        self.send(self.client.get(self.url(path)).query(query).bearer_auth(token)).await
+    }
+
+    /// `PUT` raw bytes.
+    pub async fn put_bytes(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        token: &str,
+        body: Vec<u8>,
+    ) -> Result<(), TransportError> {
+        self.send(self.client.put(self.url(path)).query(query).bearer_auth(token).body(body)).await?;
+        Ok(())
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, TransportError> {
+        let response = request.send().await.map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        if !status.is_success() {
+            let detail = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|b| b.error)
+                .map_err(|_| TransportError::BadResponse(format!("status {status} without an error body")))?;
+            return Err(TransportError::Http { status: status.as_u16(), code: detail.code, message: detail.message });
+        }
+        Ok(bytes.to_vec())
+    }
+
     /// Sends `body` as JSON to `path` and reads the JSON answer.
     pub async fn post<Req: Serialize, Resp: DeserializeOwned>(
         &self,

@@ -31,6 +31,11 @@ pub fn router() -> Router<AppState> {
         .route(protocol::LOGIN_PATH, post(login))
         .route(protocol::SYNC_PATH, post(sync))
         .route("/api/v1/templates/{id}", get(template))
+        .route(
+            "/api/v1/attachments/{sha256}",
+            axum::routing::put(crate::attachments::upload).get(crate::attachments::download),
+        )
+        .route("/api/v1/attachments/{sha256}/status", get(crate::attachments::status))
         .route("/api/v1/admin/templates", post(publish_template))
         .route("/api/v1/admin/choice-lists", post(publish_choice_list))
         .route("/health", get(health))

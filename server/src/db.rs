@@ -16,6 +16,7 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 const MIGRATIONS: &[EmbeddedMigration] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "shared choice lists", include_str!("../migrations/sqlite/0002_shared_choice_lists.sql")),
+    (3, "attachments", include_str!("../migrations/sqlite/0003_attachments.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -410,6 +411,15 @@ impl Db {
     /// Stores a record after a change and gives it the next change-log sequence.
     pub async fn put_record(tx: &mut SqliteConnection, r: &RecordWrite<'_>) -> Result<i64, DbError> {
         let seq = log_change(tx, "record", r.id, r.device_id).await?;
+        let values: serde_json::Value = serde_json::from_str(r.values_json).unwrap_or_default();
+        sqlx::query("DELETE FROM record_attachments WHERE record_id = ?").bind(r.id).execute(&mut *tx).await?;
+        for a in diaban_core::store::AttachmentRef::find_all(&values) {
+            sqlx::query("INSERT INTO record_attachments (record_id, sha256) VALUES (?, ?)")
+                .bind(r.id)
+                .bind(&a.sha256)
+                .execute(&mut *tx)
+                .await?;
+        }
         let heads = serde_json::Value::from(r.heads.to_vec()).to_string();
         sqlx::query(
             "INSERT INTO records (id, template_id, template_version, unit_code, state, created_by, created_at, updated_at, doc, heads, values_json, seq)

@@ -2,6 +2,7 @@
 //!
 //! - [`app`]: router, middleware, serving.
 //! - [`api`]: JSON API (login, sync, templates, health).
+//! - [`attachments`]: chunked, resumable attachment upload and ranged download.
 //! - [`sync`]: server side of the sync protocol, with per-record authorization.
 //! - [`web`]: review web UI (server-rendered HTML, cookie sessions).
 //! - [`db`]: SQLite storage through sqlx.
@@ -11,6 +12,7 @@
 
 pub mod api;
 pub mod app;
+pub mod attachments;
 pub mod auth;
 pub mod db;
 pub mod demo;

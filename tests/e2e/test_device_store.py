@@ -54,6 +54,6 @@ def test_a_wrong_key_is_a_clear_error_and_changes_nothing(server: Server, device
         diaban.Device.open(device_path, b"too short", server.url, "phone")
 
     phone = diaban.Device.open(device_path, KEY, server.url, "phone")
-    assert [r.id for r in phone.records()] == [record]
+    assert [r.id for r in phone.records(None, None)] == [record]
     phone.close()
     assert len(before) > 0

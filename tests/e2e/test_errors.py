@@ -32,7 +32,7 @@ def test_unreachable_server_is_a_typed_error_and_keeps_the_record(server: Server
     server.stop()
     with pytest.raises(diaban.DiabanError.Unreachable):
         phone.sync()
-    assert [r.id for r in phone.records()] == [record_id]
+    assert [r.id for r in phone.records(None, None)] == [record_id]
     assert phone.record(record_id).unsent
     phone.close()
 

@@ -100,7 +100,7 @@ def test_an_officer_of_another_commune_never_receives_the_record(server: Server,
     other = diaban.Device.open(str(tmp_path / "b.sqlite"), KEY, server.url, "B")
     other.login("canbo.chiengbom", "canbo-mat-khau")
     other.sync()
-    assert other.records() == []
+    assert other.records(None, None) == []
     with pytest.raises(diaban.DiabanError.UnknownRecord):
         other.record(record_id)
     mine.close()
