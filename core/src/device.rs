@@ -557,8 +557,15 @@ impl Device {
     }
 
     async fn save(&self, stored: StoredRecord, doc: RecordDoc) -> Result<(), DeviceError> {
-        let record = sync::index(doc, stored.rejection, stored.server_heads, now())?;
-        self.store.put_record(&record).await?;
+        // Append only this edit's changes; fold into a fresh snapshot now and then.
+        let mut doc = doc;
+        let chunk = doc.save_incremental();
+        let mut record = sync::index_columns(&mut doc, stored.rejection, stored.server_heads, now())?;
+        record.doc = chunk;
+        if self.store.append_record(&record).await? >= crate::store::FOLD_AFTER {
+            record.doc = doc.save();
+            self.store.put_record(&record).await?;
+        }
         Ok(())
     }
 }

@@ -186,6 +186,8 @@ pub struct HistoryEntry {
 pub struct RecordDoc {
     doc: AutoCommit,
     author: Option<Author>,
+    /// Heads of the bytes last loaded or saved: an incremental save holds what came after.
+    saved: Vec<ChangeHash>,
 }
 
 impl RecordDoc {
@@ -208,7 +210,7 @@ impl RecordDoc {
         doc.put_object(ROOT, "events", ObjType::List)?;
         let author = Author { user: meta.created_by.clone(), device: meta.device_id.clone() };
         doc.commit_with(CommitOptions::default().with_time(meta.created_at).with_message(author_message(&author)));
-        Ok(RecordDoc { doc, author: Some(author) })
+        Ok(RecordDoc { doc, author: Some(author), saved: Vec::new() })
     }
 
     /// Loads a saved document. Pass the local actor to edit it, or `None` to only read and merge.
@@ -217,18 +219,29 @@ impl RecordDoc {
         if let Some(actor) = actor {
             doc.set_actor(actor);
         }
-        let record = RecordDoc { doc, author: None };
+        let saved = doc.get_heads();
+        let record = RecordDoc { doc, author: None, saved };
         record.meta()?;
         Ok(record)
     }
 
     /// An empty document, to which a peer's changes (starting with its create change) are applied.
     pub fn empty() -> RecordDoc {
-        RecordDoc { doc: AutoCommit::new(), author: None }
+        RecordDoc { doc: AutoCommit::new(), author: None, saved: Vec::new() }
     }
 
+    /// The whole document (compacted, with its full history).
     pub fn save(&mut self) -> Vec<u8> {
-        self.doc.save()
+        let bytes = self.doc.save();
+        self.saved = self.doc.get_heads();
+        bytes
+    }
+
+    /// The changes since the last save or load, as a chunk to append after the saved bytes.
+    pub fn save_incremental(&mut self) -> Vec<u8> {
+        let bytes = self.doc.save_after(&self.saved);
+        self.saved = self.doc.get_heads();
+        bytes
     }
 
     pub fn meta(&self) -> Result<RecordMeta, RecordError> {
@@ -826,5 +839,28 @@ mod tests {
         let mut kept: Vec<Json> = a.conflicts().remove("participants").unwrap().into_iter().map(|c| c.value).collect();
         kept.sort_by_key(|v| v.as_i64());
         assert_eq!(kept, vec![Json::from(40), Json::from(45)]);
+    }
+
+    #[test]
+    fn after_a_load_an_incremental_save_holds_only_the_new_changes() {
+        let mut doc = RecordDoc::create(&meta(), ActorId::random()).unwrap();
+        for i in 0..50 {
+            doc.set_field(&FieldPath::top("participants"), &FieldValue::Integer(i), i).unwrap();
+        }
+        let snapshot = doc.save();
+        let mut loaded = RecordDoc::load(&snapshot, Some(ActorId::random())).unwrap();
+        loaded.set_field(&FieldPath::top("place"), &FieldValue::Text("Bản Nà Sản".into()), 99).unwrap();
+        let chunk = loaded.save_incremental();
+        assert!(
+            chunk.len() < 200 && chunk.len() * 3 < snapshot.len(),
+            "chunk {} vs snapshot {}",
+            chunk.len(),
+            snapshot.len()
+        );
+        let mut whole = snapshot.clone();
+        whole.extend(&chunk);
+        let reloaded = RecordDoc::load(&whole, None).unwrap();
+        assert_eq!(reloaded.values()["place"], Json::from("Bản Nà Sản"));
+        assert_eq!(reloaded.values()["participants"], Json::from(49));
     }
 }

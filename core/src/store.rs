@@ -16,7 +16,11 @@ use crate::template::Template;
 const MIGRATIONS: &[EmbeddedMigration] = &[
     (1, "device store", include_str!("../migrations/0001_device_store.sql")),
     (2, "attachments", include_str!("../migrations/0002_attachments.sql")),
+    (3, "record chunks", include_str!("../migrations/0003_record_chunks.sql")),
 ];
+
+/// How many appended chunks a record collects before they are folded into its snapshot.
+pub const FOLD_AFTER: i64 = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -218,9 +222,64 @@ impl Store {
         row.map(|row| parse_template(row.get(0))).transpose()
     }
 
+    /// A record with its whole document: the snapshot followed by any appended chunks
+    /// (Automerge loads the concatenation).
     pub async fn record(&self, id: &str) -> Result<Option<StoredRecord>, StoreError> {
         let row = sqlx::query(select_records!("WHERE id = ?")).bind(id).fetch_optional(&self.pool).await?;
-        row.map(|r| self.record_from_row(&r)).transpose()
+        match row {
+            Some(r) => Ok(Some(self.with_chunks(self.record_from_row(&r)?).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn with_chunks(&self, mut record: StoredRecord) -> Result<StoredRecord, StoreError> {
+        let chunks: Vec<Vec<u8>> = sqlx::query_scalar("SELECT data FROM record_chunks WHERE record_id = ? ORDER BY id")
+            .bind(&record.id)
+            .fetch_all(&self.pool)
+            .await?;
+        for chunk in chunks {
+            record.doc.extend(self.sealer.open(chunk_aad(&record.id).as_bytes(), &chunk)?);
+        }
+        Ok(record)
+    }
+
+    /// How many chunks wait to be folded into a record's snapshot.
+    pub async fn chunk_count(&self, id: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM record_chunks WHERE record_id = ?")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Records an edit: the index columns, and the changes since the last write as a new
+    /// chunk (`record.doc` is that chunk). Returns how many chunks the record now has.
+    pub async fn append_record(&self, record: &StoredRecord) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let (code, message) = record.rejection.clone().unzip();
+        sqlx::query("UPDATE records SET state = ?, updated_at = ?, heads = ?, server_heads = ?, rejection_code = ?, rejection_message = ? WHERE id = ?")
+            .bind(&record.state)
+            .bind(record.updated_at)
+            .bind(to_json(&record.heads))
+            .bind(to_json(&record.server_heads))
+            .bind(code)
+            .bind(message)
+            .bind(&record.id)
+            .execute(&mut *tx)
+            .await?;
+        if !record.doc.is_empty() {
+            sqlx::query("INSERT INTO record_chunks (record_id, data) VALUES (?, ?)")
+                .bind(&record.id)
+                .bind(self.sealer.seal(chunk_aad(&record.id).as_bytes(), &record.doc))
+                .execute(&mut *tx)
+                .await?;
+        }
+        self.put_refs(&mut tx, record).await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM record_chunks WHERE record_id = ?")
+            .bind(&record.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(count)
     }
 
     /// Records of a template and/or in a state, newest first, from the index columns alone
@@ -259,7 +318,11 @@ impl Store {
     pub async fn unsent_records(&self) -> Result<Vec<StoredRecord>, StoreError> {
         let rows =
             sqlx::query(select_records!("WHERE heads != server_heads ORDER BY id")).fetch_all(&self.pool).await?;
-        rows.iter().map(|r| self.record_from_row(r)).collect()
+        let mut out = Vec::new();
+        for r in &rows {
+            out.push(self.with_chunks(self.record_from_row(r)?).await?);
+        }
+        Ok(out)
     }
 
     /// Writes a record's document and index columns (one transaction).
@@ -431,6 +494,12 @@ impl Store {
         .bind(message)
         .execute(&mut *tx)
         .await?;
+        // A snapshot holds everything: the record's chunks are folded into it.
+        sqlx::query("DELETE FROM record_chunks WHERE record_id = ?").bind(&r.id).execute(&mut *tx).await?;
+        self.put_refs(tx, r).await
+    }
+
+    async fn put_refs(&self, tx: &mut sqlx::SqliteConnection, r: &StoredRecord) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM attachment_refs WHERE record_id = ?").bind(&r.id).execute(&mut *tx).await?;
         for a in &r.attachments {
             sqlx::query("INSERT INTO attachment_refs (record_id, sha256, content_type, size) VALUES (?, ?, ?, ?)")
@@ -470,6 +539,10 @@ impl Store {
 
 fn setting_aad(key: &str) -> String {
     format!("setting/{key}")
+}
+
+fn chunk_aad(record_id: &str) -> String {
+    format!("record-chunk/{record_id}")
 }
 
 fn attachment_aad(sha256: &str) -> String {

@@ -132,6 +132,18 @@ pub fn index(
     server_heads: Vec<String>,
     now: i64,
 ) -> Result<StoredRecord, SyncError> {
+    let mut record = index_columns(&mut doc, rejection, server_heads, now)?;
+    record.doc = doc.save();
+    Ok(record)
+}
+
+/// The index columns of a document, with no document bytes (`doc` is empty).
+pub fn index_columns(
+    doc: &mut RecordDoc,
+    rejection: Option<(String, String)>,
+    server_heads: Vec<String>,
+    now: i64,
+) -> Result<StoredRecord, SyncError> {
     let meta = doc.meta()?;
     let attachments =
         crate::store::AttachmentRef::find_all(&serde_json::Value::Object(doc.values().into_iter().collect()));
@@ -144,7 +156,7 @@ pub fn index(
         state: doc.state().as_str().to_owned(),
         updated_at: now,
         heads: heads_to_hex(&doc.heads()),
-        doc: doc.save(),
+        doc: Vec::new(),
         server_heads,
         rejection,
     })

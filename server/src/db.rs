@@ -17,6 +17,7 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "shared choice lists", include_str!("../migrations/sqlite/0002_shared_choice_lists.sql")),
     (3, "attachments", include_str!("../migrations/sqlite/0003_attachments.sql")),
+    (4, "record chunks", include_str!("../migrations/sqlite/0004_record_chunks.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +82,16 @@ pub struct RecordRow {
     pub values: serde_json::Map<String, serde_json::Value>,
 }
 
+/// How a record's document is written: a whole snapshot (which folds away the appended
+/// chunks), or the changes of one commit appended as a chunk.
+pub enum DocBytes<'a> {
+    Snapshot(&'a [u8]),
+    Chunk(&'a [u8]),
+}
+
+/// Chunks a record collects before they are folded into its snapshot.
+pub const FOLD_AFTER: i64 = 32;
+
 /// Everything stored for a record after a change.
 pub struct RecordWrite<'a> {
     pub id: &'a str,
@@ -90,7 +101,7 @@ pub struct RecordWrite<'a> {
     pub state: &'a str,
     pub created_by: &'a str,
     pub created_at: i64,
-    pub doc: &'a [u8],
+    pub doc: DocBytes<'a>,
     pub heads: &'a [String],
     pub values_json: &'a str,
     pub device_id: Option<&'a str>,
@@ -401,11 +412,34 @@ impl Db {
 
     /// A record's document and the identity columns that must never change.
     pub async fn record_doc(tx: &mut SqliteConnection, id: &str) -> Result<Option<(Vec<u8>, String, String)>, DbError> {
-        Ok(sqlx::query("SELECT doc, template_id, unit_code FROM records WHERE id = ?")
+        let row = sqlx::query("SELECT doc, template_id, unit_code FROM records WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| (r.get(0), r.get(1), r.get(2))))
+            .await?;
+        match row {
+            Some(r) => Ok(Some((Db::whole_doc(tx, id, r.get(0)).await?, r.get(1), r.get(2)))),
+            None => Ok(None),
+        }
+    }
+
+    /// A record's document: its snapshot followed by the chunks appended since.
+    pub async fn whole_doc(conn: &mut SqliteConnection, id: &str, snapshot: Vec<u8>) -> Result<Vec<u8>, DbError> {
+        let chunks: Vec<Vec<u8>> = sqlx::query_scalar("SELECT data FROM record_chunks WHERE record_id = ? ORDER BY id")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+        Ok(chunks.into_iter().fold(snapshot, |mut doc, chunk| {
+            doc.extend(chunk);
+            doc
+        }))
+    }
+
+    /// How many chunks wait to be folded into a record's snapshot.
+    pub async fn chunk_count(conn: &mut SqliteConnection, id: &str) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM record_chunks WHERE record_id = ?")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?)
     }
 
     /// Stores a record after a change and gives it the next change-log sequence.
@@ -421,11 +455,29 @@ impl Db {
                 .await?;
         }
         let heads = serde_json::Value::from(r.heads.to_vec()).to_string();
+        // A chunk leaves the snapshot as it is (COALESCE keeps the old one); a snapshot folds
+        // the chunks away.
+        let (snapshot, chunk) = match r.doc {
+            DocBytes::Snapshot(bytes) => (Some(bytes), None),
+            DocBytes::Chunk(bytes) => (None, Some(bytes)),
+        };
+        match chunk {
+            Some(bytes) => {
+                sqlx::query("INSERT INTO record_chunks (record_id, data) VALUES (?, ?)")
+                    .bind(r.id)
+                    .bind(bytes)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM record_chunks WHERE record_id = ?").bind(r.id).execute(&mut *tx).await?;
+            }
+        }
         sqlx::query(
             "INSERT INTO records (id, template_id, template_version, unit_code, state, created_by, created_at, updated_at, doc, heads, values_json, seq)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, doc = excluded.doc,
-               heads = excluded.heads, values_json = excluded.values_json, seq = excluded.seq",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, x''), ?, ?, ?)
+             ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
+               doc = COALESCE(?, records.doc), heads = excluded.heads, values_json = excluded.values_json, seq = excluded.seq",
         )
         .bind(r.id)
         .bind(r.template_id)
@@ -435,10 +487,11 @@ impl Db {
         .bind(r.created_by)
         .bind(r.created_at)
         .bind(now())
-        .bind(r.doc)
+        .bind(snapshot)
         .bind(heads)
         .bind(r.values_json)
         .bind(seq)
+        .bind(snapshot)
         .execute(&mut *tx)
         .await?;
         Ok(seq)
@@ -473,7 +526,13 @@ impl Db {
     }
 
     pub async fn record_document(&self, id: &str) -> Result<Option<Vec<u8>>, DbError> {
-        Ok(sqlx::query_scalar("SELECT doc FROM records WHERE id = ?").bind(id).fetch_optional(&self.pool).await?)
+        let mut conn = self.pool.acquire().await?;
+        let snapshot: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT doc FROM records WHERE id = ?").bind(id).fetch_optional(&mut *conn).await?;
+        match snapshot {
+            Some(s) => Ok(Some(Db::whole_doc(&mut conn, id, s).await?)),
+            None => Ok(None),
+        }
     }
 
     // --- web sessions and audit --------------------------------------------------------

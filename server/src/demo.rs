@@ -94,7 +94,7 @@ pub async fn seed(db: &Db) -> Result<bool, DbError> {
                     state: projection.state.as_str(),
                     created_by: &meta.created_by,
                     created_at: meta.created_at,
-                    doc: &bytes,
+                    doc: crate::db::DocBytes::Snapshot(&bytes),
                     heads: &projection.heads,
                     values_json: &projection.values_json,
                     device_id: None,

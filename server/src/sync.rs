@@ -21,7 +21,7 @@ use diaban_core::record::{RecordDoc, WorkflowState, heads_from_hex, heads_to_hex
 use sqlx::{Row, SqliteConnection};
 use std::sync::Arc;
 
-use crate::db::{AuthDevice, Db, DbError, RecordWrite};
+use crate::db::{AuthDevice, Db, DbError, DocBytes, FOLD_AFTER, RecordWrite};
 use crate::error::ApiError;
 
 /// How many records one response carries at most; the device asks again for more.
@@ -237,7 +237,10 @@ async fn commit_one(
             issues: projection.issues,
         }));
     }
-    let bytes = doc.save();
+    // An existing record gets this commit's changes appended; a new one, and every
+    // FOLD_AFTER chunks, a fresh snapshot.
+    let fold = existing.is_none() || Db::chunk_count(tx, &meta.record_id).await? + 1 >= FOLD_AFTER;
+    let bytes = if fold { doc.save() } else { doc.save_incremental() };
     Db::put_record(
         tx,
         &RecordWrite {
@@ -248,7 +251,7 @@ async fn commit_one(
             state: projection.state.as_str(),
             created_by: &meta.created_by,
             created_at: meta.created_at,
-            doc: &bytes,
+            doc: if fold { DocBytes::Snapshot(&bytes) } else { DocBytes::Chunk(&bytes) },
             heads: &projection.heads,
             values_json: &projection.values_json,
             device_id: Some(&device.device_id),
@@ -289,7 +292,6 @@ async fn pull(
     .bind(PAGE_RECORDS + 1)
     .fetch_all(&mut *tx)
     .await?;
-    tx.commit().await?;
 
     let more = rows.len() as i64 > PAGE_RECORDS;
     let page = &rows[..rows.len().min(PAGE_RECORDS as usize)];
@@ -303,9 +305,10 @@ async fn pull(
         if pushed_heads.iter().any(|(rid, h)| *rid == id && same_set(h, &heads)) {
             continue;
         }
-        let doc: Vec<u8> = row.get("doc");
+        let doc = Db::whole_doc(&mut tx, &id, row.get("doc")).await?;
         records.push(PulledRecord { record_id: id, doc: protocol::encode_bytes(&doc) });
     }
+    tx.commit().await?;
     Ok(SyncResponse { cursor: next_cursor, accepted: Vec::new(), rejected: Vec::new(), templates, records, more })
 }
 

@@ -57,3 +57,27 @@ def test_a_wrong_key_is_a_clear_error_and_changes_nothing(server: Server, device
     assert [r.id for r in phone.records(None, None)] == [record]
     phone.close()
     assert len(before) > 0
+
+
+def test_edits_append_chunks_that_fold_into_a_snapshot_without_losing_history(server: Server, device_path):
+    phone = diaban.Device.open(device_path, KEY, server.url, "phone")
+    phone.login("canbo.muonggion", "canbo-mat-khau")
+    record = phone.create_record("propaganda_session", None)
+
+    def chunks():
+        with sqlite3.connect(device_path) as db:
+            return db.execute("SELECT COUNT(*) FROM record_chunks WHERE record_id = ?", (record,)).fetchone()[0]
+
+    for n in range(1, 11):
+        phone.set_field(record, "participants", diaban.FieldValue.INTEGER(n))
+    assert chunks() == 10, "each edit appends a small chunk"
+    for n in range(11, 41):
+        phone.set_field(record, "participants", diaban.FieldValue.INTEGER(n))
+    assert chunks() == 40 - 32, "32 chunks were folded into the snapshot"
+    phone.close()
+
+    phone = diaban.Device.open(device_path, KEY, server.url, "phone")
+    history = phone.history(record, "participants")
+    assert [h.new_value for h in history] == [str(n) for n in range(1, 41)], "the snapshot keeps every change"
+    assert phone.sync().accepted == [record], "the whole history still syncs"
+    phone.close()

@@ -102,3 +102,20 @@ def test_a_field_history_says_who_changed_what_from_which_device(phones):
     ]
     assert history[0].device != history[1].device
     assert all(h.at > 1_700_000_000 for h in history)
+
+
+def test_the_server_appends_commits_and_folds_them_without_losing_history(phones, server: Server):
+    a, b = phones
+    record = shared_record(a, b)
+
+    def server_chunks():
+        with sqlite3.connect(server.db) as db:
+            return db.execute("SELECT COUNT(*) FROM record_chunks WHERE record_id = ?", (record,)).fetchone()[0]
+
+    for n in range(1, 41):
+        a.set_field(record, "place", diaban.FieldValue.TEXT(f"Điểm {n}"))
+        a.sync()
+    assert 0 < server_chunks() < 32, "commits append chunks, folded every 32"
+    b.sync()
+    history = b.history(record, "place")
+    assert len(history) == 41 and history[-1].new_value == json.dumps("Điểm 40", ensure_ascii=False)
