@@ -17,7 +17,7 @@ use crate::app::AppState;
 use crate::auth;
 use crate::db::{RecordRow, User};
 use diaban_core::form::RenderItem;
-use diaban_core::record::RecordDoc;
+use diaban_core::record::{FieldPath, HistoryEntry, RecordDoc};
 use diaban_core::template::FieldType;
 
 const SESSION_COOKIE: &str = "diaban_session";
@@ -318,6 +318,17 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
     };
     let mut doc = doc;
     let evaluation = form.evaluate_record(&mut doc, lang.code());
+    // Per-field history, read from the document's change log (the audit trail).
+    let history: Vec<(String, Vec<HistoryEntry>)> = form
+        .template()
+        .fields
+        .iter()
+        .filter(|f| f.field_type.holds_answer())
+        .filter_map(|f| {
+            let entries = doc.history(&FieldPath::top(&f.name)).ok()?;
+            (!entries.is_empty()).then(|| (f.label.text(lang.code()).to_owned(), entries))
+        })
+        .collect();
     let title = form.template().label.text(lang.code()).to_owned();
     page(
         lang,
@@ -332,6 +343,28 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
                 span.state { (state_label(lang, &row.state)) }
             }
             (values_table(lang, "values", &evaluation.items))
+            h2 { (lang.t("Lịch sử thay đổi", "Change history")) }
+            table id="history" {
+                thead { tr {
+                    th { (lang.t("Trường", "Field")) } th { (lang.t("Người sửa", "By")) }
+                    th { (lang.t("Thiết bị", "Device")) } th { (lang.t("Thời điểm", "When")) }
+                    th { (lang.t("Cũ", "Old")) } th { (lang.t("Mới", "New")) }
+                } }
+                tbody {
+                    @for (label, entries) in &history {
+                        @for e in entries {
+                            tr {
+                                td { (label) }
+                                td { (e.info.by.as_deref().unwrap_or("?")) }
+                                td { (e.info.device.as_deref().unwrap_or("?")) }
+                                td { (local_time(e.info.at)) }
+                                td { (e.old.as_ref().map(plain).unwrap_or_default()) }
+                                td { (e.new.as_ref().map(plain).unwrap_or_default()) }
+                            }
+                        }
+                    }
+                }
+            }
             @if !evaluation.issues.is_empty() {
                 h2 { (lang.t("Lỗi kiểm tra", "Validation issues")) }
                 ul id="issues" { @for issue in &evaluation.issues { li { (issue.message) } } }
@@ -340,6 +373,14 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
         },
     )
     .into_response()
+}
+
+/// A JSON value as plain text (strings without quotes).
+fn plain(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// The visible fields of a record as a table; repeat groups nest a table per row.

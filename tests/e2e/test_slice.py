@@ -86,6 +86,9 @@ def test_offline_record_reaches_the_reviewer(server: Server, device_path, browse
         "Ghi chú": "Chiếu phim tư liệu, phát tờ rơi song ngữ Thái – Việt",
     }
     assert "Xã Mường Giôn" in page.inner_text("main")
+    # The per-field history names who entered each value.
+    history = page.locator("#history tbody tr").all_inner_texts()
+    assert any("Địa điểm" in row and "canbo.muonggion" in row and "Nhà văn hóa bản Nà Sản" in row for row in history)
     assert "Đã gửi" in page.inner_text("main")
     phone.close()
 
