@@ -141,6 +141,10 @@ pub mod codes {
     pub const INVALID_SUBMISSION: &str = "invalid_submission";
     pub const INVALID_TEMPLATE: &str = "invalid_template";
     pub const FORBIDDEN: &str = "forbidden";
+    /// A change appends a workflow event its author may not append.
+    pub const FORBIDDEN_EVENT: &str = "forbidden_event";
+    /// A change edits an approved record.
+    pub const RECORD_LOCKED: &str = "record_locked";
 }
 
 pub fn encode_bytes(bytes: &[u8]) -> String {

@@ -8,6 +8,7 @@
 //! - [`db`]: SQLite storage through sqlx.
 //! - [`auth`]: Argon2 passwords and hashed bearer tokens.
 //! - [`pack`]: the default template pack.
+//! - [`review`]: return and approve, as events appended to the record.
 //! - [`demo`]: demo province, users and records.
 
 pub mod api;
@@ -18,5 +19,6 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod pack;
+pub mod review;
 pub mod sync;
 pub mod web;

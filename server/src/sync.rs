@@ -17,7 +17,7 @@ use diaban_core::form::{Form, Issue};
 use diaban_core::protocol::{
     self, PROTOCOL_VERSION, PulledRecord, PushRecord, Rejection, SyncRequest, SyncResponse, codes,
 };
-use diaban_core::record::{RecordDoc, WorkflowState, heads_from_hex, heads_to_hex};
+use diaban_core::record::{EventKind, RecordDoc, WorkflowState, heads_from_hex, heads_to_hex};
 use sqlx::{Row, SqliteConnection};
 use std::sync::Arc;
 
@@ -188,6 +188,8 @@ async fn commit_one(
             .map_err(|e| DbError::Invalid(format!("stored record {}: {e}", push.record_id)))?,
         None => RecordDoc::empty(),
     };
+    // What the record was before these changes: its events, state and values.
+    let before = Before { events: doc.events(), state: doc.state(), values: doc.values() };
     if let Err(e) = doc.apply_changes(push.changes.clone()) {
         return refuse(codes::BAD_CHANGE, e.to_string());
     }
@@ -221,11 +223,17 @@ async fn commit_one(
             format!("template {} version {} is not published", meta.template_id, meta.template_version),
         );
     };
-    if !form.template().roles.fill.contains(&device.user.role) {
+    // Creating a record or changing its answers needs the fill role; a reviewer's return or
+    // approve changes only the events (checked below).
+    let fills = existing.is_none() || doc.values() != before.values;
+    if fills && !form.template().roles.fill.contains(&device.user.role) {
         return refuse(
             codes::OUT_OF_SCOPE,
             format!("role {} may not fill {}", device.user.role.as_str(), form.template().id),
         );
+    }
+    if let Some(refusal) = check_events_and_lock(&before, &doc, device, form) {
+        return Ok(Err(refusal));
     }
     let projection = project(&mut doc, form);
     // The same validation as on the phone: a submitted record must pass it.
@@ -237,9 +245,21 @@ async fn commit_one(
             issues: projection.issues,
         }));
     }
-    // An existing record gets this commit's changes appended; a new one, and every
-    // FOLD_AFTER chunks, a fresh snapshot.
-    let fold = existing.is_none() || Db::chunk_count(tx, &meta.record_id).await? + 1 >= FOLD_AFTER;
+    write_record(tx, &mut doc, &projection, existing.is_none(), Some(&device.device_id)).await?;
+    Ok(Ok(()))
+}
+
+/// Stores a record after a change: a new record, and every FOLD_AFTER chunks, as a fresh
+/// snapshot; otherwise this change's bytes appended as a chunk.
+pub async fn write_record(
+    tx: &mut SqliteConnection,
+    doc: &mut RecordDoc,
+    projection: &Projection,
+    new: bool,
+    device_id: Option<&str>,
+) -> Result<i64, DbError> {
+    let meta = doc.meta().map_err(|e| DbError::Invalid(e.to_string()))?;
+    let fold = new || Db::chunk_count(tx, &meta.record_id).await? + 1 >= FOLD_AFTER;
     let bytes = if fold { doc.save() } else { doc.save_incremental() };
     Db::put_record(
         tx,
@@ -254,14 +274,49 @@ async fn commit_one(
             doc: if fold { DocBytes::Snapshot(&bytes) } else { DocBytes::Chunk(&bytes) },
             heads: &projection.heads,
             values_json: &projection.values_json,
-            device_id: Some(&device.device_id),
+            device_id,
         },
     )
-    .await?;
-    Ok(Ok(()))
+    .await
 }
 
 const OUT_OF_SCOPE: &str = "this record is outside your units";
+
+struct Before {
+    events: Vec<diaban_core::record::Event>,
+    state: WorkflowState,
+    values: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// Workflow rules a change must respect: only a template's reviewers return or approve; an
+/// event is signed with the pushing user's own name; an approved record's answers are locked.
+fn check_events_and_lock(before: &Before, doc: &RecordDoc, device: &AuthDevice, form: &Form) -> Option<Refusal> {
+    let reviewer = form.template().roles.review.contains(&device.user.role);
+    for event in doc.events().iter().filter(|e| !before.events.contains(e)) {
+        if event.by != device.user.username {
+            return Some(Refusal {
+                code: codes::FORBIDDEN_EVENT,
+                message: "an event must be signed by its author".into(),
+                issues: Vec::new(),
+            });
+        }
+        if matches!(event.kind, EventKind::Approve | EventKind::Return) && !reviewer {
+            return Some(Refusal {
+                code: codes::FORBIDDEN_EVENT,
+                message: format!("only a reviewer may {} a record", event.kind.as_str()),
+                issues: Vec::new(),
+            });
+        }
+    }
+    if before.state == WorkflowState::Approved && doc.values() != before.values {
+        return Some(Refusal {
+            code: codes::RECORD_LOCKED,
+            message: "the record is approved: its answers can change only after it is reopened".into(),
+            issues: Vec::new(),
+        });
+    }
+    None
+}
 
 /// Everything in scope after `cursor`, read in one snapshot.
 async fn pull(

@@ -17,7 +17,9 @@ use crate::app::AppState;
 use crate::auth;
 use crate::db::{RecordRow, User};
 use diaban_core::form::RenderItem;
-use diaban_core::record::{FieldPath, HistoryEntry, RecordDoc};
+use diaban_core::record::{EventKind, FieldPath, HistoryEntry, RecordDoc};
+
+use crate::review::{ReviewAction, ReviewError, review};
 use diaban_core::template::FieldType;
 
 const SESSION_COOKIE: &str = "diaban_session";
@@ -32,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/lang/{lang}", get(set_lang))
         .route("/records", get(records_page))
         .route("/records/{id}", get(record_page))
+        .route("/records/{id}/review", post(review_record))
 }
 
 /// The page language, from the language cookie.
@@ -343,6 +346,27 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
                 span.state { (state_label(lang, &row.state)) }
             }
             (values_table(lang, "values", &evaluation.items))
+            h2 { (lang.t("Nhật ký xử lý", "Workflow")) }
+            ul id="events" {
+                @for e in doc.events() {
+                    li {
+                        (local_time(e.at)) " · " (e.by) " · " (event_label(lang, e.kind))
+                        @if let Some(c) = &e.comment { ": " q.comment { (c) } }
+                    }
+                }
+            }
+            @if row.state == "submitted" && form.template().roles.review.contains(&web.user.role) {
+                form id="review" method="post" action={ "/records/" (row.id) "/review" } {
+                    input type="hidden" name="csrf" value=(web.csrf);
+                    label for="comment" { (lang.t("Ý kiến (bắt buộc khi trả lại)", "Comment (required to return)")) }
+                    textarea id="comment" name="comment" rows="3" cols="60" {}
+                    div {
+                        button type="submit" name="action" value="return" { (lang.t("Trả lại", "Return")) }
+                        " "
+                        button type="submit" name="action" value="approve" { (lang.t("Phê duyệt", "Approve")) }
+                    }
+                }
+            }
             h2 { (lang.t("Lịch sử thay đổi", "Change history")) }
             table id="history" {
                 thead { tr {
@@ -373,6 +397,65 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
         },
     )
     .into_response()
+}
+
+fn event_label(lang: Lang, kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Submit => lang.t("gửi", "submitted"),
+        EventKind::Return => lang.t("trả lại", "returned"),
+        EventKind::Approve => lang.t("phê duyệt", "approved"),
+        EventKind::Reopen => lang.t("mở lại", "reopened"),
+        EventKind::Comment => lang.t("ý kiến", "comment"),
+    }
+}
+
+#[derive(Deserialize)]
+struct ReviewForm {
+    csrf: String,
+    action: String,
+    #[serde(default)]
+    comment: String,
+}
+
+async fn review_record(
+    State(state): State<AppState>,
+    web: WebUser,
+    Path(id): Path<String>,
+    Form(f): Form<ReviewForm>,
+) -> Response {
+    if f.csrf != web.csrf {
+        return (StatusCode::FORBIDDEN, "CSRF token mismatch").into_response();
+    }
+    let action = match f.action.as_str() {
+        "return" => ReviewAction::Return,
+        "approve" => ReviewAction::Approve,
+        _ => return (StatusCode::BAD_REQUEST, "unknown action").into_response(),
+    };
+    match review(&state.db, &web.user, &id, action, Some(&f.comment)).await {
+        Ok(_) => Redirect::to(&format!("/records/{id}")).into_response(),
+        Err(ReviewError::NotFound) => not_found(web.lang, &web),
+        Err(ReviewError::Db(e)) => server_error(e),
+        Err(e) => {
+            let lang = web.lang;
+            let title = lang.t("Không thực hiện được", "Not done");
+            let reason = match e {
+                ReviewError::NotReviewer => {
+                    lang.t("Vai trò của bạn không thẩm định biểu mẫu này.", "Your role does not review this template.")
+                }
+                ReviewError::NotSubmitted(_) => lang.t(
+                    "Chỉ hồ sơ đã gửi mới trả lại hoặc phê duyệt được.",
+                    "Only a submitted record can be returned or approved.",
+                ),
+                _ => lang.t(
+                    "Trả lại hồ sơ cần ý kiến nêu rõ cần sửa gì.",
+                    "A returned record needs a comment saying what to fix.",
+                ),
+            };
+            let body =
+                html! { h1 { (title) } p.error role="alert" { (reason) } p { a href={ "/records/" (id) } { "←" } } };
+            (StatusCode::UNPROCESSABLE_ENTITY, page(web.lang, title, Some(&web), body)).into_response()
+        }
+    }
 }
 
 /// A JSON value as plain text (strings without quotes).

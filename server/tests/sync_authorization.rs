@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use automerge::ActorId;
 use diaban_core::FieldValue;
 use diaban_core::protocol::{self, LoginRequest, LoginResponse, PushRecord, SyncRequest, SyncResponse};
-use diaban_core::record::{FieldPath, RecordDoc, RecordMeta, heads_to_hex};
+use diaban_core::record::{EventKind, FieldPath, RecordDoc, RecordMeta, heads_to_hex};
 
 struct Server {
     child: Child,
@@ -91,12 +91,27 @@ async fn login(server: &Server, username: &str) -> Phone {
 }
 
 impl Phone {
+    /// Pushes this phone's own changes of `doc` (the server has the others already).
     async fn push(&self, doc: &mut RecordDoc, id: &str) -> SyncResponse {
-        let push = PushRecord {
-            record_id: id.into(),
-            changes: doc.changes_since(&[]).iter().map(|c| protocol::encode_bytes(c)).collect(),
-            heads: heads_to_hex(&doc.heads()),
-        };
+        self.push_changes(doc, id, true).await
+    }
+
+    /// Pushes every change of `doc`, whoever made it (a forgery, when others made some).
+    async fn push_all(&self, doc: &mut RecordDoc, id: &str) -> SyncResponse {
+        self.push_changes(doc, id, false).await
+    }
+
+    async fn push_changes(&self, doc: &mut RecordDoc, id: &str, only_mine: bool) -> SyncResponse {
+        let mine: Vec<String> = doc
+            .changes_since(&[])
+            .into_iter()
+            .filter(|c| {
+                !only_mine
+                    || RecordDoc::decode_changes(std::slice::from_ref(c)).is_ok_and(|d| d[0].actor_id() == &self.actor)
+            })
+            .map(|c| protocol::encode_bytes(&c))
+            .collect();
+        let push = PushRecord { record_id: id.into(), changes: mine, heads: heads_to_hex(&doc.heads()) };
         self.http
             .post(format!("{}{}", self.url, protocol::SYNC_PATH))
             .bearer_auth(&self.token)
@@ -146,7 +161,7 @@ async fn a_change_made_by_another_actor_is_refused() {
     let server = start();
     let a = login(&server, "a").await;
     let mut forged = session("r1", "04051", "propaganda_session", ActorId::random());
-    let response = a.push(&mut forged, "r1").await;
+    let response = a.push_all(&mut forged, "r1").await;
     assert!(response.accepted.is_empty());
     assert_eq!(refusal(&response), vec![("r1", "not_your_actor")]);
 }
@@ -220,4 +235,42 @@ async fn a_revoked_or_unknown_token_is_unauthorized() {
     assert_eq!(response.status(), 401);
     let body: protocol::ErrorBody = response.json().await.expect("json error body");
     assert_eq!(body.error.code, "unauthorized");
+}
+
+#[tokio::test]
+async fn only_a_reviewer_approves_and_an_approved_record_is_locked() {
+    let server = start();
+    let a = login(&server, "a").await;
+    let r = login(&server, "r").await;
+    let mut doc = session("r1", "04051", "propaganda_session", a.actor.clone());
+    for (name, value) in [
+        ("session_date", FieldValue::Date("2026-11-20".into())),
+        ("place", FieldValue::Text("Bản Nà Sản".into())),
+        ("audience_group", FieldValue::Choice("youth".into())),
+    ] {
+        doc.set_field(&FieldPath::top(name), &value, 1_763_769_602).expect("edit");
+    }
+    doc.append_event(EventKind::Submit, "a", None, 1_763_769_603).expect("submit");
+    assert_eq!(a.push(&mut doc, "r1").await.accepted, vec!["r1".to_string()]);
+
+    // The officer approves their own submission: refused.
+    let mut forged = RecordDoc::load(&doc.save(), Some(a.actor.clone())).expect("load");
+    forged.append_event(EventKind::Approve, "a", None, 1_763_769_604).expect("approve");
+    assert_eq!(refusal(&a.push(&mut forged, "r1").await), vec![("r1", "forbidden_event")]);
+    // An event signed with someone else's name: refused.
+    let mut spoofed = RecordDoc::load(&doc.save(), Some(a.actor.clone())).expect("load");
+    spoofed.append_event(EventKind::Comment, "r", Some("giả mạo"), 1_763_769_604).expect("comment");
+    assert_eq!(refusal(&a.push(&mut spoofed, "r1").await), vec![("r1", "forbidden_event")]);
+
+    // The reviewer approves through sync: accepted.
+    let mut approved = RecordDoc::load(&doc.save(), Some(r.actor.clone())).expect("load");
+    approved.append_event(EventKind::Approve, "r", None, 1_763_769_605).expect("approve");
+    let response = r.push(&mut approved, "r1").await;
+    assert_eq!(refusal(&response), vec![]);
+    assert_eq!(response.accepted, vec!["r1".to_string()]);
+
+    // Now an answer edited offline by the officer is refused: the record is locked.
+    let mut late = RecordDoc::load(&approved.save(), Some(a.actor.clone())).expect("load");
+    late.set_field(&FieldPath::top("participants"), &FieldValue::Integer(99), 1_763_769_606).expect("edit");
+    assert_eq!(refusal(&a.push(&mut late, "r1").await), vec![("r1", "record_locked")]);
 }

@@ -1,0 +1,73 @@
+//! Review actions by the province: return a submitted record with a comment, or approve it.
+//! The action is an event appended to the record's document, so it reaches the phone by the
+//! ordinary sync, and the workflow state follows from it.
+
+use automerge::ActorId;
+use diaban_core::db::now;
+use diaban_core::record::{Author, EventKind, RecordDoc, WorkflowState};
+
+use crate::db::{Db, DbError, User};
+use crate::sync::{project, write_record};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("record not found")]
+    NotFound,
+    #[error("your role does not review this template")]
+    NotReviewer,
+    #[error("only a submitted record can be returned or approved (it is {0})")]
+    NotSubmitted(&'static str),
+    #[error("a returned record needs a comment saying what to fix")]
+    CommentRequired,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReviewAction {
+    Return,
+    Approve,
+}
+
+/// Appends the reviewer's event and commits it; returns the new state.
+pub async fn review(
+    db: &Db,
+    user: &User,
+    record_id: &str,
+    action: ReviewAction,
+    comment: Option<&str>,
+) -> Result<WorkflowState, ReviewError> {
+    let units = db.unit_scope(&user.unit_code).await?;
+    let row = db.record_in_units(record_id, &units).await?.ok_or(ReviewError::NotFound)?;
+    let form = db.form(&row.template_id, row.template_version).await?.ok_or(ReviewError::NotFound)?;
+    if !form.template().roles.review.contains(&user.role) {
+        return Err(ReviewError::NotReviewer);
+    }
+    let comment = comment.map(str::trim).filter(|c| !c.is_empty());
+    if action == ReviewAction::Return && comment.is_none() {
+        return Err(ReviewError::CommentRequired);
+    }
+    let kind = match action {
+        ReviewAction::Return => EventKind::Return,
+        ReviewAction::Approve => EventKind::Approve,
+    };
+    let state = db
+        .write(async |tx| {
+            let (bytes, _, _) =
+                Db::record_doc(tx, record_id).await?.ok_or_else(|| DbError::Invalid("record vanished".into()))?;
+            let mut doc =
+                RecordDoc::load(&bytes, Some(ActorId::random())).map_err(|e| DbError::Invalid(e.to_string()))?;
+            match doc.state() {
+                WorkflowState::Submitted => {}
+                other => return Ok(Err(ReviewError::NotSubmitted(other.as_str()))),
+            }
+            doc.set_author(Author { user: user.username.clone(), device: "web".into() });
+            doc.append_event(kind, &user.username, comment, now()).map_err(|e| DbError::Invalid(e.to_string()))?;
+            let projection = project(&mut doc, &form);
+            write_record(tx, &mut doc, &projection, false, None).await?;
+            Ok(Ok(projection.state))
+        })
+        .await??;
+    db.audit(Some(&user.username), kind.as_str(), record_id).await?;
+    Ok(state)
+}
