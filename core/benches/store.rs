@@ -22,7 +22,7 @@ async fn seed(path: &Path) {
     let store = Store::open(path, &KEY).await.expect("store");
     let template: Template = serde_json::from_str(TEMPLATE).expect("template");
     store.put_template(&template).await.expect("template saved");
-    let account = r#"{"username":"canbo","display_name":"Cán bộ","role":"field_officer","unit_code":"04051","unit_name":"Xã Mường Giôn"}"#;
+    let account = r#"{"username":"canbo","display_name":"Cán bộ","role":"field_officer","unit_code":"03694","unit_name":"Xã Mường Giôn"}"#;
     store.set_setting(ACCOUNT_KEY, account).await.expect("account");
     let form = Form::compile(template).expect("form");
     for i in 0..RECORDS {
@@ -30,7 +30,7 @@ async fn seed(path: &Path) {
             record_id: format!("record-{i:04}"),
             template_id: "propaganda_session".into(),
             template_version: 1,
-            unit_code: "04051".into(),
+            unit_code: "03694".into(),
             created_by: "canbo".into(),
             created_at: 1_763_769_600 + i as i64,
             device_id: "bench".into(),

@@ -78,7 +78,7 @@ fn meta() -> RecordMeta {
         record_id: "r".into(),
         template_id: "t".into(),
         template_version: 1,
-        unit_code: "04051".into(),
+        unit_code: "03694".into(),
         created_by: "canbo0".into(),
         created_at: 1_763_769_600,
         device_id: "phone0".into(),

@@ -48,7 +48,7 @@ async fn crash_writer_child() {
                     record_id: id.clone(),
                     template_id: "propaganda_session".into(),
                     template_version: 1,
-                    unit_code: "04051".into(),
+                    unit_code: "03694".into(),
                     created_by: "canbo".into(),
                     created_at: 1_763_769_600,
                     device_id: "crash".into(),

@@ -18,6 +18,7 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
     (2, "shared choice lists", include_str!("../migrations/sqlite/0002_shared_choice_lists.sql")),
     (3, "attachments", include_str!("../migrations/sqlite/0003_attachments.sql")),
     (4, "record chunks", include_str!("../migrations/sqlite/0004_record_chunks.sql")),
+    (5, "unit history", include_str!("../migrations/sqlite/0005_unit_history.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +60,7 @@ pub struct AuthDevice {
     pub user: User,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Unit {
     pub code: String,
     pub name: String,

@@ -1,7 +1,5 @@
-//! Demo data for `diaban demo`: a province, its communes, a user per role, a few records.
-//!
-//! Unit codes and names follow QĐ 19/2025/QĐ-TTg as quoted by secondary sources [P];
-//! check them against the official list before relying on them.
+//! Demo data for `diaban demo`: Sơn La, a mountain border province, with its 75 communes from
+//! the national list (codes per QĐ 19/2025/QĐ-TTg), a user per role, a few records.
 
 use automerge::ActorId;
 use diaban_core::FieldValue;
@@ -9,21 +7,15 @@ use diaban_core::db::now;
 use diaban_core::record::{EventKind, FieldPath, RecordMeta};
 use diaban_core::template::Role;
 
-use crate::db::{Db, DbError, RecordWrite, Unit};
+use crate::db::{Db, DbError, RecordWrite};
 
 /// (username, password, display name, role, unit code), printed by `diaban demo`.
 pub const DEMO_USERS: &[(&str, &str, &str, Role, &str)] = &[
-    ("admin", "quantri-2026", "Quản trị hệ thống", Role::Admin, "01"),
-    ("kiemduyet", "kiemduyet-2026", "Nguyễn Thị Thẩm Định", Role::Reviewer, "01"),
-    ("canbo.badinh", "canbo-2026", "Trần Văn Cơ Sở", Role::FieldOfficer, "00004"),
-    ("lanhdao.badinh", "lanhdao-2026", "Lê Văn Lãnh Đạo", Role::CommuneLead, "00004"),
-];
-
-const UNITS: &[(&str, &str, &str, Option<&str>)] = &[
-    ("01", "Thành phố Hà Nội", "province", None),
-    ("00004", "Phường Ba Đình", "commune", Some("01")),
-    ("00008", "Phường Ngọc Hà", "commune", Some("01")),
-    ("00025", "Phường Giảng Võ", "commune", Some("01")),
+    ("admin", "quantri-2026", "Quản trị hệ thống", Role::Admin, "14"),
+    ("kiemduyet", "kiemduyet-2026", "Hoàng Thị Thẩm Định", Role::Reviewer, "14"),
+    ("canbo.muonggion", "canbo-2026", "Lò Văn Sáng", Role::FieldOfficer, "03694"),
+    ("lanhdao.muonggion", "lanhdao-2026", "Cầm Văn Lãnh", Role::CommuneLead, "03694"),
+    ("canbo.sopcop", "canbo-2026", "Lường Thị Mai", Role::FieldOfficer, "04231"),
 ];
 
 /// Seeds the demo once; a database that already has users is left alone.
@@ -32,33 +24,25 @@ pub async fn seed(db: &Db) -> Result<bool, DbError> {
     if users > 0 {
         return Ok(false);
     }
-    for (code, name, level, parent) in UNITS {
-        db.create_unit(&Unit {
-            code: (*code).into(),
-            name: (*name).into(),
-            level: (*level).into(),
-            parent_code: parent.map(Into::into),
-        })
-        .await?;
-    }
+    crate::units::import_national_if_empty(db).await?;
     for (username, password, name, role, unit) in DEMO_USERS {
         db.create_user(username, name, password, *role, unit).await?;
     }
     crate::pack::publish(db).await?;
     let sessions = [
-        ("00004", "2026-10-05", "Nhà văn hóa tổ dân phố số 3", "residents", 85, true),
-        ("00004", "2026-10-19", "Trường THCS Phan Chu Trinh", "students", 420, true),
-        ("00004", "2026-11-08", "Khu nhà trọ công nhân phố Đội Cấn", "workers", 37, false),
-        ("00008", "2026-11-12", "Hội trường UBND phường Ngọc Hà", "youth", 120, true),
+        ("03694", "canbo.muonggion", "2026-10-05", "Nhà văn hóa bản Nà Sản", "residents", 85, true),
+        ("03694", "canbo.muonggion", "2026-10-19", "Trường PTDTBT THCS Mường Giôn", "students", 420, true),
+        ("03694", "canbo.muonggion", "2026-11-08", "Chợ phiên trung tâm xã", "ethnic_minorities", 137, false),
+        ("04231", "canbo.sopcop", "2026-11-12", "Hội trường UBND xã Sốp Cộp", "youth", 120, true),
     ];
-    for (unit, date, place, audience, participants, submitted) in sessions {
+    for (unit, officer, date, place, audience, participants, submitted) in sessions {
         let actor = ActorId::random();
         let meta = RecordMeta {
             record_id: uuid::Uuid::new_v4().to_string(),
             template_id: "propaganda_session".into(),
             template_version: 1,
             unit_code: unit.into(),
-            created_by: "canbo.badinh".into(),
+            created_by: officer.into(),
             created_at: now(),
             device_id: "demo".into(),
             period: None,
@@ -78,8 +62,7 @@ pub async fn seed(db: &Db) -> Result<bool, DbError> {
             doc.set_field(&FieldPath::top(name), value, now()).map_err(|e| DbError::Invalid(e.to_string()))?;
         }
         if submitted {
-            doc.append_event(EventKind::Submit, "canbo.badinh", None, now())
-                .map_err(|e| DbError::Invalid(e.to_string()))?;
+            doc.append_event(EventKind::Submit, officer, None, now()).map_err(|e| DbError::Invalid(e.to_string()))?;
         }
         let projection = crate::sync::project(&mut doc, &form);
         let bytes = doc.save();

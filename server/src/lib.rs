@@ -5,6 +5,7 @@
 //! - [`attachments`]: chunked, resumable attachment upload and ranged download.
 //! - [`sync`]: server side of the sync protocol, with per-record authorization.
 //! - [`web`]: review web UI (server-rendered HTML, cookie sessions).
+//! - [`units`]: administrative units from CSV (the national list ships with the server).
 //! - [`db`]: SQLite storage through sqlx.
 //! - [`auth`]: Argon2 passwords and hashed bearer tokens.
 //! - [`pack`]: the default template pack.
@@ -21,4 +22,5 @@ pub mod error;
 pub mod pack;
 pub mod review;
 pub mod sync;
+pub mod units;
 pub mod web;

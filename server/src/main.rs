@@ -71,6 +71,8 @@ enum Admin {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Import administrative units from a CSV file (see server/data/README.md).
+    ImportUnits { file: PathBuf },
     /// Publish a template file (JSON), after every publication check.
     PublishTemplate { file: PathBuf },
     /// Create or replace a choice list shared between templates (JSON: name, choices).
@@ -89,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
     let db = Db::open(&cli.db).await?;
     match cli.command {
         Command::Serve(args) => {
+            diaban_server::units::import_national_if_empty(&db).await?;
             pack::publish(&db).await?;
             app::serve(AppState { db, secure_cookies: !args.insecure_cookies }, args.listen).await
         }
@@ -131,6 +134,11 @@ async fn run_admin(db: &Db, admin: Admin) -> anyhow::Result<()> {
                 template.version,
                 if new { "published" } else { "was already published" }
             );
+        }
+        Admin::ImportUnits { file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let n = diaban_server::units::import(db, &text).await?;
+            println!("{n} units imported");
         }
         Admin::PublishChoices { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;

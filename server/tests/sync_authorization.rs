@@ -37,11 +37,11 @@ fn start() -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("server.sqlite");
     diaban(&db, &["admin", "create-unit", "--code", "14", "--name", "Tỉnh Sơn La", "--level", "province"]);
-    for (code, name) in [("04051", "Xã Mường Giôn"), ("04052", "Xã Chiềng Bôm")] {
+    for (code, name) in [("03694", "Xã Mường Giôn"), ("04231", "Xã Sốp Cộp")] {
         diaban(&db, &["admin", "create-unit", "--code", code, "--name", name, "--level", "commune", "--parent", "14"]);
     }
     for (user, unit, role) in
-        [("a", "04051", "field_officer"), ("b", "04052", "field_officer"), ("r", "14", "reviewer")]
+        [("a", "03694", "field_officer"), ("b", "04231", "field_officer"), ("r", "14", "reviewer")]
     {
         diaban(
             &db,
@@ -149,7 +149,7 @@ fn refusal(response: &SyncResponse) -> Vec<(&str, &str)> {
 async fn a_device_commits_its_own_record_in_its_own_commune() {
     let server = start();
     let a = login(&server, "a").await;
-    let mut doc = session("r1", "04051", "propaganda_session", a.actor.clone());
+    let mut doc = session("r1", "03694", "propaganda_session", a.actor.clone());
     let response = a.push(&mut doc, "r1").await;
     assert_eq!(response.accepted, vec!["r1".to_string()]);
     assert!(response.rejected.is_empty());
@@ -160,7 +160,7 @@ async fn a_device_commits_its_own_record_in_its_own_commune() {
 async fn a_change_made_by_another_actor_is_refused() {
     let server = start();
     let a = login(&server, "a").await;
-    let mut forged = session("r1", "04051", "propaganda_session", ActorId::random());
+    let mut forged = session("r1", "03694", "propaganda_session", ActorId::random());
     let response = a.push_all(&mut forged, "r1").await;
     assert!(response.accepted.is_empty());
     assert_eq!(refusal(&response), vec![("r1", "not_your_actor")]);
@@ -171,11 +171,11 @@ async fn a_record_in_another_commune_is_refused_and_not_revealed() {
     let server = start();
     let a = login(&server, "a").await;
     let b = login(&server, "b").await;
-    let mut doc = session("r1", "04051", "propaganda_session", a.actor.clone());
+    let mut doc = session("r1", "03694", "propaganda_session", a.actor.clone());
     assert_eq!(a.push(&mut doc, "r1").await.accepted, vec!["r1".to_string()]);
 
     // B writes into A's commune: refused.
-    let mut intrusion = session("r2", "04051", "propaganda_session", b.actor.clone());
+    let mut intrusion = session("r2", "03694", "propaganda_session", b.actor.clone());
     assert_eq!(refusal(&b.push(&mut intrusion, "r2").await), vec![("r2", "out_of_scope")]);
     // B edits A's existing record: refused with the same answer, and B never pulls it.
     let mut edit = RecordDoc::empty();
@@ -210,7 +210,7 @@ async fn a_record_in_another_commune_is_refused_and_not_revealed() {
 async fn an_unpublished_template_is_refused() {
     let server = start();
     let a = login(&server, "a").await;
-    let mut doc = session("r1", "04051", "khong_co", a.actor.clone());
+    let mut doc = session("r1", "03694", "khong_co", a.actor.clone());
     assert_eq!(refusal(&a.push(&mut doc, "r1").await), vec![("r1", "unknown_template")]);
 }
 
@@ -218,7 +218,7 @@ async fn an_unpublished_template_is_refused() {
 async fn a_reviewer_may_not_fill_an_officers_template() {
     let server = start();
     let r = login(&server, "r").await;
-    let mut doc = session("r1", "04051", "propaganda_session", r.actor.clone());
+    let mut doc = session("r1", "03694", "propaganda_session", r.actor.clone());
     assert_eq!(refusal(&r.push(&mut doc, "r1").await), vec![("r1", "out_of_scope")]);
 }
 
@@ -242,7 +242,7 @@ async fn only_a_reviewer_approves_and_an_approved_record_is_locked() {
     let server = start();
     let a = login(&server, "a").await;
     let r = login(&server, "r").await;
-    let mut doc = session("r1", "04051", "propaganda_session", a.actor.clone());
+    let mut doc = session("r1", "03694", "propaganda_session", a.actor.clone());
     for (name, value) in [
         ("session_date", FieldValue::Date("2026-11-20".into())),
         ("place", FieldValue::Text("Bản Nà Sản".into())),

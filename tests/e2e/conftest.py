@@ -95,16 +95,16 @@ def _send(req):
 def server(tmp_path):
     s = Server(tmp_path / "server.sqlite")
     s.admin("create-unit", "--code", "14", "--name", "Tỉnh Sơn La", "--level", "province")
-    s.admin("create-unit", "--code", "04051", "--name", "Xã Mường Giôn", "--level", "commune", "--parent", "14")
-    s.admin("create-unit", "--code", "04052", "--name", "Xã Chiềng Bôm", "--level", "commune", "--parent", "14")
+    s.admin("create-unit", "--code", "03694", "--name", "Xã Mường Giôn", "--level", "commune", "--parent", "14")
+    s.admin("create-unit", "--code", "04231", "--name", "Xã Sốp Cộp", "--level", "commune", "--parent", "14")
     s.admin("create-user", "--username", "canbo.muonggion", "--password", "canbo-mat-khau",
-            "--role", "field_officer", "--unit", "04051", "--name", "Lò Văn Cơ Sở")
-    s.admin("create-user", "--username", "canbo.chiengbom", "--password", "canbo-mat-khau",
-            "--role", "field_officer", "--unit", "04052", "--name", "Cầm Thị Bôm")
+            "--role", "field_officer", "--unit", "03694", "--name", "Lò Văn Cơ Sở")
+    s.admin("create-user", "--username", "canbo.sopcop", "--password", "canbo-mat-khau",
+            "--role", "field_officer", "--unit", "04231", "--name", "Cầm Thị Bôm")
     s.admin("create-user", "--username", "kiemduyet.sonla", "--password", "kiemduyet-mat-khau",
             "--role", "reviewer", "--unit", "14", "--name", "Hoàng Thị Thẩm Định")
     s.admin("create-user", "--username", "canbo2.muonggion", "--password", "canbo-mat-khau",
-            "--role", "field_officer", "--unit", "04051", "--name", "Quàng Văn Hai")
+            "--role", "field_officer", "--unit", "03694", "--name", "Quàng Văn Hai")
     s.admin("create-user", "--username", "quantri", "--password", "quantri-mat-khau",
             "--role", "admin", "--unit", "14", "--name", "Quản trị")
     s.start()

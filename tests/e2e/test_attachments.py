@@ -106,8 +106,8 @@ def test_size_limits_and_other_communes(phones, server: Server, tmp_path):
     a.sync()
 
     other = diaban.Device.open(str(tmp_path / "c.sqlite"), KEY, server.url, "C")
-    other.login("canbo.chiengbom", "canbo-mat-khau")
-    token = server.token("canbo.chiengbom", "canbo-mat-khau")
+    other.login("canbo.sopcop", "canbo-mat-khau")
+    token = server.token("canbo.sopcop", "canbo-mat-khau")
     status, body = server.get(f"/api/v1/attachments/{sha}?offset=0&length=100", {"authorization": "Bearer " + token})
     assert status == 404 and body["error"]["code"] == "not_found", "another commune's photo is not reachable"
     other.close()

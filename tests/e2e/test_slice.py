@@ -25,7 +25,7 @@ def test_offline_record_reaches_the_reviewer(server: Server, device_path, browse
     # Online: the officer signs in; templates arrive with the first sync.
     phone = diaban.Device.open(device_path, KEY, server.url, "Điện thoại thử nghiệm")
     account = phone.login("canbo.muonggion", "canbo-mat-khau")
-    assert (account.unit_code, account.unit_name, account.role) == ("04051", "Xã Mường Giôn", "field_officer")
+    assert (account.unit_code, account.unit_name, account.role) == ("03694", "Xã Mường Giôn", "field_officer")
     assert [t.id for t in phone.templates()] == [PROPAGANDA]
 
     # Offline: the server goes away; the officer keeps working.
@@ -60,7 +60,7 @@ def test_offline_record_reaches_the_reviewer(server: Server, device_path, browse
     with sqlite3.connect(server.db) as db:
         unit, state, values = db.execute(
             "SELECT unit_code, state, values_json FROM records WHERE id = ?", (record_id,)).fetchone()
-    assert (unit, state) == ("04051", "submitted")
+    assert (unit, state) == ("03694", "submitted")
     assert '"participants":57' in values
 
     # The reviewer signs in to the web UI and reads it with Vietnamese labels.
@@ -101,7 +101,7 @@ def test_an_officer_of_another_commune_never_receives_the_record(server: Server,
     assert mine.sync().accepted == [record_id]
 
     other = diaban.Device.open(str(tmp_path / "b.sqlite"), KEY, server.url, "B")
-    other.login("canbo.chiengbom", "canbo-mat-khau")
+    other.login("canbo.sopcop", "canbo-mat-khau")
     other.sync()
     assert other.records(None, None) == []
     with pytest.raises(diaban.DiabanError.UnknownRecord):
