@@ -27,6 +27,8 @@ pub enum DiabanError {
     #[error("{message}")]
     InvalidCredentials { message: String },
     #[error("{message}")]
+    TooManyAttempts { message: String },
+    #[error("{message}")]
     Unauthorized { message: String },
     #[error("{message}")]
     UpgradeRequired { message: String },
@@ -68,6 +70,7 @@ impl From<core::DeviceError> for DiabanError {
         use core::DeviceError as E;
         match e {
             E::InvalidCredentials => DiabanError::InvalidCredentials { message },
+            E::TooManyAttempts => DiabanError::TooManyAttempts { message },
             E::Unauthorized => DiabanError::Unauthorized { message },
             E::UpgradeRequired => DiabanError::UpgradeRequired { message },
             E::Unreachable(_) => DiabanError::Unreachable { message },

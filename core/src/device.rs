@@ -22,6 +22,9 @@ use crate::value::FieldValue;
 
 const ACTOR_KEY: &str = "actor_id";
 const TOKEN_KEY: &str = "token";
+const TOKEN_EXPIRES_KEY: &str = "token_expires_at";
+/// A token with less than this left is refreshed at the next sync.
+const REFRESH_BEFORE_SECS: i64 = 7 * 24 * 3600;
 const DEVICE_ID_KEY: &str = "device_id";
 /// The signed-in account (JSON), kept so the device works offline after the first login.
 pub const ACCOUNT_KEY: &str = "account";
@@ -33,6 +36,8 @@ const MAX_EXCHANGES: u32 = 50;
 pub enum DeviceError {
     #[error("wrong username or password")]
     InvalidCredentials,
+    #[error("too many wrong passwords; wait 15 minutes and try again")]
+    TooManyAttempts,
     #[error("this device is no longer signed in; sign in again")]
     Unauthorized,
     #[error("this app is too old for the server; please update it")]
@@ -100,6 +105,7 @@ impl From<TransportError> for DeviceError {
             }
             TransportError::Http { code, .. } if code == codes::INVALID_CREDENTIALS => DeviceError::InvalidCredentials,
             TransportError::Http { code, .. } if code == codes::UNAUTHORIZED => DeviceError::Unauthorized,
+            TransportError::Http { code, .. } if code == codes::TOO_MANY_ATTEMPTS => DeviceError::TooManyAttempts,
             TransportError::Http { code, .. } if code == codes::UPGRADE_REQUIRED => DeviceError::UpgradeRequired,
             TransportError::Http { status, code, message } => DeviceError::Server { status, code, message },
         }
@@ -218,6 +224,7 @@ impl Device {
         let (response, _): (LoginResponse, Traffic) = self.transport.post(protocol::LOGIN_PATH, None, &request).await?;
         let account = serde_json::to_string(&response.account).map_err(|e| DeviceError::Storage(e.to_string()))?;
         self.store.set_setting(TOKEN_KEY, &response.token).await?;
+        self.store.set_setting(TOKEN_EXPIRES_KEY, &response.expires_at.to_string()).await?;
         self.store.set_setting(DEVICE_ID_KEY, &response.device_id).await?;
         self.store.set_setting(ACCOUNT_KEY, &account).await?;
         self.sync().await?;
@@ -395,13 +402,16 @@ impl Device {
     /// Sends unsent changes and fetches what is new, in as few round trips as the server
     /// allows; attachments are left for [`Device::transfer_attachments`].
     pub async fn sync_records(&self) -> Result<SyncReport, DeviceError> {
-        let token = self.store.setting(TOKEN_KEY).await?.ok_or(DeviceError::NotLoggedIn)?;
+        let token = self.fresh_token().await?;
         let mut report = SyncReport::default();
         for _ in 0..MAX_EXCHANGES {
             let outgoing = sync::build_request(&self.store).await?;
             let (response, traffic): (SyncResponse, Traffic) =
                 self.transport.post(protocol::SYNC_PATH, Some(&token), &outgoing.request).await?;
             report.round_trips += 1;
+            if response.token_expires_at > 0 {
+                self.store.set_setting(TOKEN_EXPIRES_KEY, &response.token_expires_at.to_string()).await?;
+            }
             report.bytes_up += traffic.bytes_up;
             report.bytes_down += traffic.bytes_down;
             let step = sync::apply_response(&self.store, &outgoing, response, &self.actor, now()).await?;
@@ -422,6 +432,22 @@ impl Device {
             "sync finished"
         );
         Ok(report)
+    }
+
+    /// The device token, refreshed first when it nears its expiry (the old one then stops
+    /// working). An expired or revoked token gives `Unauthorized`: sign in again; nothing on
+    /// the phone is lost.
+    async fn fresh_token(&self) -> Result<String, DeviceError> {
+        let token = self.store.setting(TOKEN_KEY).await?.ok_or(DeviceError::NotLoggedIn)?;
+        let expires: i64 = self.store.setting(TOKEN_EXPIRES_KEY).await?.and_then(|e| e.parse().ok()).unwrap_or(0);
+        if expires - now() > REFRESH_BEFORE_SECS {
+            return Ok(token);
+        }
+        let (fresh, _): (protocol::TokenResponse, Traffic) =
+            self.transport.post(protocol::REFRESH_PATH, Some(&token), &()).await?;
+        self.store.set_setting(TOKEN_KEY, &fresh.token).await?;
+        self.store.set_setting(TOKEN_EXPIRES_KEY, &fresh.expires_at.to_string()).await?;
+        Ok(fresh.token)
     }
 
     /// Attaches a photo or file to the `photo`/`file` field at `path`: kept sealed on the

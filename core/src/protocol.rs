@@ -14,6 +14,16 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 pub const LOGIN_PATH: &str = "/api/v1/login";
 pub const SYNC_PATH: &str = "/api/v1/sync";
+/// `POST` with a valid token: a new token replaces it.
+pub const REFRESH_PATH: &str = "/api/v1/token/refresh";
+
+/// A refreshed token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub token: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
 /// `/api/v1/attachments/{sha256}`: `PUT ?offset=&size=&content_type=` a chunk, `GET
 /// ?offset=&length=` a range; `/status` tells how many bytes the server holds.
 pub const ATTACHMENTS_PATH: &str = "/api/v1/attachments";
@@ -47,6 +57,8 @@ pub struct LoginRequest {
 pub struct LoginResponse {
     /// Bearer token for this device; revocable on the server.
     pub token: String,
+    /// When the token stops working (Unix seconds) unless refreshed.
+    pub expires_at: i64,
     pub device_id: String,
     pub account: Account,
 }
@@ -93,6 +105,9 @@ pub struct SyncResponse {
     pub records: Vec<PulledRecord>,
     /// More pulled records wait: sync again with the new cursor.
     pub more: bool,
+    /// When the device's token expires (Unix seconds), so the device refreshes it in time.
+    #[serde(default)]
+    pub token_expires_at: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -141,6 +156,7 @@ pub mod codes {
     pub const INVALID_SUBMISSION: &str = "invalid_submission";
     pub const INVALID_TEMPLATE: &str = "invalid_template";
     pub const FORBIDDEN: &str = "forbidden";
+    pub const TOO_MANY_ATTEMPTS: &str = "too_many_attempts";
     /// A change appends a workflow event its author may not append.
     pub const FORBIDDEN_EVENT: &str = "forbidden_event";
     /// A change edits an approved record.

@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(protocol::LOGIN_PATH, post(login))
         .route(protocol::SYNC_PATH, post(sync))
+        .route(protocol::REFRESH_PATH, post(refresh))
         .route("/api/v1/templates/{id}", get(template))
         .route(
             "/api/v1/attachments/{sha256}",
@@ -52,15 +53,22 @@ async fn login(
     if automerge::ActorId::try_from(req.actor_id.as_str()).is_err() || req.actor_id.len() < 16 {
         return Err(ApiError::bad_request("actor_id must be a hex Automerge actor id"));
     }
+    if !state.logins.allowed(&req.username) {
+        return Err(too_many_attempts());
+    }
     let found = state.db.user_for_login(&req.username).await.map_err(internal)?;
     let user = match found {
         Some((user, hash)) if auth::verify_password(&req.password, &hash) => user,
-        Some(_) => return Err(invalid_credentials()),
-        None => {
-            auth::verify_dummy(&req.password);
+        other => {
+            if other.is_none() {
+                auth::verify_dummy(&req.password);
+            }
+            state.logins.failed(&req.username);
+            state.db.audit(Some(&req.username), "device_login_failed", "").await.map_err(internal)?;
             return Err(invalid_credentials());
         }
     };
+    state.logins.succeeded(&req.username);
     let token = auth::new_token().map_err(|e| internal(e.to_string()))?;
     let device_id = state
         .db
@@ -74,7 +82,9 @@ async fn login(
             )
         })?;
     state.db.audit(Some(&user.username), "device_login", &device_id).await.map_err(internal)?;
+    let expires_at = state.db.token_expiry(&device_id).await?;
     Ok(Json(LoginResponse {
+        expires_at,
         token,
         device_id,
         account: Account {
@@ -148,6 +158,21 @@ fn require_admin(device: &AuthDevice) -> Result<(), ApiError> {
     } else {
         Err(ApiError::forbidden(codes::FORBIDDEN, "only an admin may publish templates"))
     }
+}
+
+/// A new token for a device whose token is still valid; the old one stops working.
+async fn refresh(State(state): State<AppState>, device: AuthDevice) -> Result<Json<protocol::TokenResponse>, ApiError> {
+    let token = auth::new_token().map_err(|e| internal(e.to_string()))?;
+    let expires_at = state.db.refresh_token(&device.device_id, &auth::token_hash(&token)).await?;
+    Ok(Json(protocol::TokenResponse { token, expires_at }))
+}
+
+pub fn too_many_attempts() -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        codes::TOO_MANY_ATTEMPTS,
+        "too many wrong passwords; wait 15 minutes and try again",
+    )
 }
 
 fn invalid_credentials() -> ApiError {

@@ -16,6 +16,13 @@ pub struct AppState {
     pub db: Db,
     /// Mark session cookies `Secure`. Browsers accept them on http://localhost too.
     pub secure_cookies: bool,
+    pub logins: std::sync::Arc<crate::auth::LoginLimiter>,
+}
+
+impl AppState {
+    pub fn new(db: Db, secure_cookies: bool) -> AppState {
+        AppState { db, secure_cookies, logins: Default::default() }
+    }
 }
 
 pub fn router(state: AppState) -> Router {

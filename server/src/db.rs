@@ -19,6 +19,7 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
     (3, "attachments", include_str!("../migrations/sqlite/0003_attachments.sql")),
     (4, "record chunks", include_str!("../migrations/sqlite/0004_record_chunks.sql")),
     (5, "unit history", include_str!("../migrations/sqlite/0005_unit_history.sql")),
+    (6, "token expiry", include_str!("../migrations/sqlite/0006_token_expiry.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +61,17 @@ pub struct AuthDevice {
     pub user: User,
 }
 
+/// A registered device as an admin sees it.
+#[derive(Clone, Debug)]
+pub struct DeviceRow {
+    pub id: String,
+    pub username: String,
+    pub name: String,
+    pub created_at: i64,
+    pub last_seen_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Unit {
     pub code: String,
@@ -89,6 +101,9 @@ pub enum DocBytes<'a> {
     Snapshot(&'a [u8]),
     Chunk(&'a [u8]),
 }
+
+/// How long a device token lasts; a phone refreshes it at sync when it nears its end.
+pub const TOKEN_TTL_SECS: i64 = 30 * 24 * 3600;
 
 /// Chunks a record collects before they are folded into its snapshot.
 pub const FOLD_AFTER: i64 = 32;
@@ -255,8 +270,9 @@ impl Db {
                     if owner != user_id || revoked.is_some() {
                         return Ok(None);
                     }
-                    sqlx::query("UPDATE devices SET token_hash = ?, name = ?, last_seen_at = ? WHERE id = ?")
+                    sqlx::query("UPDATE devices SET token_hash = ?, token_expires_at = ?, name = ?, last_seen_at = ? WHERE id = ?")
                         .bind(token_hash)
+                        .bind(now() + TOKEN_TTL_SECS)
                         .bind(name)
                         .bind(now())
                         .bind(&id)
@@ -266,7 +282,7 @@ impl Db {
                 }
                 None => {
                     let id = uuid::Uuid::new_v4().to_string();
-                    sqlx::query("INSERT INTO devices (id, user_id, name, actor_id, token_hash, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                    sqlx::query("INSERT INTO devices (id, user_id, name, actor_id, token_hash, created_at, last_seen_at, token_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
                         .bind(&id)
                         .bind(user_id)
                         .bind(name)
@@ -274,6 +290,7 @@ impl Db {
                         .bind(token_hash)
                         .bind(now())
                         .bind(now())
+                        .bind(now() + TOKEN_TTL_SECS)
                         .execute(&mut *tx)
                         .await?;
                     Ok(Some(id))
@@ -283,13 +300,71 @@ impl Db {
         .await
     }
 
+    /// Replaces a valid token by a new one with a fresh expiry; returns the new expiry.
+    pub async fn refresh_token(&self, device_id: &str, new_hash: &str) -> Result<i64, DbError> {
+        let expires = now() + TOKEN_TTL_SECS;
+        let _guard = self.write.lock().await;
+        sqlx::query("UPDATE devices SET token_hash = ?, token_expires_at = ?, last_seen_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(new_hash)
+            .bind(expires)
+            .bind(now())
+            .bind(device_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(expires)
+    }
+
+    /// When a device's token expires.
+    pub async fn token_expiry(&self, device_id: &str) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar("SELECT token_expires_at FROM devices WHERE id = ?")
+            .bind(device_id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Revokes devices: one by id, or every device of a user. A revoked device's token stops
+    /// working at once and the device cannot register again. Returns how many were revoked.
+    pub async fn revoke_devices(&self, device_id: Option<&str>, username: Option<&str>) -> Result<u64, DbError> {
+        let _guard = self.write.lock().await;
+        let done = sqlx::query(
+            "UPDATE devices SET revoked_at = ? WHERE revoked_at IS NULL AND (id = ? OR user_id = (SELECT id FROM users WHERE username = ?))",
+        )
+        .bind(now())
+        .bind(device_id)
+        .bind(username)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Every device, by user.
+    pub async fn devices(&self) -> Result<Vec<DeviceRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT d.id, u.username, d.name, d.created_at, d.last_seen_at, d.revoked_at FROM devices d JOIN users u ON u.id = d.user_id ORDER BY u.username, d.created_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| DeviceRow {
+                id: r.get(0),
+                username: r.get(1),
+                name: r.get(2),
+                created_at: r.get(3),
+                last_seen_at: r.get(4),
+                revoked_at: r.get(5),
+            })
+            .collect())
+    }
+
     pub async fn device_by_token(&self, token_hash: &str) -> Result<Option<AuthDevice>, DbError> {
         let row = sqlx::query(
             "SELECT d.id AS device_id, d.actor_id, u.id, u.username, u.display_name, u.role, u.unit_code, n.name AS unit_name
              FROM devices d JOIN users u ON u.id = d.user_id JOIN units n ON n.code = u.unit_code
-             WHERE d.token_hash = ? AND d.revoked_at IS NULL",
+             WHERE d.token_hash = ? AND d.revoked_at IS NULL AND d.token_expires_at > ?",
         )
         .bind(token_hash)
+        .bind(now())
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {

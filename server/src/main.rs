@@ -71,6 +71,15 @@ enum Admin {
         #[arg(long)]
         name: Option<String>,
     },
+    /// List registered devices.
+    ListDevices,
+    /// Revoke a lost phone (by device id) or every device of a user: cut off at its next sync.
+    RevokeDevice {
+        #[arg(long, required_unless_present = "user")]
+        id: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Import administrative units from a CSV file (see server/data/README.md).
     ImportUnits { file: PathBuf },
     /// Publish a template file (JSON), after every publication check.
@@ -93,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             diaban_server::units::import_national_if_empty(&db).await?;
             pack::publish(&db).await?;
-            app::serve(AppState { db, secure_cookies: !args.insecure_cookies }, args.listen).await
+            app::serve(AppState::new(db, !args.insecure_cookies), args.listen).await
         }
         Command::Demo(args) => {
             let seeded = demo::seed(&db).await?;
@@ -103,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
             for (user, password, name, role, unit) in demo::DEMO_USERS {
                 println!("  {user:<16} {password:<16} {name} ({}, unit {unit})", role.as_str());
             }
-            app::serve(AppState { db, secure_cookies: !args.insecure_cookies }, args.listen).await
+            app::serve(AppState::new(db, !args.insecure_cookies), args.listen).await
         }
         Command::Admin(admin) => run_admin(&db, admin).await,
     }
@@ -134,6 +143,17 @@ async fn run_admin(db: &Db, admin: Admin) -> anyhow::Result<()> {
                 template.version,
                 if new { "published" } else { "was already published" }
             );
+        }
+        Admin::ListDevices => {
+            for d in db.devices().await? {
+                let state = if d.revoked_at.is_some() { "revoked" } else { "active" };
+                println!("{}  {:<20} {:<24} {state}", d.id, d.username, d.name);
+            }
+        }
+        Admin::RevokeDevice { id, user } => {
+            let n = db.revoke_devices(id.as_deref(), user.as_deref()).await?;
+            db.audit(None, "revoke_device", &format!("{id:?} {user:?}")).await?;
+            println!("{n} device(s) revoked");
         }
         Admin::ImportUnits { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;

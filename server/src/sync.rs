@@ -49,6 +49,7 @@ pub async fn sync(db: &Db, device: &AuthDevice, request: SyncRequest) -> Result<
     let mut response = pull(db, &scope, request.cursor, &pushed_heads).await?;
     response.accepted = accepted;
     response.rejected = rejected;
+    response.token_expires_at = db.token_expiry(&device.device_id).await?;
     tracing::info!(
         device = %device.device_id,
         user = %device.user.username,
@@ -364,7 +365,15 @@ async fn pull(
         records.push(PulledRecord { record_id: id, doc: protocol::encode_bytes(&doc) });
     }
     tx.commit().await?;
-    Ok(SyncResponse { cursor: next_cursor, accepted: Vec::new(), rejected: Vec::new(), templates, records, more })
+    Ok(SyncResponse {
+        token_expires_at: 0,
+        cursor: next_cursor,
+        accepted: Vec::new(),
+        rejected: Vec::new(),
+        templates,
+        records,
+        more,
+    })
 }
 
 fn same_set(a: &[String], b: &[String]) -> bool {

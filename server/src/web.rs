@@ -188,6 +188,10 @@ struct LoginForm {
 
 async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
     let lang = lang_of(&headers);
+    if !state.logins.allowed(&form.username) {
+        let body = html! { p.error role="alert" { (lang.t("Sai mật khẩu quá nhiều lần; hãy thử lại sau 15 phút.", "Too many wrong passwords; try again in 15 minutes.")) } };
+        return (StatusCode::TOO_MANY_REQUESTS, page(lang, lang.t("Đăng nhập", "Sign in"), None, body)).into_response();
+    }
     let found = match state.db.user_for_login(&form.username).await {
         Ok(found) => found,
         Err(e) => return server_error(e),
@@ -198,6 +202,7 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Fo
             if other.is_none() {
                 auth::verify_dummy(&form.password);
             }
+            state.logins.failed(&form.username);
             let _ = state.db.audit(Some(&form.username), "web_login_failed", "").await;
             return (StatusCode::UNAUTHORIZED, login_form(lang, true)).into_response();
         }
@@ -208,6 +213,7 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Fo
     if let Err(e) = state.db.create_session(&auth::token_hash(&token), user.id, &csrf, SESSION_TTL_SECS).await {
         return server_error(e);
     }
+    state.logins.succeeded(&form.username);
     let _ = state.db.audit(Some(&user.username), "web_login", "").await;
     let secure = if state.secure_cookies { "; Secure" } else { "" };
     let cookie =
