@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use diaban_core::form::{Form, FormCache, PublishError};
-use diaban_core::template::{Choice, Role, SharedChoiceList, Template};
+use diaban_core::template::{Choice, Role, Sensitivity, SharedChoiceList, Template};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
@@ -20,6 +20,7 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
     (4, "record chunks", include_str!("../migrations/sqlite/0004_record_chunks.sql")),
     (5, "unit history", include_str!("../migrations/sqlite/0005_unit_history.sql")),
     (6, "token expiry", include_str!("../migrations/sqlite/0006_token_expiry.sql")),
+    (7, "template grants", include_str!("../migrations/sqlite/0007_template_grants.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -471,6 +472,36 @@ impl Db {
         Ok(Some(self.forms.insert(Form::compile(template)?)))
     }
 
+    /// Restricted templates the user has not been granted: neither they nor their records
+    /// reach the user's devices or pages.
+    pub async fn hidden_templates(&self, user: &User) -> Result<Vec<String>, DbError> {
+        let bodies: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, body FROM templates").fetch_all(&self.pool).await?;
+        let granted: Vec<String> = sqlx::query_scalar("SELECT template_id FROM template_grants WHERE username = ?")
+            .bind(&user.username)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut hidden: Vec<String> = bodies
+            .iter()
+            .filter(|(_, body)| parse_template(body).is_ok_and(|t| t.sensitivity == Sensitivity::Restricted))
+            .map(|(id, _)| id.clone())
+            .filter(|id| !granted.contains(id))
+            .collect();
+        hidden.sort();
+        hidden.dedup();
+        Ok(hidden)
+    }
+
+    pub async fn grant_template(&self, username: &str, template_id: &str) -> Result<(), DbError> {
+        let _guard = self.write.lock().await;
+        sqlx::query("INSERT INTO template_grants (username, template_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(username)
+            .bind(template_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// A template at `version`, or its latest version.
     pub async fn template(&self, id: &str, version: Option<u32>) -> Result<Option<Template>, DbError> {
         let body: Option<String> = sqlx::query_scalar(
@@ -574,13 +605,20 @@ impl Db {
     }
 
     /// Records in the given units, newest first, for the review pages.
-    pub async fn records_in_units(&self, units: &[String], limit: i64) -> Result<Vec<RecordRow>, DbError> {
+    pub async fn records_in_units(
+        &self,
+        units: &[String],
+        hidden: &[String],
+        limit: i64,
+    ) -> Result<Vec<RecordRow>, DbError> {
         let rows = sqlx::query(
             "SELECT r.id, r.template_id, r.template_version, r.unit_code, n.name AS unit_name, r.state, r.created_by, r.created_at, r.updated_at, r.values_json
              FROM records r JOIN units n ON n.code = r.unit_code
-             WHERE r.unit_code IN (SELECT value FROM json_each(?)) ORDER BY r.updated_at DESC, r.id LIMIT ?",
+             WHERE r.unit_code IN (SELECT value FROM json_each(?)) AND r.template_id NOT IN (SELECT value FROM json_each(?))
+             ORDER BY r.updated_at DESC, r.id LIMIT ?",
         )
         .bind(serde_json::Value::from(units.to_vec()).to_string())
+        .bind(serde_json::Value::from(hidden.to_vec()).to_string())
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

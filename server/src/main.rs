@@ -80,6 +80,13 @@ enum Admin {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Grant a user a restricted template (e.g. tips from informants).
+    GrantTemplate {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        template: String,
+    },
     /// Import administrative units from a CSV file (see server/data/README.md).
     ImportUnits { file: PathBuf },
     /// Publish a template file (JSON), after every publication check.
@@ -154,6 +161,11 @@ async fn run_admin(db: &Db, admin: Admin) -> anyhow::Result<()> {
             let n = db.revoke_devices(id.as_deref(), user.as_deref()).await?;
             db.audit(None, "revoke_device", &format!("{id:?} {user:?}")).await?;
             println!("{n} device(s) revoked");
+        }
+        Admin::GrantTemplate { user, template } => {
+            db.grant_template(&user, &template).await?;
+            db.audit(None, "grant_template", &format!("{user} {template}")).await?;
+            println!("{user} may now read {template}");
         }
         Admin::ImportUnits { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;

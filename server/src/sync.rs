@@ -43,10 +43,11 @@ pub async fn sync(db: &Db, device: &AuthDevice, request: SyncRequest) -> Result<
     }
     let pushes = decode(request.push)?;
     let scope = db.unit_scope(&device.user.unit_code).await?;
-    let (accepted, rejected) = commit(db, device, &scope, pushes.iter()).await?;
+    let hidden = db.hidden_templates(&device.user).await?;
+    let (accepted, rejected) = commit(db, device, &scope, &hidden, pushes.iter()).await?;
     let pushed_heads: Vec<(&str, &[String])> =
         pushes.iter().map(|p| (p.record_id.as_str(), p.heads.as_slice())).collect();
-    let mut response = pull(db, &scope, request.cursor, &pushed_heads).await?;
+    let mut response = pull(db, &scope, &hidden, request.cursor, &pushed_heads).await?;
     response.accepted = accepted;
     response.rejected = rejected;
     response.token_expires_at = db.token_expiry(&device.device_id).await?;
@@ -88,6 +89,7 @@ async fn commit<'a>(
     db: &Db,
     device: &AuthDevice,
     scope: &[String],
+    hidden: &[String],
     pushes: impl Iterator<Item = &'a Decoded>,
 ) -> Result<(Vec<String>, Vec<Rejection>), ApiError> {
     let pushes: Vec<&Decoded> = pushes.collect();
@@ -104,7 +106,9 @@ async fn commit<'a>(
             let mut accepted = Vec::new();
             let mut rejected = Vec::new();
             for (push, form) in pushes.iter().zip(&forms) {
-                match commit_one(tx, device, scope, push, form.as_deref()).await? {
+                // A restricted template not granted to the user is as good as unknown.
+                let form = form.as_deref().filter(|f| !hidden.contains(&f.template().id));
+                match commit_one(tx, device, scope, push, form).await? {
                     Ok(()) => accepted.push(push.record_id.clone()),
                     Err(Refusal { code, message, issues }) => rejected.push(Rejection {
                         record_id: push.record_id.clone(),
@@ -323,6 +327,7 @@ fn check_events_and_lock(before: &Before, doc: &RecordDoc, device: &AuthDevice, 
 async fn pull(
     db: &Db,
     scope: &[String],
+    hidden: &[String],
     cursor: i64,
     pushed_heads: &[(&str, &[String])],
 ) -> Result<SyncResponse, ApiError> {
@@ -336,15 +341,20 @@ async fn pull(
         .iter()
         .map(|r| crate::db::parse_template(r.get(0)))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .into_iter()
+        .filter(|t| !hidden.contains(&t.id))
+        .collect();
     let rows = sqlx::query(
         "SELECT id, doc, heads, seq FROM records
          WHERE seq > ? AND seq <= ? AND unit_code IN (SELECT value FROM json_each(?))
+           AND template_id NOT IN (SELECT value FROM json_each(?))
          ORDER BY seq LIMIT ?",
     )
     .bind(cursor)
     .bind(max_seq)
     .bind(serde_json::Value::from(scope.to_vec()).to_string())
+    .bind(serde_json::Value::from(hidden.to_vec()).to_string())
     .bind(PAGE_RECORDS + 1)
     .fetch_all(&mut *tx)
     .await?;

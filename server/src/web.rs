@@ -20,7 +20,7 @@ use diaban_core::form::RenderItem;
 use diaban_core::record::{EventKind, FieldPath, HistoryEntry, RecordDoc};
 
 use crate::review::{ReviewAction, ReviewError, review};
-use diaban_core::template::FieldType;
+use diaban_core::template::{FieldType, Sensitivity};
 
 const SESSION_COOKIE: &str = "diaban_session";
 const LANG_COOKIE: &str = "diaban_lang";
@@ -250,9 +250,9 @@ async fn set_lang(Path(lang): Path<String>) -> Response {
 
 async fn records_page(State(state): State<AppState>, web: WebUser) -> Response {
     let lang = web.lang;
-    let rows = match scope_of(&state, &web.user).await {
-        Ok(units) => state.db.records_in_units(&units, 500).await,
-        Err(e) => Err(e),
+    let rows = match (scope_of(&state, &web.user).await, state.db.hidden_templates(&web.user).await) {
+        (Ok(units), Ok(hidden)) => state.db.records_in_units(&units, &hidden, 500).await,
+        (Err(e), _) | (_, Err(e)) => Err(e),
     };
     let rows = match rows {
         Ok(rows) => rows,
@@ -317,6 +317,19 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
         Ok(None) => return not_found(lang, &web),
         Err(e) => return server_error(e),
     };
+    // Restricted records (informant tips): only for users granted the template, and every
+    // read is audited.
+    if form.template().sensitivity == Sensitivity::Restricted {
+        match state.db.hidden_templates(&web.user).await {
+            Ok(hidden) if hidden.contains(&row.template_id) => return not_found(lang, &web),
+            Ok(_) => {
+                if let Err(e) = state.db.audit(Some(&web.user.username), "read_restricted", &row.id).await {
+                    return server_error(e);
+                }
+            }
+            Err(e) => return server_error(e),
+        }
+    }
     let doc = match state.db.record_document(&row.id).await {
         Ok(Some(bytes)) => match RecordDoc::load(&bytes, None) {
             Ok(doc) => doc,
