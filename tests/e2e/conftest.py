@@ -129,3 +129,31 @@ def browser():
         )
         yield b
         b.close()
+
+
+class Phones:
+    """Two officers' phones in the same commune, with `template` published first."""
+
+    def __init__(self, server: Server, tmp_path, template=None):
+        if template is not None:
+            assert server.publish(template, server.token("quantri", "quantri-mat-khau"))[0] == 201
+        self.a = diaban.Device.open(str(tmp_path / "a.sqlite"), KEY, server.url, "Điện thoại A")
+        self.b = diaban.Device.open(str(tmp_path / "b.sqlite"), KEY, server.url, "Điện thoại B")
+        self.a.login("canbo.muonggion", "canbo-mat-khau")
+        self.b.login("canbo2.muonggion", "canbo-mat-khau")
+
+    def close(self):
+        self.a.close()
+        self.b.close()
+
+
+def signed_in(browser, server: Server, username="kiemduyet.sonla", password="kiemduyet-mat-khau"):
+    """A browser page signed in to the review web UI."""
+    page = browser.new_page()
+    page.goto(server.url + "/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/records")
+    return page
+

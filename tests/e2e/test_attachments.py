@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 import diaban
-from conftest import KEY, Server
+from conftest import KEY, Phones, Server
 
 CHUNK = 64 * 1024
 
@@ -23,15 +23,9 @@ INSPECTION = {
 
 @pytest.fixture
 def phones(server: Server, tmp_path):
-    token = server.token("quantri", "quantri-mat-khau")
-    assert server.publish(INSPECTION, token)[0] == 201
-    a = diaban.Device.open(str(tmp_path / "a.sqlite"), KEY, server.url, "A")
-    b = diaban.Device.open(str(tmp_path / "b.sqlite"), KEY, server.url, "B")
-    a.login("canbo.muonggion", "canbo-mat-khau")
-    b.login("canbo2.muonggion", "canbo-mat-khau")
-    yield a, b
-    a.close()
-    b.close()
+    pair = Phones(server, tmp_path, INSPECTION)
+    yield pair.a, pair.b
+    pair.close()
 
 
 def photo_bytes(size: int) -> bytes:

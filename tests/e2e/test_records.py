@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 import diaban
-from conftest import KEY, Server
+from conftest import KEY, Phones, Server
 
 CHECKPOINT = {
     "id": "checkpoint_tally", "version": 1, "kind": "event",
@@ -21,15 +21,9 @@ CHECKPOINT = {
 
 @pytest.fixture
 def phones(server: Server, tmp_path):
-    token = server.token("quantri", "quantri-mat-khau")
-    assert server.publish(CHECKPOINT, token)[0] == 201
-    a = diaban.Device.open(str(tmp_path / "a.sqlite"), KEY, server.url, "Điện thoại A")
-    b = diaban.Device.open(str(tmp_path / "b.sqlite"), KEY, server.url, "Điện thoại B")
-    a.login("canbo.muonggion", "canbo-mat-khau")
-    b.login("canbo2.muonggion", "canbo-mat-khau")
-    yield a, b
-    a.close()
-    b.close()
+    pair = Phones(server, tmp_path, CHECKPOINT)
+    yield pair.a, pair.b
+    pair.close()
 
 
 def shared_record(a, b):

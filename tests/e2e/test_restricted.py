@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 import diaban
-from conftest import KEY, Server
+from conftest import KEY, Server, signed_in
 
 TIP = {
     "id": "tip_report", "version": 1, "kind": "event", "sensitivity": "restricted",
@@ -38,12 +38,7 @@ def test_only_granted_users_see_restricted_records_and_reads_are_audited(server:
     assert other.records(None, None) == [], "a colleague in the same commune never receives it"
 
     # A reviewer without the grant does not see it; with it, sees it and the read is logged.
-    page = browser.new_page()
-    page.goto(server.url + "/login")
-    page.fill("#username", "kiemduyet.sonla")
-    page.fill("#password", "kiemduyet-mat-khau")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/records")
+    page = signed_in(browser, server)
     assert "Tin báo" not in page.inner_text("main")
     response = page.goto(f"{server.url}/records/{tip}")
     assert response.status == 404

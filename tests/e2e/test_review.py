@@ -6,17 +6,9 @@ import sqlite3
 import pytest
 
 import diaban
-from conftest import KEY, Server
+from conftest import KEY, Server, signed_in
 
 
-def reviewer_page(browser, server: Server):
-    page = browser.new_page()
-    page.goto(server.url + "/login")
-    page.fill("#username", "kiemduyet.sonla")
-    page.fill("#password", "kiemduyet-mat-khau")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/records")
-    return page
 
 
 def test_return_with_a_comment_fix_resubmit_approve(server: Server, device_path, browser):
@@ -30,7 +22,7 @@ def test_return_with_a_comment_fix_resubmit_approve(server: Server, device_path,
     phone.submit(record)
     phone.sync()
 
-    page = reviewer_page(browser, server)
+    page = signed_in(browser, server)
     page.goto(f"{server.url}/records/{record}")
     page.fill("#comment", "Bổ sung số người tham dự là nữ")
     page.click("#review button[value=return]")
@@ -71,7 +63,7 @@ def test_a_return_needs_a_comment_and_a_draft_cannot_be_reviewed(server: Server,
     record = phone.create_record("propaganda_session", None)
     phone.set_field(record, "place", diaban.FieldValue.TEXT("Bản Mới"))
     phone.sync()
-    page = reviewer_page(browser, server)
+    page = signed_in(browser, server)
     page.goto(f"{server.url}/records/{record}")
     assert page.locator("#review").count() == 0, "a draft is not offered for review"
 

@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 import diaban
-from conftest import KEY, Server
+from conftest import KEY, Server, signed_in
 
 PROPAGANDA = "propaganda_session"
 
@@ -64,12 +64,7 @@ def test_offline_record_reaches_the_reviewer(server: Server, device_path, browse
     assert '"participants":57' in values
 
     # The reviewer signs in to the web UI and reads it with Vietnamese labels.
-    page = browser.new_page()
-    page.goto(server.url + "/login")
-    page.fill("#username", "kiemduyet.sonla")
-    page.fill("#password", "kiemduyet-mat-khau")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/records")
+    page = signed_in(browser, server)
     page.click("text=Buổi tuyên truyền phòng, chống ma túy")
     page.wait_for_url(f"**/records/{record_id}")
     rows = {
