@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+started=$SECONDS
+step() { printf '\n==> [%4ds] %s\n' "$((SECONDS - started))" "$*"; }
 missing() { printf 'MISSING: %s\n' "$*" >&2; exit 1; }
 
 command -v cargo >/dev/null || missing "the Rust toolchain (cargo); install it with rustup"
