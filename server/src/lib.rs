@@ -10,6 +10,7 @@
 //! - [`auth`]: Argon2 passwords and hashed bearer tokens.
 //! - [`pack`]: the default template pack.
 //! - [`review`]: return and approve, as events appended to the record.
+//! - [`export`]: XLSX and CSV export of a template's records.
 //! - [`demo`]: demo province, users and records.
 
 pub mod api;
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod export;
 pub mod pack;
 pub mod review;
 pub mod sync;

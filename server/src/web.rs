@@ -3,7 +3,7 @@
 //! Vietnamese by default; `/lang/en` switches to English. Every query is scoped to the
 //! signed-in user's unit subtree, so guessing a record id from another unit shows nothing.
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -35,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/records", get(records_page))
         .route("/records/{id}", get(record_page))
         .route("/records/{id}/review", post(review_record))
+        .route("/export/{file}", get(export_records))
 }
 
 /// The page language, from the language cookie.
@@ -248,16 +249,47 @@ async fn set_lang(Path(lang): Path<String>) -> Response {
     redirect_with_cookie("/records", &format!("{LANG_COOKIE}={lang}; Path=/; SameSite=Lax; Max-Age=31536000"))
 }
 
-async fn records_page(State(state): State<AppState>, web: WebUser) -> Response {
+/// Filters of the submissions queue.
+#[derive(Deserialize, Default)]
+struct QueueFilter {
+    #[serde(default)]
+    template: String,
+    #[serde(default)]
+    unit: String,
+    #[serde(default)]
+    state: String,
+}
+
+impl QueueFilter {
+    fn keeps(&self, r: &RecordRow) -> bool {
+        (self.template.is_empty() || r.template_id == self.template)
+            && (self.unit.is_empty() || r.unit_code == self.unit)
+            && (self.state.is_empty() || r.state == self.state)
+    }
+}
+
+/// The records the user may see, newest first.
+async fn visible_records(state: &AppState, user: &User) -> Result<Vec<RecordRow>, crate::db::DbError> {
+    let units = scope_of(state, user).await?;
+    let hidden = state.db.hidden_templates(user).await?;
+    state.db.records_in_units(&units, &hidden, 5000).await
+}
+
+async fn records_page(State(state): State<AppState>, web: WebUser, Query(filter): Query<QueueFilter>) -> Response {
     let lang = web.lang;
-    let rows = match (scope_of(&state, &web.user).await, state.db.hidden_templates(&web.user).await) {
-        (Ok(units), Ok(hidden)) => state.db.records_in_units(&units, &hidden, 500).await,
-        (Err(e), _) | (_, Err(e)) => Err(e),
-    };
-    let rows = match rows {
+    let all = match visible_records(&state, &web.user).await {
         Ok(rows) => rows,
         Err(e) => return server_error(e),
     };
+    let mut templates: Vec<(String, String)> = Vec::new();
+    for id in all.iter().map(|r| r.template_id.clone()).collect::<std::collections::BTreeSet<_>>() {
+        let label = match state.db.template(&id, None).await {
+            Ok(Some(t)) => t.label.text(lang.code()).to_owned(),
+            _ => id.clone(),
+        };
+        templates.push((id, label));
+    }
+    let rows: Vec<RecordRow> = all.into_iter().filter(|r| filter.keeps(r)).collect();
     let mut labelled = Vec::new();
     for row in &rows {
         let title = match state.db.template(&row.template_id, Some(row.template_version)).await {
@@ -273,6 +305,30 @@ async fn records_page(State(state): State<AppState>, web: WebUser) -> Response {
         Some(&web),
         html! {
             h1 { (title) }
+            form id="filter" method="get" action="/records" {
+                label for="f-template" { (lang.t("Biểu mẫu", "Template")) }
+                select id="f-template" name="template" {
+                    option value="" { (lang.t("Tất cả", "All")) }
+                    @for (id, label) in &templates { option value=(id) selected[*id == filter.template] { (label) } }
+                }
+                label for="f-state" { (lang.t("Trạng thái", "State")) }
+                select id="f-state" name="state" {
+                    option value="" { (lang.t("Tất cả", "All")) }
+                    @for s in ["draft", "submitted", "returned", "approved", "reopened"] {
+                        option value=(s) selected[s == filter.state] { (state_label(lang, s)) }
+                    }
+                }
+                label for="f-unit" { (lang.t("Mã đơn vị", "Unit code")) }
+                input id="f-unit" name="unit" value=(filter.unit);
+                div { button type="submit" { (lang.t("Lọc", "Filter")) } }
+            }
+            @if !filter.template.is_empty() {
+                p id="exports" {
+                    (lang.t("Xuất dữ liệu: ", "Export: "))
+                    a id="export-xlsx" href={ "/export/" (filter.template) ".xlsx" } { "Excel (XLSX)" } " · "
+                    a id="export-csv" href={ "/export/" (filter.template) ".csv" } { "CSV" }
+                }
+            }
             @if labelled.is_empty() {
                 p { (lang.t("Chưa có hồ sơ nào.", "No records yet.")) }
             } @else {
@@ -475,6 +531,58 @@ async fn review_record(
             (StatusCode::UNPROCESSABLE_ENTITY, page(web.lang, title, Some(&web), body)).into_response()
         }
     }
+}
+
+/// `/export/{template}.xlsx` or `.csv`: every record of a template the user may see.
+async fn export_records(State(state): State<AppState>, web: WebUser, Path(file): Path<String>) -> Response {
+    let lang = web.lang;
+    let Some((template_id, kind)) = file.rsplit_once('.').filter(|(_, k)| *k == "xlsx" || *k == "csv") else {
+        return not_found(lang, &web);
+    };
+    let rows: Vec<RecordRow> = match visible_records(&state, &web.user).await {
+        Ok(rows) => rows.into_iter().filter(|r| r.template_id == template_id).collect(),
+        Err(e) => return server_error(e),
+    };
+    let form = match state.db.template(template_id, None).await {
+        Ok(Some(t)) => match state.db.form(&t.id, t.version).await {
+            Ok(Some(form)) => form,
+            Ok(None) => return not_found(lang, &web),
+            Err(e) => return server_error(e),
+        },
+        Ok(None) => return not_found(lang, &web),
+        Err(e) => return server_error(e),
+    };
+    if let Ok(hidden) = state.db.hidden_templates(&web.user).await
+        && hidden.iter().any(|h| h == template_id)
+    {
+        return not_found(lang, &web);
+    }
+    let table = crate::export::table(&form, &rows, |s| state_label(Lang::Vi, s).to_owned(), local_time);
+    let (bytes, content_type) = match kind {
+        "xlsx" => (
+            crate::export::xlsx(&table, &form.template().label.vi).map_err(|e| e.to_string()),
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ),
+        _ => (crate::export::csv(&table).map_err(|e| e.to_string()), "text/csv; charset=utf-8"),
+    };
+    let bytes = match bytes {
+        Ok(b) => b,
+        Err(e) => return server_error(e),
+    };
+    if let Err(e) =
+        state.db.audit(Some(&web.user.username), "export", &format!("{file} ({} records)", rows.len())).await
+    {
+        return server_error(e);
+    }
+    let disposition = format!("attachment; filename=\"{template_id}.{kind}\"");
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, content_type.to_owned()),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response()
 }
 
 /// A JSON value as plain text (strings without quotes).

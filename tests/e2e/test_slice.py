@@ -65,7 +65,7 @@ def test_offline_record_reaches_the_reviewer(server: Server, device_path, browse
 
     # The reviewer signs in to the web UI and reads it with Vietnamese labels.
     page = signed_in(browser, server)
-    page.click("text=Buổi tuyên truyền phòng, chống ma túy")
+    page.click("#records a:has-text(\"Buổi tuyên truyền phòng, chống ma túy\")")
     page.wait_for_url(f"**/records/{record_id}")
     rows = {
         row.locator("th").inner_text(): row.locator("td").inner_text()
