@@ -21,6 +21,7 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
     (5, "unit history", include_str!("../migrations/sqlite/0005_unit_history.sql")),
     (6, "token expiry", include_str!("../migrations/sqlite/0006_token_expiry.sql")),
     (7, "template grants", include_str!("../migrations/sqlite/0007_template_grants.sql")),
+    (8, "record period", include_str!("../migrations/sqlite/0008_record_period.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +123,7 @@ pub struct RecordWrite<'a> {
     pub heads: &'a [String],
     pub values_json: &'a str,
     pub device_id: Option<&'a str>,
+    pub period: Option<&'a str>,
 }
 
 impl Db {
@@ -581,8 +583,8 @@ impl Db {
             }
         }
         sqlx::query(
-            "INSERT INTO records (id, template_id, template_version, unit_code, state, created_by, created_at, updated_at, doc, heads, values_json, seq)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, x''), ?, ?, ?)
+            "INSERT INTO records (id, template_id, template_version, unit_code, state, created_by, created_at, updated_at, doc, heads, values_json, seq, period)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, x''), ?, ?, ?, ?)
              ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
                doc = COALESCE(?, records.doc), heads = excluded.heads, values_json = excluded.values_json, seq = excluded.seq",
         )
@@ -598,10 +600,38 @@ impl Db {
         .bind(heads)
         .bind(r.values_json)
         .bind(seq)
+        .bind(r.period)
         .bind(snapshot)
         .execute(&mut *tx)
         .await?;
         Ok(seq)
+    }
+
+    /// (unit code, period, state) of a periodic template's records in the given units.
+    pub async fn period_states(
+        &self,
+        template_id: &str,
+        units: &[String],
+    ) -> Result<Vec<(String, String, String)>, DbError> {
+        Ok(sqlx::query_as(
+            "SELECT unit_code, period, state FROM records
+             WHERE template_id = ? AND period IS NOT NULL AND unit_code IN (SELECT value FROM json_each(?))",
+        )
+        .bind(template_id)
+        .bind(serde_json::Value::from(units.to_vec()).to_string())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The communes among the given units, by code.
+    pub async fn communes_in(&self, units: &[String]) -> Result<Vec<Unit>, DbError> {
+        Ok(sqlx::query("SELECT code, name, level, parent_code FROM units WHERE level = 'commune' AND code IN (SELECT value FROM json_each(?)) ORDER BY code")
+            .bind(serde_json::Value::from(units.to_vec()).to_string())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Unit { code: r.get(0), name: r.get(1), level: r.get(2), parent_code: r.get(3) })
+            .collect())
     }
 
     /// Records in the given units, newest first, for the review pages.

@@ -81,6 +81,7 @@ pub async fn seed(db: &Db) -> Result<bool, DbError> {
                     heads: &projection.heads,
                     values_json: &projection.values_json,
                     device_id: None,
+                    period: None,
                 },
             )
             .await

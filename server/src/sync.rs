@@ -280,6 +280,7 @@ pub async fn write_record(
             heads: &projection.heads,
             values_json: &projection.values_json,
             device_id,
+            period: meta.period.as_deref(),
         },
     )
     .await

@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/records/{id}", get(record_page))
         .route("/records/{id}/review", post(review_record))
         .route("/export/{file}", get(export_records))
+        .route("/grid/{template}", get(grid_page))
 }
 
 /// The page language, from the language cookie.
@@ -135,7 +136,7 @@ fn page(lang: Lang, title: &str, user: Option<&WebUser>, body: Markup) -> Html<S
     )
 }
 
-const CSS: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1b1b1b}header{display:flex;justify-content:space-between;align-items:center;padding:.6rem 1.5rem;background:#8b1a1a;color:#fff}header a{color:#fff;margin-left:1rem}header .brand{font-weight:700;font-size:1.2rem;margin:0}nav{display:flex;align-items:center;gap:.5rem}nav form{display:inline}main{padding:1.5rem;max-width:70rem}table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.4rem .6rem;text-align:left;vertical-align:top}th{background:#f4f4f4}.state{padding:.1rem .5rem;border-radius:.8rem;background:#eee}.error{color:#a00}label{display:block;margin:.6rem 0 .2rem}input{padding:.4rem;min-width:16rem}button{padding:.4rem .9rem;margin-top:.8rem}";
+const CSS: &str = "td.approved{background:#d7f0d0}td.submitted{background:#dbe8fb}td.returned{background:#fde7c8}td.late{background:#f8d0d0}td.draft{background:#f3f3f3}body{font-family:system-ui,sans-serif;margin:0;color:#1b1b1b}header{display:flex;justify-content:space-between;align-items:center;padding:.6rem 1.5rem;background:#8b1a1a;color:#fff}header a{color:#fff;margin-left:1rem}header .brand{font-weight:700;font-size:1.2rem;margin:0}nav{display:flex;align-items:center;gap:.5rem}nav form{display:inline}main{padding:1.5rem;max-width:70rem}table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.4rem .6rem;text-align:left;vertical-align:top}th{background:#f4f4f4}.state{padding:.1rem .5rem;border-radius:.8rem;background:#eee}.error{color:#a00}label{display:block;margin:.6rem 0 .2rem}input{padding:.4rem;min-width:16rem}button{padding:.4rem .9rem;margin-top:.8rem}";
 
 fn state_label(lang: Lang, state: &str) -> &'static str {
     match state {
@@ -323,6 +324,7 @@ async fn records_page(State(state): State<AppState>, web: WebUser, Query(filter)
                 div { button type="submit" { (lang.t("Lọc", "Filter")) } }
             }
             @if !filter.template.is_empty() {
+                p { a id="grid-link" href={ "/grid/" (filter.template) } { (lang.t("Tiến độ báo cáo theo kỳ", "Reporting by period")) } }
                 p id="exports" {
                     (lang.t("Xuất dữ liệu: ", "Export: "))
                     a id="export-xlsx" href={ "/export/" (filter.template) ".xlsx" } { "Excel (XLSX)" } " · "
@@ -531,6 +533,90 @@ async fn review_record(
             (StatusCode::UNPROCESSABLE_ENTITY, page(web.lang, title, Some(&web), body)).into_response()
         }
     }
+}
+
+/// The state of one commune's report for one period, as the grid shows it.
+fn cell_state(lang: Lang, state: Option<&str>, due_passed: bool) -> (&'static str, &'static str) {
+    match state {
+        Some("approved") => ("approved", lang.t("Đã phê duyệt", "Approved")),
+        Some("submitted") => ("submitted", lang.t("Đã gửi", "Submitted")),
+        Some("returned") => ("returned", lang.t("Bị trả lại", "Returned")),
+        Some(_) if due_passed => ("late", lang.t("Quá hạn (nháp)", "Late (draft)")),
+        Some(_) => ("draft", lang.t("Nháp", "Draft")),
+        None if due_passed => ("late", lang.t("Quá hạn", "Late")),
+        None => ("not_started", lang.t("Chưa lập", "Not started")),
+    }
+}
+
+/// `/grid/{template}`: who has reported for which period — communes × the last six periods,
+/// due dates from the template.
+async fn grid_page(State(state): State<AppState>, web: WebUser, Path(template_id): Path<String>) -> Response {
+    let lang = web.lang;
+    let template = match state.db.template(&template_id, None).await {
+        Ok(Some(t)) if t.period.is_some() => t,
+        Ok(_) => return not_found(lang, &web),
+        Err(e) => return server_error(e),
+    };
+    let Some(spec) = template.period.clone() else { return not_found(lang, &web) };
+    let today = diaban_core::clock::today();
+    // The current period and the five before it, newest first.
+    let mut periods = Vec::new();
+    let mut day = today;
+    for _ in 0..6 {
+        let key = spec.key_for(day);
+        let Ok(bounds) = spec.bounds(&key) else { break };
+        periods.push((key, bounds));
+        match bounds.start.previous_day() {
+            Some(d) => day = d,
+            None => break,
+        }
+    }
+    let units = match scope_of(&state, &web.user).await {
+        Ok(u) => u,
+        Err(e) => return server_error(e),
+    };
+    let (communes, states) =
+        match (state.db.communes_in(&units).await, state.db.period_states(&template_id, &units).await) {
+            (Ok(c), Ok(s)) => (c, s),
+            (Err(e), _) | (_, Err(e)) => return server_error(e),
+        };
+    // The most advanced state per (unit, period) when a commune has several records.
+    let rank =
+        |s: &str| ["draft", "reopened", "returned", "submitted", "approved"].iter().position(|x| *x == s).unwrap_or(0);
+    let mut best: std::collections::HashMap<(String, String), String> = std::collections::HashMap::new();
+    for (unit, period, s) in states {
+        let entry = best.entry((unit, period)).or_insert_with(|| s.clone());
+        if rank(&s) > rank(entry) {
+            *entry = s;
+        }
+    }
+    let title = template.label.text(lang.code()).to_owned();
+    page(
+        lang,
+        &title,
+        Some(&web),
+        html! {
+            h1 { (lang.t("Tiến độ báo cáo: ", "Reporting: ")) (title) }
+            table id="grid" {
+                thead { tr {
+                    th { (lang.t("Đơn vị", "Unit")) }
+                    @for (key, b) in &periods { th title={ (b.start) " – " (b.end) } { (key) br; small { (lang.t("hạn ", "due ")) (b.due) } } }
+                } }
+                tbody {
+                    @for c in &communes {
+                        tr data-unit=(c.code) {
+                            th scope="row" { (c.name) " (" (c.code) ")" }
+                            @for (key, b) in &periods {
+                                @let (class, label) = cell_state(lang, best.get(&(c.code.clone(), key.clone())).map(String::as_str), today > b.due);
+                                td class=(class) data-period=(key) { (label) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
 }
 
 /// `/export/{template}.xlsx` or `.csv`: every record of a template the user may see.
