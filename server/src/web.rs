@@ -20,7 +20,7 @@ use diaban_core::form::RenderItem;
 use diaban_core::record::{EventKind, FieldPath, HistoryEntry, RecordDoc};
 
 use crate::review::{ReviewAction, ReviewError, review};
-use diaban_core::template::{FieldType, Sensitivity};
+use diaban_core::template::{Field, FieldType, Sensitivity};
 
 const SESSION_COOKIE: &str = "diaban_session";
 const LANG_COOKIE: &str = "diaban_lang";
@@ -136,7 +136,7 @@ fn page(lang: Lang, title: &str, user: Option<&WebUser>, body: Markup) -> Html<S
     )
 }
 
-const CSS: &str = "td.approved{background:#d7f0d0}td.submitted{background:#dbe8fb}td.returned{background:#fde7c8}td.late{background:#f8d0d0}td.draft{background:#f3f3f3}body{font-family:system-ui,sans-serif;margin:0;color:#1b1b1b}header{display:flex;justify-content:space-between;align-items:center;padding:.6rem 1.5rem;background:#8b1a1a;color:#fff}header a{color:#fff;margin-left:1rem}header .brand{font-weight:700;font-size:1.2rem;margin:0}nav{display:flex;align-items:center;gap:.5rem}nav form{display:inline}main{padding:1.5rem;max-width:70rem}table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.4rem .6rem;text-align:left;vertical-align:top}th{background:#f4f4f4}.state{padding:.1rem .5rem;border-radius:.8rem;background:#eee}.error{color:#a00}label{display:block;margin:.6rem 0 .2rem}input{padding:.4rem;min-width:16rem}button{padding:.4rem .9rem;margin-top:.8rem}";
+const CSS: &str = "textarea,input,select,button{font:inherit}td.approved{background:#d7f0d0}td.submitted{background:#dbe8fb}td.returned{background:#fde7c8}td.late{background:#f8d0d0}td.draft{background:#f3f3f3}body{font-family:system-ui,sans-serif;margin:0;color:#1b1b1b}header{display:flex;justify-content:space-between;align-items:center;padding:.6rem 1.5rem;background:#8b1a1a;color:#fff}header a{color:#fff;margin-left:1rem}header .brand{font-weight:700;font-size:1.2rem;margin:0}nav{display:flex;align-items:center;gap:.5rem}nav form{display:inline}main{padding:1.5rem;max-width:70rem}table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.4rem .6rem;text-align:left;vertical-align:top}th{background:#f4f4f4}.state{padding:.1rem .5rem;border-radius:.8rem;background:#eee}.error{color:#a00}label{display:block;margin:.6rem 0 .2rem}input{padding:.4rem;min-width:16rem}button{padding:.4rem .9rem;margin-top:.8rem}";
 
 fn state_label(lang: Lang, state: &str) -> &'static str {
     match state {
@@ -399,16 +399,19 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
     let mut doc = doc;
     let evaluation = form.evaluate_record(&mut doc, lang.code());
     // Per-field history, read from the document's change log (the audit trail).
-    let history: Vec<(String, Vec<HistoryEntry>)> = form
+    let history: Vec<(&Field, Vec<HistoryEntry>)> = form
         .template()
         .fields
         .iter()
         .filter(|f| f.field_type.holds_answer())
         .filter_map(|f| {
             let entries = doc.history(&FieldPath::top(&f.name)).ok()?;
-            (!entries.is_empty()).then(|| (f.label.text(lang.code()).to_owned(), entries))
+            (!entries.is_empty()).then_some((f, entries))
         })
         .collect();
+    let shown = |f: &Field, v: &Option<serde_json::Value>| {
+        v.as_ref().map(|v| form.display(f, v, lang.code())).unwrap_or_default()
+    };
     let title = form.template().label.text(lang.code()).to_owned();
     page(
         lang,
@@ -452,15 +455,15 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
                     th { (lang.t("Cũ", "Old")) } th { (lang.t("Mới", "New")) }
                 } }
                 tbody {
-                    @for (label, entries) in &history {
+                    @for (field, entries) in &history {
                         @for e in entries {
                             tr {
-                                td { (label) }
+                                td { (field.label.text(lang.code())) }
                                 td { (e.info.by.as_deref().unwrap_or("?")) }
                                 td { (e.info.device.as_deref().unwrap_or("?")) }
                                 td { (local_time(e.info.at)) }
-                                td { (e.old.as_ref().map(plain).unwrap_or_default()) }
-                                td { (e.new.as_ref().map(plain).unwrap_or_default()) }
+                                td { (shown(field, &e.old)) }
+                                td { (shown(field, &e.new)) }
                             }
                         }
                     }
@@ -669,14 +672,6 @@ async fn export_records(State(state): State<AppState>, web: WebUser, Path(file):
         bytes,
     )
         .into_response()
-}
-
-/// A JSON value as plain text (strings without quotes).
-fn plain(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// The visible fields of a record as a table; repeat groups nest a table per row.
