@@ -83,6 +83,8 @@ pub struct RecordMeta {
 pub enum WorkflowState {
     Draft,
     Submitted,
+    /// The commune lead has signed it off; it waits for the province.
+    SignedOff,
     Returned,
     Approved,
     Reopened,
@@ -93,6 +95,7 @@ impl WorkflowState {
         match self {
             WorkflowState::Draft => "draft",
             WorkflowState::Submitted => "submitted",
+            WorkflowState::SignedOff => "signed_off",
             WorkflowState::Returned => "returned",
             WorkflowState::Approved => "approved",
             WorkflowState::Reopened => "reopened",
@@ -104,6 +107,8 @@ impl WorkflowState {
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Submit,
+    /// The commune lead signs off a submission (first review level).
+    SignOff,
     Return,
     Approve,
     Reopen,
@@ -114,6 +119,7 @@ impl EventKind {
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Submit => "submit",
+            EventKind::SignOff => "sign_off",
             EventKind::Return => "return",
             EventKind::Approve => "approve",
             EventKind::Reopen => "reopen",
@@ -122,9 +128,16 @@ impl EventKind {
     }
 
     fn parse(s: &str) -> Option<EventKind> {
-        [EventKind::Submit, EventKind::Return, EventKind::Approve, EventKind::Reopen, EventKind::Comment]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            EventKind::Submit,
+            EventKind::SignOff,
+            EventKind::Return,
+            EventKind::Approve,
+            EventKind::Reopen,
+            EventKind::Comment,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -603,6 +616,7 @@ impl RecordDoc {
             .rev()
             .find_map(|e| match e.kind {
                 EventKind::Submit => Some(WorkflowState::Submitted),
+                EventKind::SignOff => Some(WorkflowState::SignedOff),
                 EventKind::Return => Some(WorkflowState::Returned),
                 EventKind::Approve => Some(WorkflowState::Approved),
                 EventKind::Reopen => Some(WorkflowState::Reopened),

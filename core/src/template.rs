@@ -60,11 +60,15 @@ pub enum Sensitivity {
 pub struct Roles {
     pub fill: Vec<Role>,
     pub review: Vec<Role>,
+    /// Roles that sign a submission off in the commune before the province reviews it (two
+    /// levels); empty for one level.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sign_off: Vec<Role>,
 }
 
 impl Default for Roles {
     fn default() -> Self {
-        Roles { fill: vec![Role::FieldOfficer, Role::CommuneLead], review: vec![Role::Reviewer] }
+        Roles { fill: vec![Role::FieldOfficer, Role::CommuneLead], review: vec![Role::Reviewer], sign_off: Vec::new() }
     }
 }
 

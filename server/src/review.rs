@@ -15,7 +15,7 @@ pub enum ReviewError {
     NotFound,
     #[error("your role does not review this template")]
     NotReviewer,
-    #[error("only a submitted record can be returned or approved (it is {0})")]
+    #[error("this record cannot take that action now (it is {0})")]
     NotSubmitted(&'static str),
     #[error("a returned record needs a comment saying what to fix")]
     CommentRequired,
@@ -25,8 +25,27 @@ pub enum ReviewError {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReviewAction {
+    /// The commune lead's sign-off, first of two levels.
+    SignOff,
     Return,
     Approve,
+}
+
+/// Which actions a user may take on a record of this template in this state.
+pub fn allowed_actions(
+    roles: &diaban_core::template::Roles,
+    role: diaban_core::Role,
+    state: WorkflowState,
+) -> Vec<ReviewAction> {
+    let two_levels = !roles.sign_off.is_empty();
+    let signs_off = roles.sign_off.contains(&role);
+    let reviews = roles.review.contains(&role);
+    match state {
+        WorkflowState::Submitted if two_levels && signs_off => vec![ReviewAction::SignOff, ReviewAction::Return],
+        WorkflowState::Submitted if !two_levels && reviews => vec![ReviewAction::Approve, ReviewAction::Return],
+        WorkflowState::SignedOff if reviews => vec![ReviewAction::Approve, ReviewAction::Return],
+        _ => Vec::new(),
+    }
 }
 
 /// Appends the reviewer's event and commits it; returns the new state.
@@ -40,7 +59,8 @@ pub async fn review(
     let units = db.unit_scope(&user.unit_code).await?;
     let row = db.record_in_units(record_id, &units).await?.ok_or(ReviewError::NotFound)?;
     let form = db.form(&row.template_id, row.template_version).await?.ok_or(ReviewError::NotFound)?;
-    if !form.template().roles.review.contains(&user.role) {
+    let roles = &form.template().roles;
+    if !roles.review.contains(&user.role) && !roles.sign_off.contains(&user.role) {
         return Err(ReviewError::NotReviewer);
     }
     let comment = comment.map(str::trim).filter(|c| !c.is_empty());
@@ -48,6 +68,7 @@ pub async fn review(
         return Err(ReviewError::CommentRequired);
     }
     let kind = match action {
+        ReviewAction::SignOff => EventKind::SignOff,
         ReviewAction::Return => EventKind::Return,
         ReviewAction::Approve => EventKind::Approve,
     };
@@ -57,9 +78,9 @@ pub async fn review(
                 Db::record_doc(tx, record_id).await?.ok_or_else(|| DbError::Invalid("record vanished".into()))?;
             let mut doc =
                 RecordDoc::load(&bytes, Some(ActorId::random())).map_err(|e| DbError::Invalid(e.to_string()))?;
-            match doc.state() {
-                WorkflowState::Submitted => {}
-                other => return Ok(Err(ReviewError::NotSubmitted(other.as_str()))),
+            let state = doc.state();
+            if !allowed_actions(&form.template().roles, user.role, state).contains(&action) {
+                return Ok(Err(ReviewError::NotSubmitted(state.as_str())));
             }
             doc.set_author(Author { user: user.username.clone(), device: "web".into() });
             doc.append_event(kind, &user.username, comment, now()).map_err(|e| DbError::Invalid(e.to_string()))?;

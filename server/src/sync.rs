@@ -297,7 +297,9 @@ struct Before {
 /// Workflow rules a change must respect: only a template's reviewers return or approve; an
 /// event is signed with the pushing user's own name; an approved record's answers are locked.
 fn check_events_and_lock(before: &Before, doc: &RecordDoc, device: &AuthDevice, form: &Form) -> Option<Refusal> {
-    let reviewer = form.template().roles.review.contains(&device.user.role);
+    let roles = &form.template().roles;
+    let reviewer = roles.review.contains(&device.user.role);
+    let signer = roles.sign_off.contains(&device.user.role) || reviewer;
     for event in doc.events().iter().filter(|e| !before.events.contains(e)) {
         if event.by != device.user.username {
             return Some(Refusal {
@@ -306,7 +308,14 @@ fn check_events_and_lock(before: &Before, doc: &RecordDoc, device: &AuthDevice, 
                 issues: Vec::new(),
             });
         }
-        if matches!(event.kind, EventKind::Approve | EventKind::Return) && !reviewer {
+        let two_levels = !roles.sign_off.is_empty();
+        let allowed = match event.kind {
+            // With two levels the province approves only what the commune lead signed off.
+            EventKind::Approve => reviewer && (!two_levels || before.state == WorkflowState::SignedOff),
+            EventKind::Return | EventKind::SignOff => signer,
+            _ => true,
+        };
+        if !allowed {
             return Some(Refusal {
                 code: codes::FORBIDDEN_EVENT,
                 message: format!("only a reviewer may {} a record", event.kind.as_str()),

@@ -136,12 +136,13 @@ fn page(lang: Lang, title: &str, user: Option<&WebUser>, body: Markup) -> Html<S
     )
 }
 
-const CSS: &str = "textarea,input,select,button{font:inherit}td.approved{background:#d7f0d0}td.submitted{background:#dbe8fb}td.returned{background:#fde7c8}td.late{background:#f8d0d0}td.draft{background:#f3f3f3}body{font-family:system-ui,sans-serif;margin:0;color:#1b1b1b}header{display:flex;justify-content:space-between;align-items:center;padding:.6rem 1.5rem;background:#8b1a1a;color:#fff}header a{color:#fff;margin-left:1rem}header .brand{font-weight:700;font-size:1.2rem;margin:0}nav{display:flex;align-items:center;gap:.5rem}nav form{display:inline}main{padding:1.5rem;max-width:70rem}table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.4rem .6rem;text-align:left;vertical-align:top}th{background:#f4f4f4}.state{padding:.1rem .5rem;border-radius:.8rem;background:#eee}.error{color:#a00}label{display:block;margin:.6rem 0 .2rem}input{padding:.4rem;min-width:16rem}button{padding:.4rem .9rem;margin-top:.8rem}";
+const CSS: &str = "textarea,input,select,button{font:inherit}td.approved{background:#d7f0d0}td.submitted{background:#dbe8fb}td.signed_off{background:#c9dcf7}td.returned{background:#fde7c8}td.late{background:#f8d0d0}td.draft{background:#f3f3f3}body{font-family:system-ui,sans-serif;margin:0;color:#1b1b1b}header{display:flex;justify-content:space-between;align-items:center;padding:.6rem 1.5rem;background:#8b1a1a;color:#fff}header a{color:#fff;margin-left:1rem}header .brand{font-weight:700;font-size:1.2rem;margin:0}nav{display:flex;align-items:center;gap:.5rem}nav form{display:inline}main{padding:1.5rem;max-width:70rem}table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.4rem .6rem;text-align:left;vertical-align:top}th{background:#f4f4f4}.state{padding:.1rem .5rem;border-radius:.8rem;background:#eee}.error{color:#a00}label{display:block;margin:.6rem 0 .2rem}input{padding:.4rem;min-width:16rem}button{padding:.4rem .9rem;margin-top:.8rem}";
 
 fn state_label(lang: Lang, state: &str) -> &'static str {
     match state {
         "draft" => lang.t("Nháp", "Draft"),
         "submitted" => lang.t("Đã gửi", "Submitted"),
+        "signed_off" => lang.t("Xã đã ký", "Signed off"),
         "returned" => lang.t("Bị trả lại", "Returned"),
         "approved" => lang.t("Đã phê duyệt", "Approved"),
         "reopened" => lang.t("Mở lại", "Reopened"),
@@ -315,7 +316,7 @@ async fn records_page(State(state): State<AppState>, web: WebUser, Query(filter)
                 label for="f-state" { (lang.t("Trạng thái", "State")) }
                 select id="f-state" name="state" {
                     option value="" { (lang.t("Tất cả", "All")) }
-                    @for s in ["draft", "submitted", "returned", "approved", "reopened"] {
+                    @for s in ["draft", "submitted", "signed_off", "returned", "approved", "reopened"] {
                         option value=(s) selected[s == filter.state] { (state_label(lang, s)) }
                     }
                 }
@@ -398,6 +399,7 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
     };
     let mut doc = doc;
     let evaluation = form.evaluate_record(&mut doc, lang.code());
+    let actions = crate::review::allowed_actions(&form.template().roles, web.user.role, doc.state());
     // Per-field history, read from the document's change log (the audit trail).
     let history: Vec<(&Field, Vec<HistoryEntry>)> = form
         .template()
@@ -435,15 +437,20 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
                     }
                 }
             }
-            @if row.state == "submitted" && form.template().roles.review.contains(&web.user.role) {
+            @if !actions.is_empty() {
                 form id="review" method="post" action={ "/records/" (row.id) "/review" } {
                     input type="hidden" name="csrf" value=(web.csrf);
                     label for="comment" { (lang.t("Ý kiến (bắt buộc khi trả lại)", "Comment (required to return)")) }
                     textarea id="comment" name="comment" rows="3" cols="60" {}
                     div {
-                        button type="submit" name="action" value="return" { (lang.t("Trả lại", "Return")) }
-                        " "
-                        button type="submit" name="action" value="approve" { (lang.t("Phê duyệt", "Approve")) }
+                        @for action in &actions {
+                            @match action {
+                                ReviewAction::SignOff => button type="submit" name="action" value="sign_off" { (lang.t("Ký xác nhận", "Sign off")) },
+                                ReviewAction::Return => button type="submit" name="action" value="return" { (lang.t("Trả lại", "Return")) },
+                                ReviewAction::Approve => button type="submit" name="action" value="approve" { (lang.t("Phê duyệt", "Approve")) },
+                            }
+                            " "
+                        }
                     }
                 }
             }
@@ -482,6 +489,7 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
 fn event_label(lang: Lang, kind: EventKind) -> &'static str {
     match kind {
         EventKind::Submit => lang.t("gửi", "submitted"),
+        EventKind::SignOff => lang.t("ký xác nhận", "signed off"),
         EventKind::Return => lang.t("trả lại", "returned"),
         EventKind::Approve => lang.t("phê duyệt", "approved"),
         EventKind::Reopen => lang.t("mở lại", "reopened"),
@@ -507,6 +515,7 @@ async fn review_record(
         return (StatusCode::FORBIDDEN, "CSRF token mismatch").into_response();
     }
     let action = match f.action.as_str() {
+        "sign_off" => ReviewAction::SignOff,
         "return" => ReviewAction::Return,
         "approve" => ReviewAction::Approve,
         _ => return (StatusCode::BAD_REQUEST, "unknown action").into_response(),
@@ -543,6 +552,7 @@ fn cell_state(lang: Lang, state: Option<&str>, due_passed: bool) -> (&'static st
     match state {
         Some("approved") => ("approved", lang.t("Đã phê duyệt", "Approved")),
         Some("submitted") => ("submitted", lang.t("Đã gửi", "Submitted")),
+        Some("signed_off") => ("signed_off", lang.t("Xã đã ký", "Signed off")),
         Some("returned") => ("returned", lang.t("Bị trả lại", "Returned")),
         Some(_) if due_passed => ("late", lang.t("Quá hạn (nháp)", "Late (draft)")),
         Some(_) => ("draft", lang.t("Nháp", "Draft")),
@@ -584,8 +594,12 @@ async fn grid_page(State(state): State<AppState>, web: WebUser, Path(template_id
             (Err(e), _) | (_, Err(e)) => return server_error(e),
         };
     // The most advanced state per (unit, period) when a commune has several records.
-    let rank =
-        |s: &str| ["draft", "reopened", "returned", "submitted", "approved"].iter().position(|x| *x == s).unwrap_or(0);
+    let rank = |s: &str| {
+        ["draft", "reopened", "returned", "submitted", "signed_off", "approved"]
+            .iter()
+            .position(|x| *x == s)
+            .unwrap_or(0)
+    };
     let mut best: std::collections::HashMap<(String, String), String> = std::collections::HashMap::new();
     for (unit, period, s) in states {
         let entry = best.entry((unit, period)).or_insert_with(|| s.clone());

@@ -105,6 +105,8 @@ def server(tmp_path):
             "--role", "reviewer", "--unit", "14", "--name", "Hoàng Thị Thẩm Định")
     s.admin("create-user", "--username", "canbo2.muonggion", "--password", "canbo-mat-khau",
             "--role", "field_officer", "--unit", "03694", "--name", "Quàng Văn Hai")
+    s.admin("create-user", "--username", "lanhdao.muonggion", "--password", "lanhdao-mat-khau",
+            "--role", "commune_lead", "--unit", "03694", "--name", "Cầm Văn Lãnh")
     s.admin("create-user", "--username", "quantri", "--password", "quantri-mat-khau",
             "--role", "admin", "--unit", "14", "--name", "Quản trị")
     s.start()

@@ -76,3 +76,44 @@ def test_a_return_needs_a_comment_and_a_draft_cannot_be_reviewed(server: Server,
     page.click("#review button[value=return]")
     assert "Trả lại hồ sơ cần ý kiến" in page.inner_text("main")
     phone.close()
+
+
+TWO_LEVELS = {
+    "id": "commune_report", "version": 1, "kind": "event",
+    "label": {"vi": "Báo cáo chuyên đề của xã", "en": "Commune thematic report"},
+    "roles": {"fill": ["field_officer"], "sign_off": ["commune_lead"], "review": ["reviewer"]},
+    "fields": [{"name": "summary", "type": "text", "required": True, "label": {"vi": "Tóm tắt"}}],
+}
+
+
+def test_two_levels_the_commune_lead_signs_off_then_the_province_approves(server: Server, device_path, browser):
+    assert server.publish(TWO_LEVELS, server.token("quantri", "quantri-mat-khau"))[0] == 201
+    phone = diaban.Device.open(device_path, KEY, server.url, "phone")
+    phone.login("canbo.muonggion", "canbo-mat-khau")
+    record = phone.create_record("commune_report", None)
+    phone.set_field(record, "summary", diaban.FieldValue.TEXT("Tình hình tháng 11 ổn định"))
+    phone.submit(record)
+    phone.sync()
+
+    province = signed_in(browser, server)
+    province.goto(f"{server.url}/records/{record}")
+    assert province.locator("#review").count() == 0, "the province waits for the commune lead"
+
+    lead = signed_in(browser, server, "lanhdao.muonggion", "lanhdao-mat-khau")
+    lead.goto(f"{server.url}/records/{record}")
+    assert lead.locator("#review button[value=approve]").count() == 0
+    lead.click("#review button[value=sign_off]")
+    lead.wait_for_url(f"**/records/{record}")
+    assert "Xã đã ký" in lead.inner_text("main")
+
+    province.reload()
+    province.click("#review button[value=approve]")
+    province.wait_for_url(f"**/records/{record}")
+    assert "Đã phê duyệt" in province.inner_text("main")
+
+    phone.sync()
+    view = phone.record(record)
+    assert view.state == "approved"
+    assert [(e.kind, e.by) for e in view.events] == [
+        ("submit", "canbo.muonggion"), ("sign_off", "lanhdao.muonggion"), ("approve", "kiemduyet.sonla")]
+    phone.close()
