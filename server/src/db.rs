@@ -95,6 +95,7 @@ pub struct RecordRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub values: serde_json::Map<String, serde_json::Value>,
+    pub period: Option<String>,
 }
 
 /// How a record's document is written: a whole snapshot (which folds away the appended
@@ -623,6 +624,17 @@ impl Db {
         .await?)
     }
 
+    /// The given units (any level), by code.
+    pub async fn units_in(&self, units: &[String]) -> Result<Vec<Unit>, DbError> {
+        Ok(sqlx::query("SELECT code, name, level, parent_code FROM units WHERE code IN (SELECT value FROM json_each(?)) ORDER BY code")
+            .bind(serde_json::Value::from(units.to_vec()).to_string())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Unit { code: r.get(0), name: r.get(1), level: r.get(2), parent_code: r.get(3) })
+            .collect())
+    }
+
     /// The communes among the given units, by code.
     pub async fn communes_in(&self, units: &[String]) -> Result<Vec<Unit>, DbError> {
         Ok(sqlx::query("SELECT code, name, level, parent_code FROM units WHERE level = 'commune' AND code IN (SELECT value FROM json_each(?)) ORDER BY code")
@@ -642,7 +654,7 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<RecordRow>, DbError> {
         let rows = sqlx::query(
-            "SELECT r.id, r.template_id, r.template_version, r.unit_code, n.name AS unit_name, r.state, r.created_by, r.created_at, r.updated_at, r.values_json
+            "SELECT r.id, r.template_id, r.template_version, r.unit_code, n.name AS unit_name, r.state, r.created_by, r.created_at, r.updated_at, r.values_json, r.period
              FROM records r JOIN units n ON n.code = r.unit_code
              WHERE r.unit_code IN (SELECT value FROM json_each(?)) AND r.template_id NOT IN (SELECT value FROM json_each(?))
              ORDER BY r.updated_at DESC, r.id LIMIT ?",
@@ -658,7 +670,7 @@ impl Db {
     /// One record, if it lies in the given units.
     pub async fn record_in_units(&self, id: &str, units: &[String]) -> Result<Option<RecordRow>, DbError> {
         let row = sqlx::query(
-            "SELECT r.id, r.template_id, r.template_version, r.unit_code, n.name AS unit_name, r.state, r.created_by, r.created_at, r.updated_at, r.values_json
+            "SELECT r.id, r.template_id, r.template_version, r.unit_code, n.name AS unit_name, r.state, r.created_by, r.created_at, r.updated_at, r.values_json, r.period
              FROM records r JOIN units n ON n.code = r.unit_code
              WHERE r.id = ? AND r.unit_code IN (SELECT value FROM json_each(?))",
         )
@@ -775,6 +787,7 @@ fn record_row(r: &SqliteRow) -> Result<RecordRow, DbError> {
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
         values: serde_json::from_str(&values).map_err(|e| DbError::Invalid(format!("record values: {e}")))?,
+        period: r.get("period"),
     })
 }
 

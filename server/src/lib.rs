@@ -10,6 +10,7 @@
 //! - [`auth`]: Argon2 passwords and hashed bearer tokens.
 //! - [`pack`]: the default template pack.
 //! - [`review`]: return and approve, as events appended to the record.
+//! - [`rollup`]: sums of numeric answers per commune and up the unit tree.
 //! - [`export`]: XLSX and CSV export of a template's records.
 //! - [`demo`]: demo province, users and records.
 
@@ -23,6 +24,7 @@ pub mod error;
 pub mod export;
 pub mod pack;
 pub mod review;
+pub mod rollup;
 pub mod sync;
 pub mod units;
 pub mod web;

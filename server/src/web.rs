@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/records/{id}/review", post(review_record))
         .route("/export/{file}", get(export_records))
         .route("/grid/{template}", get(grid_page))
+        .route("/rollup/{file}", get(rollup_page))
 }
 
 /// The page language, from the language cookie.
@@ -325,7 +326,10 @@ async fn records_page(State(state): State<AppState>, web: WebUser, Query(filter)
                 div { button type="submit" { (lang.t("Lọc", "Filter")) } }
             }
             @if !filter.template.is_empty() {
-                p { a id="grid-link" href={ "/grid/" (filter.template) } { (lang.t("Tiến độ báo cáo theo kỳ", "Reporting by period")) } }
+                p {
+                    a id="grid-link" href={ "/grid/" (filter.template) } { (lang.t("Tiến độ báo cáo theo kỳ", "Reporting by period")) } " · "
+                    a id="rollup-link" href={ "/rollup/" (filter.template) } { (lang.t("Tổng hợp số liệu", "Roll-up")) }
+                }
                 p id="exports" {
                     (lang.t("Xuất dữ liệu: ", "Export: "))
                     a id="export-xlsx" href={ "/export/" (filter.template) ".xlsx" } { "Excel (XLSX)" } " · "
@@ -626,6 +630,107 @@ async fn grid_page(State(state): State<AppState>, web: WebUser, Path(template_id
                             @for (key, b) in &periods {
                                 @let (class, label) = cell_state(lang, best.get(&(c.code.clone(), key.clone())).map(String::as_str), today > b.due);
                                 td class=(class) data-period=(key) { (label) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct PeriodQuery {
+    #[serde(default)]
+    period: String,
+}
+
+/// `/rollup/{template}` (a page), `.xlsx` or `.csv`: sums per commune and up the tree for a
+/// period (periodic templates; default the current one) or for all records.
+async fn rollup_page(
+    State(state): State<AppState>,
+    web: WebUser,
+    Path(file): Path<String>,
+    Query(q): Query<PeriodQuery>,
+) -> Response {
+    let lang = web.lang;
+    let (template_id, kind) = match file.rsplit_once('.') {
+        Some((t, k)) if k == "xlsx" || k == "csv" => (t.to_owned(), k),
+        _ => (file.clone(), "html"),
+    };
+    let form = match state.db.template(&template_id, None).await {
+        Ok(Some(t)) => match state.db.form(&t.id, t.version).await {
+            Ok(Some(form)) => form,
+            Ok(None) => return not_found(lang, &web),
+            Err(e) => return server_error(e),
+        },
+        Ok(None) => return not_found(lang, &web),
+        Err(e) => return server_error(e),
+    };
+    let period = match (&form.template().period, q.period.as_str()) {
+        (Some(spec), "") => Some(spec.key_for(diaban_core::clock::today())),
+        (Some(_), p) => Some(p.to_owned()),
+        (None, _) => None,
+    };
+    let units = match scope_of(&state, &web.user).await {
+        Ok(u) => u,
+        Err(e) => return server_error(e),
+    };
+    let (unit_rows, records) = match (state.db.units_in(&units).await, visible_records(&state, &web.user).await) {
+        (Ok(u), Ok(r)) => (u, r.into_iter().filter(|r| r.template_id == template_id).collect::<Vec<_>>()),
+        (Err(e), _) | (_, Err(e)) => return server_error(e),
+    };
+    let table = crate::rollup::rollup(&form, &unit_rows, &records, period.as_deref());
+    if kind != "html" {
+        let bytes = match kind {
+            "xlsx" => crate::export::xlsx(&table, "Tổng hợp").map_err(|e| e.to_string()),
+            _ => crate::export::csv(&table).map_err(|e| e.to_string()),
+        };
+        let content_type = if kind == "xlsx" {
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        } else {
+            "text/csv; charset=utf-8"
+        };
+        return match bytes {
+            Ok(bytes) => {
+                let _ = state.db.audit(Some(&web.user.username), "export_rollup", &format!("{file} {period:?}")).await;
+                let disposition = format!("attachment; filename=\"{template_id}-tong-hop.{kind}\"");
+                (
+                    [
+                        (axum::http::header::CONTENT_TYPE, content_type.to_owned()),
+                        (axum::http::header::CONTENT_DISPOSITION, disposition),
+                    ],
+                    bytes,
+                )
+                    .into_response()
+            }
+            Err(e) => server_error(e),
+        };
+    }
+    let title = form.template().label.text(lang.code()).to_owned();
+    let query = period.as_deref().map(|p| format!("?period={p}")).unwrap_or_default();
+    page(
+        lang,
+        &title,
+        Some(&web),
+        html! {
+            h1 { (lang.t("Tổng hợp: ", "Roll-up: ")) (title) }
+            @if let Some(p) = &period { p { (lang.t("Kỳ: ", "Period: ")) strong { (p) } } }
+            p {
+                a id="rollup-xlsx" href={ "/rollup/" (template_id) ".xlsx" (query) } { "Excel (XLSX)" } " · "
+                a id="rollup-csv" href={ "/rollup/" (template_id) ".csv" (query) } { "CSV" }
+            }
+            table id="rollup" {
+                thead { tr { @for h in &table.headers { th { (h) } } } }
+                tbody {
+                    @for row in &table.rows {
+                        tr {
+                            @for cell in row {
+                                @match cell {
+                                    crate::export::Cell::Text(t) => td { (t) },
+                                    crate::export::Cell::Number(n) => td.num { (n) },
+                                }
                             }
                         }
                     }

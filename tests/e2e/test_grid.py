@@ -47,3 +47,40 @@ def test_the_grid_shows_who_reported_for_which_period(server: Server, device_pat
     assert cell("03694", previous).get_attribute("class") == ("late" if previous_late else "draft")
     assert cell("04231", previous).get_attribute("class") == ("late" if previous_late else "not_started")
     phone.close()
+
+
+def test_the_rollup_sums_reported_answers_per_commune_and_up_to_the_province(server: Server, tmp_path, browser):
+    import io
+
+    import openpyxl
+
+    assert server.publish(MONTHLY, server.token("quantri", "quantri-mat-khau"))[0] == 201
+    today = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=7)).date()
+    current = month_key(today)
+    phones = []
+    for user, sessions, submit in [("canbo.muonggion", 4, True), ("canbo.sopcop", 2, True), ("canbo2.muonggion", 9, False)]:
+        phone = diaban.Device.open(str(tmp_path / f"{user}.sqlite"), KEY, server.url, user)
+        phone.login(user, "canbo-mat-khau")
+        record = phone.create_record("commune_monthly_report", current)
+        phone.set_field(record, "sessions", diaban.FieldValue.INTEGER(sessions))
+        if submit:
+            phone.submit(record)
+        phone.sync()
+        phones.append(phone)
+
+    page = signed_in(browser, server)
+    page.goto(server.url + "/rollup/commune_monthly_report")
+    rows = {r.split("\t")[0]: r.split("\t") for r in page.locator("#rollup tbody tr").all_inner_texts()}
+    assert rows["14"][3:] == ["2", "6"], "the province: two reports sent up, 6 sessions (the draft does not count)"
+    assert rows["03694"][3:] == ["1", "4"]
+    assert rows["04231"][3:] == ["1", "2"]
+
+    with page.expect_download() as download:
+        page.click("#rollup-xlsx")
+    sheet = openpyxl.load_workbook(io.BytesIO(open(download.value.path(), "rb").read())).active
+    header = [c.value for c in sheet[1]]
+    assert header == ["Mã đơn vị", "Đơn vị", "Cấp", "Số hồ sơ", "Số buổi tuyên truyền"]
+    first = [c.value for c in sheet[2]]
+    assert first == ["14", "Tỉnh Sơn La", "Tỉnh", 2, 6]
+    for phone in phones:
+        phone.close()
