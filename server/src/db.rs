@@ -231,6 +231,30 @@ impl Db {
         Ok(())
     }
 
+    /// Every user, by username.
+    pub async fn users(&self) -> Result<Vec<User>, DbError> {
+        let rows = sqlx::query(
+            "SELECT u.id, u.username, u.display_name, u.role, u.unit_code, n.name AS unit_name FROM users u JOIN units n ON n.code = u.unit_code ORDER BY u.username",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// The latest version of every published template.
+    pub async fn published_templates(&self) -> Result<Vec<Template>, DbError> {
+        let bodies: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM templates t WHERE version = (SELECT MAX(version) FROM templates WHERE id = t.id) ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        bodies.iter().map(|b| parse_template(b)).collect()
+    }
+
+    pub async fn unit_count(&self) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM units").fetch_one(&self.pool).await?)
+    }
+
     /// The user and their password hash.
     pub async fn user_for_login(&self, username: &str) -> Result<Option<(User, String)>, DbError> {
         let row = sqlx::query(

@@ -4,6 +4,7 @@
 //! - [`api`]: JSON API (login, sync, templates, health).
 //! - [`attachments`]: chunked, resumable attachment upload and ranged download.
 //! - [`sync`]: server side of the sync protocol, with per-record authorization.
+//! - [`admin`]: admin pages (users, devices, grants, templates, units).
 //! - [`web`]: review web UI (server-rendered HTML, cookie sessions).
 //! - [`units`]: administrative units from CSV (the national list ships with the server).
 //! - [`db`]: SQLite storage through sqlx.
@@ -14,6 +15,7 @@
 //! - [`export`]: XLSX and CSV export of a template's records.
 //! - [`demo`]: demo province, users and records.
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod attachments;

@@ -48,7 +48,7 @@ pub enum Lang {
 }
 
 impl Lang {
-    fn code(self) -> &'static str {
+    pub fn code(self) -> &'static str {
         match self {
             Lang::Vi => "vi",
             Lang::En => "en",
@@ -56,7 +56,7 @@ impl Lang {
     }
 
     /// Picks the Vietnamese or the English text.
-    fn t(self, vi: &'static str, en: &'static str) -> &'static str {
+    pub fn t(self, vi: &'static str, en: &'static str) -> &'static str {
         match self {
             Lang::Vi => vi,
             Lang::En => en,
@@ -103,7 +103,7 @@ impl FromRequestParts<AppState> for WebUser {
     }
 }
 
-fn page(lang: Lang, title: &str, user: Option<&WebUser>, body: Markup) -> Html<String> {
+pub fn page(lang: Lang, title: &str, user: Option<&WebUser>, body: Markup) -> Html<String> {
     Html(
         html! {
             (DOCTYPE)
@@ -119,6 +119,7 @@ fn page(lang: Lang, title: &str, user: Option<&WebUser>, body: Markup) -> Html<S
                         a.brand href="/records" { "Địa bàn" }
                         nav {
                             @if let Some(u) = user {
+                                @if u.user.role == diaban_core::Role::Admin { a href="/admin" { (lang.t("Quản trị", "Admin")) } }
                                 span.who { (u.user.display_name) " · " (u.user.unit_name) }
                                 form method="post" action="/logout" {
                                     input type="hidden" name="csrf" value=(u.csrf);
@@ -137,7 +138,7 @@ fn page(lang: Lang, title: &str, user: Option<&WebUser>, body: Markup) -> Html<S
     )
 }
 
-const CSS: &str = "textarea,input,select,button{font:inherit}td.approved{background:#d7f0d0}td.submitted{background:#dbe8fb}td.signed_off{background:#c9dcf7}td.returned{background:#fde7c8}td.late{background:#f8d0d0}td.draft{background:#f3f3f3}body{font-family:system-ui,sans-serif;margin:0;color:#1b1b1b}header{display:flex;justify-content:space-between;align-items:center;padding:.6rem 1.5rem;background:#8b1a1a;color:#fff}header a{color:#fff;margin-left:1rem}header .brand{font-weight:700;font-size:1.2rem;margin:0}nav{display:flex;align-items:center;gap:.5rem}nav form{display:inline}main{padding:1.5rem;max-width:70rem}table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.4rem .6rem;text-align:left;vertical-align:top}th{background:#f4f4f4}.state{padding:.1rem .5rem;border-radius:.8rem;background:#eee}.error{color:#a00}label{display:block;margin:.6rem 0 .2rem}input{padding:.4rem;min-width:16rem}button{padding:.4rem .9rem;margin-top:.8rem}";
+const CSS: &str = "p.ok{color:#185c18}textarea,input,select,button{font:inherit}td.approved{background:#d7f0d0}td.submitted{background:#dbe8fb}td.signed_off{background:#c9dcf7}td.returned{background:#fde7c8}td.late{background:#f8d0d0}td.draft{background:#f3f3f3}body{font-family:system-ui,sans-serif;margin:0;color:#1b1b1b}header{display:flex;justify-content:space-between;align-items:center;padding:.6rem 1.5rem;background:#8b1a1a;color:#fff}header a{color:#fff;margin-left:1rem}header .brand{font-weight:700;font-size:1.2rem;margin:0}nav{display:flex;align-items:center;gap:.5rem}nav form{display:inline}main{padding:1.5rem;max-width:70rem}table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.4rem .6rem;text-align:left;vertical-align:top}th{background:#f4f4f4}.state{padding:.1rem .5rem;border-radius:.8rem;background:#eee}.error{color:#a00}label{display:block;margin:.6rem 0 .2rem}input{padding:.4rem;min-width:16rem}button{padding:.4rem .9rem;margin-top:.8rem}";
 
 fn state_label(lang: Lang, state: &str) -> &'static str {
     match state {
@@ -152,7 +153,7 @@ fn state_label(lang: Lang, state: &str) -> &'static str {
 }
 
 /// Unix seconds as local time in Vietnam (UTC+7), `YYYY-MM-DD HH:MM`.
-fn local_time(secs: i64) -> String {
+pub fn local_time(secs: i64) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
     time::OffsetDateTime::from_unix_timestamp(secs)
         .map(|t| t.to_offset(time::macros::offset!(+7)))
@@ -261,6 +262,8 @@ struct QueueFilter {
     unit: String,
     #[serde(default)]
     state: String,
+    #[serde(default)]
+    period: String,
 }
 
 impl QueueFilter {
@@ -268,6 +271,7 @@ impl QueueFilter {
         (self.template.is_empty() || r.template_id == self.template)
             && (self.unit.is_empty() || r.unit_code == self.unit)
             && (self.state.is_empty() || r.state == self.state)
+            && (self.period.is_empty() || r.period.as_deref() == Some(self.period.as_str()))
     }
 }
 
@@ -323,6 +327,8 @@ async fn records_page(State(state): State<AppState>, web: WebUser, Query(filter)
                 }
                 label for="f-unit" { (lang.t("Mã đơn vị", "Unit code")) }
                 input id="f-unit" name="unit" value=(filter.unit);
+                label for="f-period" { (lang.t("Kỳ báo cáo (vd. 2026-11)", "Period (e.g. 2026-11)")) }
+                input id="f-period" name="period" value=(filter.period);
                 div { button type="submit" { (lang.t("Lọc", "Filter")) } }
             }
             @if !filter.template.is_empty() {
