@@ -661,13 +661,7 @@ impl Db {
 
     /// The communes among the given units, by code.
     pub async fn communes_in(&self, units: &[String]) -> Result<Vec<Unit>, DbError> {
-        Ok(sqlx::query("SELECT code, name, level, parent_code FROM units WHERE level = 'commune' AND code IN (SELECT value FROM json_each(?)) ORDER BY code")
-            .bind(serde_json::Value::from(units.to_vec()).to_string())
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| Unit { code: r.get(0), name: r.get(1), level: r.get(2), parent_code: r.get(3) })
-            .collect())
+        Ok(self.units_in(units).await?.into_iter().filter(|u| u.level == "commune").collect())
     }
 
     /// Records in the given units, newest first, for the review pages.
