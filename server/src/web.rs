@@ -4,7 +4,7 @@
 //! signed-in user's unit subtree, so guessing a record id from another unit shows nothing.
 
 use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -16,8 +16,10 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::auth;
 use crate::db::{RecordRow, User};
+
 use diaban_core::form::RenderItem;
 use diaban_core::record::{EventKind, FieldPath, HistoryEntry, RecordDoc};
+use std::sync::Arc;
 
 use crate::review::{ReviewAction, ReviewError, review};
 use diaban_core::template::{Field, FieldType, Sensitivity};
@@ -575,11 +577,11 @@ fn cell_state(lang: Lang, state: Option<&str>, due_passed: bool) -> (&'static st
 /// due dates from the template.
 async fn grid_page(State(state): State<AppState>, web: WebUser, Path(template_id): Path<String>) -> Response {
     let lang = web.lang;
-    let template = match state.db.template(&template_id, None).await {
-        Ok(Some(t)) if t.period.is_some() => t,
-        Ok(_) => return not_found(lang, &web),
-        Err(e) => return server_error(e),
+    let form = match readable_form(&state, &web, &template_id).await {
+        Ok(form) => form,
+        Err(response) => return response,
     };
+    let template = form.template();
     let Some(spec) = template.period.clone() else { return not_found(lang, &web) };
     let today = diaban_core::clock::today();
     // The current period and the five before it, newest first.
@@ -665,14 +667,9 @@ async fn rollup_page(
         Some((t, k)) if k == "xlsx" || k == "csv" => (t.to_owned(), k),
         _ => (file.clone(), "html"),
     };
-    let form = match state.db.template(&template_id, None).await {
-        Ok(Some(t)) => match state.db.form(&t.id, t.version).await {
-            Ok(Some(form)) => form,
-            Ok(None) => return not_found(lang, &web),
-            Err(e) => return server_error(e),
-        },
-        Ok(None) => return not_found(lang, &web),
-        Err(e) => return server_error(e),
+    let form = match readable_form(&state, &web, &template_id).await {
+        Ok(form) => form,
+        Err(response) => return response,
     };
     let period = match (&form.template().period, q.period.as_str()) {
         (Some(spec), "") => Some(spec.key_for(diaban_core::clock::today())),
@@ -689,30 +686,18 @@ async fn rollup_page(
     };
     let table = crate::rollup::rollup(&form, &unit_rows, &records, period.as_deref());
     if kind != "html" {
-        let bytes = match kind {
-            "xlsx" => crate::export::xlsx(&table, "Tổng hợp").map_err(|e| e.to_string()),
-            _ => crate::export::csv(&table).map_err(|e| e.to_string()),
-        };
-        let content_type = if kind == "xlsx" {
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        } else {
-            "text/csv; charset=utf-8"
-        };
-        return match bytes {
-            Ok(bytes) => {
-                let _ = state.db.audit(Some(&web.user.username), "export_rollup", &format!("{file} {period:?}")).await;
-                let disposition = format!("attachment; filename=\"{template_id}-tong-hop.{kind}\"");
-                (
-                    [
-                        (axum::http::header::CONTENT_TYPE, content_type.to_owned()),
-                        (axum::http::header::CONTENT_DISPOSITION, disposition),
-                    ],
-                    bytes,
-                )
-                    .into_response()
-            }
-            Err(e) => server_error(e),
-        };
+        let detail = format!("{file} {}", period.as_deref().unwrap_or("*"));
+        return download(
+            &state,
+            &web,
+            &table,
+            kind,
+            "Tổng hợp",
+            &format!("{template_id}-tong-hop"),
+            "export_rollup",
+            &detail,
+        )
+        .await;
     }
     let title = form.template().label.text(lang.code()).to_owned();
     let query = period.as_deref().map(|p| format!("?period={p}")).unwrap_or_default();
@@ -757,46 +742,56 @@ async fn export_records(State(state): State<AppState>, web: WebUser, Path(file):
         Ok(rows) => rows.into_iter().filter(|r| r.template_id == template_id).collect(),
         Err(e) => return server_error(e),
     };
-    let form = match state.db.template(template_id, None).await {
-        Ok(Some(t)) => match state.db.form(&t.id, t.version).await {
-            Ok(Some(form)) => form,
-            Ok(None) => return not_found(lang, &web),
-            Err(e) => return server_error(e),
-        },
-        Ok(None) => return not_found(lang, &web),
-        Err(e) => return server_error(e),
+    let form = match readable_form(&state, &web, template_id).await {
+        Ok(form) => form,
+        Err(response) => return response,
     };
-    if let Ok(hidden) = state.db.hidden_templates(&web.user).await
-        && hidden.iter().any(|h| h == template_id)
-    {
-        return not_found(lang, &web);
-    }
     let table = crate::export::table(&form, &rows, |s| state_label(Lang::Vi, s).to_owned(), local_time);
+    let detail = format!("{file} ({} records)", rows.len());
+    download(&state, &web, &table, kind, &form.template().label.vi, template_id, "export", &detail).await
+}
+
+/// The latest form of a template the user may read: restricted templates only when granted,
+/// and the same "not found" whether the template is missing or withheld.
+async fn readable_form(state: &AppState, web: &WebUser, template_id: &str) -> Result<Arc<diaban_core::Form>, Response> {
+    let lang = web.lang;
+    let hidden = state.db.hidden_templates(&web.user).await.map_err(server_error)?;
+    if hidden.iter().any(|h| h == template_id) {
+        return Err(not_found(lang, web));
+    }
+    let template = state.db.template(template_id, None).await.map_err(server_error)?;
+    let Some(t) = template else { return Err(not_found(lang, web)) };
+    state.db.form(&t.id, t.version).await.map_err(server_error)?.ok_or_else(|| not_found(lang, web))
+}
+
+/// A table as a downloaded XLSX or CSV file (`kind`), written to the audit log first.
+#[allow(clippy::too_many_arguments)]
+async fn download(
+    state: &AppState,
+    web: &WebUser,
+    table: &crate::export::Table,
+    kind: &str,
+    sheet: &str,
+    file_stem: &str,
+    action: &str,
+    detail: &str,
+) -> Response {
     let (bytes, content_type) = match kind {
         "xlsx" => (
-            crate::export::xlsx(&table, &form.template().label.vi).map_err(|e| e.to_string()),
+            crate::export::xlsx(table, sheet).map_err(|e| e.to_string()),
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         ),
-        _ => (crate::export::csv(&table).map_err(|e| e.to_string()), "text/csv; charset=utf-8"),
+        _ => (crate::export::csv(table).map_err(|e| e.to_string()), "text/csv; charset=utf-8"),
     };
     let bytes = match bytes {
         Ok(b) => b,
         Err(e) => return server_error(e),
     };
-    if let Err(e) =
-        state.db.audit(Some(&web.user.username), "export", &format!("{file} ({} records)", rows.len())).await
-    {
+    if let Err(e) = state.db.audit(Some(&web.user.username), action, detail).await {
         return server_error(e);
     }
-    let disposition = format!("attachment; filename=\"{template_id}.{kind}\"");
-    (
-        [
-            (axum::http::header::CONTENT_TYPE, content_type.to_owned()),
-            (axum::http::header::CONTENT_DISPOSITION, disposition),
-        ],
-        bytes,
-    )
-        .into_response()
+    let disposition = format!("attachment; filename=\"{file_stem}.{kind}\"");
+    ([(CONTENT_TYPE, content_type.to_owned()), (CONTENT_DISPOSITION, disposition)], bytes).into_response()
 }
 
 /// The visible fields of a record as a table; repeat groups nest a table per row.

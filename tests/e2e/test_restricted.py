@@ -42,6 +42,9 @@ def test_only_granted_users_see_restricted_records_and_reads_are_audited(server:
     assert "Tin báo" not in page.inner_text("main")
     response = page.goto(f"{server.url}/records/{tip}")
     assert response.status == 404
+    # Nor through the roll-up or the export, which answer as for a template that does not exist.
+    assert page.goto(f"{server.url}/rollup/tip_report").status == 404
+    assert page.request.get(f"{server.url}/export/tip_report.csv").status == 404
     server.admin("grant-template", "--user", "kiemduyet.sonla", "--template", "tip_report")
     page.goto(f"{server.url}/records/{tip}")
     assert "Giàng A Páo" in page.inner_text("main")
