@@ -407,7 +407,7 @@ impl Device {
         for _ in 0..MAX_EXCHANGES {
             let outgoing = sync::build_request(&self.store).await?;
             let (response, traffic): (SyncResponse, Traffic) =
-                self.transport.post(protocol::SYNC_PATH, Some(&token), &outgoing.request).await?;
+                self.transport.post(protocol::SYNC_PATH, Some(&token), &outgoing).await?;
             report.round_trips += 1;
             if response.token_expires_at > 0 {
                 self.store.set_setting(TOKEN_EXPIRES_KEY, &response.token_expires_at.to_string()).await?;

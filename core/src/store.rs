@@ -243,14 +243,6 @@ impl Store {
         Ok(record)
     }
 
-    /// How many chunks wait to be folded into a record's snapshot.
-    pub async fn chunk_count(&self, id: &str) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM record_chunks WHERE record_id = ?")
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
     /// Records an edit: the index columns, and the changes since the last write as a new
     /// chunk (`record.doc` is that chunk). Returns how many chunks the record now has.
     pub async fn append_record(&self, record: &StoredRecord) -> Result<i64, StoreError> {

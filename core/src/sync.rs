@@ -23,11 +23,6 @@ pub enum SyncError {
     Protocol(String),
 }
 
-/// A request ready to send, and what it promised.
-pub struct Outgoing {
-    pub request: SyncRequest,
-}
-
 /// What one exchange did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StepReport {
@@ -39,7 +34,7 @@ pub struct StepReport {
 }
 
 /// Collects every change the server has not acknowledged, and the cursor.
-pub async fn build_request(store: &Store) -> Result<Outgoing, SyncError> {
+pub async fn build_request(store: &Store) -> Result<SyncRequest, SyncError> {
     let cursor = store.setting(CURSOR_KEY).await?.and_then(|c| c.parse().ok()).unwrap_or(0);
     let mut push = Vec::new();
     for record in store.unsent_records().await? {
@@ -52,13 +47,13 @@ pub async fn build_request(store: &Store) -> Result<Outgoing, SyncError> {
             heads: record.heads.clone(),
         });
     }
-    Ok(Outgoing { request: SyncRequest { protocol: PROTOCOL_VERSION, cursor, push } })
+    Ok(SyncRequest { protocol: PROTOCOL_VERSION, cursor, push })
 }
 
 /// Applies the server's answer in one store transaction.
 pub async fn apply_response(
     store: &Store,
-    outgoing: &Outgoing,
+    sent: &SyncRequest,
     response: SyncResponse,
     actor: &ActorId,
     now: i64,
@@ -66,7 +61,7 @@ pub async fn apply_response(
     let mut report = StepReport { more: response.more, ..StepReport::default() };
     // Read what is needed first, then write everything in one transaction.
     let mut writes: Vec<StoredRecord> = Vec::new();
-    for pushed in &outgoing.request.push {
+    for pushed in &sent.push {
         let Some(mut record) = store.record(&pushed.record_id).await? else {
             continue;
         };

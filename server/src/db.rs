@@ -266,16 +266,6 @@ impl Db {
         row.map(|r| Ok((user_from_row(&r)?, r.get("password_hash")))).transpose()
     }
 
-    pub async fn user(&self, id: i64) -> Result<Option<User>, DbError> {
-        let row = sqlx::query(
-            "SELECT u.id, u.username, u.display_name, u.role, u.unit_code, n.name AS unit_name FROM users u JOIN units n ON n.code = u.unit_code WHERE u.id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| user_from_row(&r)).transpose()
-    }
-
     /// Registers a device for `user`, or gives an existing device of the same user and actor
     /// a new token. Returns the device id, or `None` when the actor belongs to another user or
     /// to a revoked device.
