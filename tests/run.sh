@@ -35,6 +35,10 @@ if ! cmp -s tests/requirements.txt "$venv/.requirements"; then
   cp tests/requirements.txt "$venv/.requirements"
 fi
 
+step "Python binding, installed with pip from bindings/python"
+DIABAN_BINDINGS_DIR="$PWD/target/bindings/python" "$venv/bin/pip" install --quiet --disable-pip-version-check \
+  --force-reinstall --no-deps ./bindings/python
+
 step "Chromium for browser tests"
 chromium="${CHROMIUM:-/usr/bin/chromium}"
 if [ ! -x "$chromium" ]; then

@@ -1,12 +1,14 @@
 //! uniffi facade over `diaban-core` for Kotlin (`vn.diaban`), Swift (`Diaban`) and Python
 //! (`diaban`). It holds no logic: it maps core's types and errors to uniffi's and runs
-//! core's async API on one shared runtime, so every call is a plain blocking call that an
-//! app makes from a background thread.
+//! core's async API on one shared runtime. Every method is a plain blocking call an app makes
+//! from a background thread, except `sync_async`, which is a Kotlin `suspend fun`, a Swift
+//! `async func` and a Python coroutine, with progress callbacks and cancellation.
 
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
 use diaban_core::device as core;
+use diaban_core::progress;
 use diaban_core::protocol;
 use diaban_core::template::FieldType as CoreFieldType;
 
@@ -62,11 +64,16 @@ pub enum DiabanError {
     TooLarge { message: String },
     #[error("{message}")]
     UnknownAttachment { message: String },
+    #[error("{message}")]
+    KeyUnavailable { message: String },
+    #[error("{message}")]
+    Cancelled { message: String },
 }
 
-impl From<core::DeviceError> for DiabanError {
-    fn from(e: core::DeviceError) -> Self {
-        let message = e.to_string();
+impl DiabanError {
+    /// Core's error with its message for the user in `lang`.
+    fn of(e: core::DeviceError, lang: &str) -> Self {
+        let message = e.user_message(lang);
         use core::DeviceError as E;
         match e {
             E::InvalidCredentials => DiabanError::InvalidCredentials { message },
@@ -90,7 +97,100 @@ impl From<core::DeviceError> for DiabanError {
             E::WrongKey => DiabanError::WrongKey { message },
             E::TooLarge(_) => DiabanError::TooLarge { message },
             E::UnknownAttachment(_) => DiabanError::UnknownAttachment { message },
+            E::KeyUnavailable(_) => DiabanError::KeyUnavailable { message },
+            E::Cancelled => DiabanError::Cancelled { message },
         }
+    }
+}
+
+/// Where the host keeps the store key: the Android Keystore or the iOS Keychain. Called once
+/// when the store opens; the key is never written anywhere by the library.
+#[uniffi::export(with_foreign)]
+pub trait KeyProvider: Send + Sync {
+    /// The store's 32-byte key (created and kept by the host on first use).
+    fn store_key(&self) -> Result<Vec<u8>, KeyError>;
+}
+
+/// Why the host could not give the key (for example, the phone is locked).
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum KeyError {
+    #[error("{reason}")]
+    Unavailable { reason: String },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for KeyError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        KeyError::Unavailable { reason: e.reason }
+    }
+}
+
+/// Told how a running `sync_async` is going, on a thread of its own (never the caller's).
+#[uniffi::export(with_foreign)]
+pub trait SyncListener: Send + Sync {
+    fn on_progress(&self, progress: SyncProgress);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, uniffi::Enum)]
+pub enum SyncPhase {
+    Records,
+    Uploading,
+    Downloading,
+    Done,
+}
+
+/// A snapshot of a running sync, for a progress bar.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct SyncProgress {
+    pub phase: SyncPhase,
+    pub round_trips: u32,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub records_accepted: u32,
+    pub records_pulled: u32,
+    pub chunks_uploaded: u32,
+    pub chunks_downloaded: u32,
+}
+
+impl From<progress::SyncProgress> for SyncProgress {
+    fn from(p: progress::SyncProgress) -> Self {
+        SyncProgress {
+            phase: match p.phase {
+                progress::SyncPhase::Records => SyncPhase::Records,
+                progress::SyncPhase::Uploading => SyncPhase::Uploading,
+                progress::SyncPhase::Downloading => SyncPhase::Downloading,
+                progress::SyncPhase::Done => SyncPhase::Done,
+            },
+            round_trips: p.round_trips,
+            bytes_up: p.bytes_up,
+            bytes_down: p.bytes_down,
+            records_accepted: p.records_accepted,
+            records_pulled: p.records_pulled,
+            chunks_uploaded: p.chunks_uploaded,
+            chunks_downloaded: p.chunks_downloaded,
+        }
+    }
+}
+
+/// Stops a running `sync_async` at its next safe point (it then fails with `Cancelled`);
+/// callable from any thread. What was sent is kept; the next sync carries on.
+#[derive(uniffi::Object, Default)]
+pub struct SyncCancel {
+    token: progress::CancelToken,
+}
+
+#[uniffi::export]
+impl SyncCancel {
+    #[uniffi::constructor]
+    pub fn new() -> Arc<SyncCancel> {
+        Arc::new(SyncCancel::default())
+    }
+
+    pub fn cancel(&self) {
+        self.token.cancel()
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.token.is_cancelled()
     }
 }
 
@@ -336,6 +436,25 @@ pub struct Event {
     pub comment: Option<String>,
 }
 
+/// A field concurrent edits left with several values; settle it with `resolve_conflict`.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct FieldConflict {
+    pub path: String,
+    pub label: String,
+    /// The values, in the order `resolve_conflict` numbers them.
+    pub values: Vec<Conflict>,
+}
+
+/// A record whose changes the server refused: kept on the phone and shown until settled.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct Quarantined {
+    pub record_id: String,
+    pub template_id: String,
+    pub state: String,
+    pub code: String,
+    pub message: String,
+}
+
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct Rejection {
     pub code: String,
@@ -360,6 +479,8 @@ pub struct RecordView {
     pub can_submit: bool,
     pub issues: Vec<Issue>,
     pub events: Vec<Event>,
+    /// While returned: the reviewer's comment saying what to fix.
+    pub review_comment: Option<String>,
 }
 
 impl From<core::RecordView> for RecordView {
@@ -383,6 +504,7 @@ impl From<core::RecordView> for RecordView {
                 .into_iter()
                 .map(|e| Event { kind: e.kind.as_str().to_owned(), by: e.by, at: e.at, comment: e.comment })
                 .collect(),
+            review_comment: r.review_comment,
         }
     }
 }
@@ -473,8 +595,19 @@ impl Device {
         RUNTIME.block_on(async {
             let guard = self.inner.read().await;
             let device = guard.as_ref().ok_or_else(closed)?;
-            Ok(f(device).await?)
+            f(device).await.map_err(|e| DiabanError::of(e, device.language()))
         })
+    }
+}
+
+fn summary(r: diaban_core::store::RecordIndex) -> RecordSummary {
+    RecordSummary {
+        id: r.id,
+        template_id: r.template_id,
+        unit_code: r.unit_code,
+        state: r.state,
+        updated_at: r.updated_at,
+        unsent: r.unsent,
     }
 }
 
@@ -484,16 +617,21 @@ fn closed() -> DiabanError {
 
 #[uniffi::export]
 impl Device {
-    /// Opens (or creates) the store file at `path`, sealed with `key` (32 bytes the app keeps in
-    /// the Android Keystore or iOS Keychain); `server_url` is used only when online.
+    /// Opens (or creates) the store file at `path`, sealed with the key `keys` gives (32 bytes
+    /// the app keeps in the Android Keystore or iOS Keychain); `server_url` is used only when
+    /// online.
     #[uniffi::constructor]
     pub fn open(
         path: String,
-        key: Vec<u8>,
+        keys: Arc<dyn KeyProvider>,
         server_url: String,
         device_name: String,
     ) -> Result<Arc<Device>, DiabanError> {
-        let device = RUNTIME.block_on(core::Device::open(&PathBuf::from(path), &key, &server_url, &device_name))?;
+        let opened = match keys.store_key() {
+            Ok(key) => RUNTIME.block_on(core::Device::open(&PathBuf::from(path), &key, &server_url, &device_name)),
+            Err(KeyError::Unavailable { reason }) => Err(core::DeviceError::KeyUnavailable(reason)),
+        };
+        let device = opened.map_err(|e| DiabanError::of(e, "vi"))?;
         Ok(Arc::new(Device { inner: tokio::sync::RwLock::new(Some(device)) }))
     }
 
@@ -620,15 +758,49 @@ impl Device {
         template_id: Option<String>,
         state: Option<String>,
     ) -> Result<Vec<RecordSummary>, DiabanError> {
-        self.with(async |d| d.records(template_id.as_deref(), state.as_deref()).await).map(|rs| {
-            rs.into_iter()
-                .map(|r| RecordSummary {
-                    id: r.id,
-                    template_id: r.template_id,
-                    unit_code: r.unit_code,
-                    state: r.state,
-                    updated_at: r.updated_at,
-                    unsent: r.unsent,
+        self.with(async |d| d.records(template_id.as_deref(), state.as_deref()).await)
+            .map(|rs| rs.into_iter().map(summary).collect())
+    }
+
+    /// Records whose answers contain every word of `query`, ignoring case and diacritics.
+    pub fn search(&self, query: String, template_id: Option<String>) -> Result<Vec<RecordSummary>, DiabanError> {
+        self.with(async |d| d.search(&query, template_id.as_deref()).await)
+            .map(|rs| rs.into_iter().map(summary).collect())
+    }
+
+    /// Fields of a record that concurrent edits left with several values.
+    pub fn conflicts(&self, record_id: String) -> Result<Vec<FieldConflict>, DiabanError> {
+        self.with(async |d| d.conflicts(&record_id).await).map(|cs| {
+            cs.into_iter()
+                .map(|c| FieldConflict {
+                    path: c.path,
+                    label: c.label,
+                    values: c
+                        .values
+                        .into_iter()
+                        .map(|v| Conflict { display: v.display, by: v.by, device: v.device, at: v.at })
+                        .collect(),
+                })
+                .collect()
+        })
+    }
+
+    /// Keeps value number `choice` of the field's conflicting values (or call `set_field`
+    /// with a new value); the choice syncs to every phone.
+    pub fn resolve_conflict(&self, record_id: String, path: String, choice: u32) -> Result<(), DiabanError> {
+        self.with(async |d| d.resolve_conflict(&record_id, &path, choice).await)
+    }
+
+    /// Records whose changes the server refused; their changes stay on the phone.
+    pub fn quarantined(&self) -> Result<Vec<Quarantined>, DiabanError> {
+        self.with(async |d| d.quarantined().await).map(|qs| {
+            qs.into_iter()
+                .map(|q| Quarantined {
+                    record_id: q.record_id,
+                    template_id: q.template_id,
+                    state: q.state,
+                    code: q.code,
+                    message: q.message,
                 })
                 .collect()
         })
@@ -642,5 +814,38 @@ impl Device {
     /// Syncs the documents, then every pending attachment.
     pub fn sync(&self) -> Result<SyncReport, DiabanError> {
         self.with(async |d| d.sync().await).map(Into::into)
+    }
+
+    /// `sync` without blocking the caller: a Kotlin `suspend fun`, a Swift `async func`, a
+    /// Python coroutine. `listener` hears progress after every round trip and attachment
+    /// chunk, on a thread of its own; `cancel` stops the sync at its next safe point. Other
+    /// calls (edits included) may run meanwhile; their changes go at the next sync.
+    #[uniffi::method(default(listener = None, cancel = None))]
+    pub async fn sync_async(
+        self: Arc<Self>,
+        listener: Option<Arc<dyn SyncListener>>,
+        cancel: Option<Arc<SyncCancel>>,
+    ) -> Result<SyncReport, DiabanError> {
+        let token = cancel.map(|c| c.token.clone()).unwrap_or_default();
+        let task = RUNTIME.spawn(async move {
+            // Progress goes through a channel to a plain thread, so a listener may call back
+            // into the device (or block) without stalling the sync.
+            let (tx, rx) = std::sync::mpsc::channel::<progress::SyncProgress>();
+            let forwarder = listener.map(|l| std::thread::spawn(move || rx.into_iter().for_each(|p| l.on_progress(p.into()))));
+            let result = {
+                let guard = self.inner.read().await;
+                let device = guard.as_ref().ok_or_else(closed)?;
+                let notify = move |p: &progress::SyncProgress| {
+                    let _ = tx.send(p.clone());
+                };
+                device.sync_with(&notify, &token).await.map_err(|e| DiabanError::of(e, device.language()))
+            };
+            if let Some(forwarder) = forwarder {
+                // Every progress report is delivered before the sync returns.
+                let _ = tokio::task::spawn_blocking(move || forwarder.join()).await;
+            }
+            result.map(Into::into)
+        });
+        task.await.unwrap_or_else(|e| Err(DiabanError::Storage { message: format!("the sync task failed: {e}") }))
     }
 }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use automerge::ActorId;
 
 use crate::clock::now;
-use crate::form::{Form, FormCache, Issue, RenderItem};
+use crate::form::{ConflictView, Form, FormCache, Issue, RenderItem};
+use crate::progress::{CancelToken, SyncPhase, SyncProgress};
 use crate::protocol::{self, Account, LoginRequest, LoginResponse, SyncResponse, codes};
 use crate::record::{
     Author, Event, EventKind, FieldPath, HistoryEntry, RecordDoc, RecordError, RecordMeta, WorkflowState,
@@ -70,6 +71,10 @@ pub enum DeviceError {
     TooLarge(String),
     #[error("attachment {0} is not on this device")]
     UnknownAttachment(String),
+    #[error("the store key is not available: {0}")]
+    KeyUnavailable(String),
+    #[error("the sync was cancelled")]
+    Cancelled,
 }
 
 impl From<StoreError> for DeviceError {
@@ -132,6 +137,26 @@ pub struct RecordView {
     pub can_submit: bool,
     pub issues: Vec<Issue>,
     pub events: Vec<Event>,
+    /// While the record is returned: the reviewer's comment saying what to fix.
+    pub review_comment: Option<String>,
+}
+
+/// A field whose concurrent edits left several values for a person to settle.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldConflict {
+    pub path: String,
+    pub label: String,
+    pub values: Vec<ConflictView>,
+}
+
+/// Changes the server refused: kept on the phone, never dropped, shown until settled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Quarantined {
+    pub record_id: String,
+    pub template_id: String,
+    pub state: String,
+    pub code: String,
+    pub message: String,
 }
 
 /// What one round of attachment transfers did.
@@ -374,6 +399,7 @@ impl Device {
         let meta = doc.meta()?;
         let evaluation = form.evaluate_record(&mut doc, &self.lang);
         let state = doc.state();
+        let events = doc.events();
         Ok(RecordView {
             unsent: stored.has_unsent_changes(),
             id: stored.id,
@@ -388,26 +414,120 @@ impl Device {
             can_submit: evaluation.can_submit(),
             items: evaluation.items,
             issues: evaluation.issues,
-            events: doc.events(),
+            review_comment: review_comment(state, &events),
+            events,
         })
+    }
+
+    /// Every field of a record that concurrent edits left with several values, with who wrote
+    /// each, when and from which device; repeat rows included.
+    pub async fn conflicts(&self, record_id: &str) -> Result<Vec<FieldConflict>, DeviceError> {
+        fn walk(items: Vec<RenderItem>, out: &mut Vec<FieldConflict>) {
+            for item in items {
+                if !item.conflicts.is_empty() {
+                    out.push(FieldConflict { path: item.path, label: item.label, values: item.conflicts });
+                }
+                for row in item.rows {
+                    walk(row.items, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.record(record_id).await?.items, &mut out);
+        Ok(out)
+    }
+
+    /// Settles a conflict by keeping the value at `choice` (an index into the field's
+    /// conflicting values); the choice is a change like any other and syncs to every phone.
+    pub async fn resolve_conflict(&self, record_id: &str, path: &str, choice: u32) -> Result<(), DeviceError> {
+        let conflict = self
+            .conflicts(record_id)
+            .await?
+            .into_iter()
+            .find(|c| c.path == path)
+            .ok_or_else(|| DeviceError::InvalidValue(format!("{path} has no conflict to settle")))?;
+        let chosen = conflict
+            .values
+            .get(choice as usize)
+            .ok_or_else(|| DeviceError::InvalidValue(format!("{path} has no value number {choice}")))?;
+        let (stored, form, mut doc) = self.open_record(record_id).await?;
+        ensure_editable(&doc)?;
+        let parsed = field_path(&form, path, false)?;
+        let field_type = form.template().find(&parsed.name).map(|f| f.field_type).ok_or_else(|| {
+            DeviceError::UnknownField(path.to_owned())
+        })?;
+        let value = FieldValue::from_json(field_type, &chosen.value)
+            .ok_or_else(|| DeviceError::InvalidValue(format!("{path}: the kept value does not fit the field")))?;
+        doc.set_field(&parsed, &value, now())?;
+        self.save(stored, doc).await
+    }
+
+    /// Records whose answers contain every word of `query`, ignoring case and Vietnamese
+    /// diacritics ("nguyen van" finds "Nguyễn Văn"), newest first; optionally of one template.
+    /// Documents are opened one by one on the phone: nothing readable is kept in an index.
+    pub async fn search(&self, query: &str, template_id: Option<&str>) -> Result<Vec<RecordIndex>, DeviceError> {
+        let words: Vec<String> = crate::search::fold(query).split_whitespace().map(str::to_owned).collect();
+        let mut found = Vec::new();
+        for index in self.store.list(template_id, None).await? {
+            let Some(stored) = self.store.record(&index.id).await? else { continue };
+            let doc = RecordDoc::load(&stored.doc, None)?;
+            if crate::search::matches(&doc.values(), &words) {
+                found.push(index);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Records whose changes the server refused, with its reason. Their changes stay on the
+    /// phone (quarantined), are sent again at every sync, and leave this list once accepted.
+    pub async fn quarantined(&self) -> Result<Vec<Quarantined>, DeviceError> {
+        Ok(self
+            .store
+            .rejected()
+            .await?
+            .into_iter()
+            .map(|(index, (code, message))| Quarantined {
+                record_id: index.id,
+                template_id: index.template_id,
+                state: index.state,
+                code,
+                message,
+            })
+            .collect())
     }
 
     /// Syncs the documents, then moves every pending attachment.
     pub async fn sync(&self) -> Result<SyncReport, DeviceError> {
-        let mut report = self.sync_records().await?;
-        report.attachments = self.transfer_attachments(u32::MAX).await?;
+        self.sync_with(&ignore_progress, &CancelToken::new()).await
+    }
+
+    /// [`Device::sync`], telling `progress` after every round trip and attachment chunk, and
+    /// stopping with [`DeviceError::Cancelled`] at the next safe point once `cancel` fires.
+    pub async fn sync_with(
+        &self,
+        progress: &(dyn Fn(&SyncProgress) + Send + Sync),
+        cancel: &CancelToken,
+    ) -> Result<SyncReport, DeviceError> {
+        let mut run = Run::new(progress, cancel.clone());
+        let mut report = self.exchange_records(&mut run).await?;
+        report.attachments = self.move_attachments(u32::MAX, &mut run).await?;
+        run.step(|p| p.phase = SyncPhase::Done);
         Ok(report)
     }
 
     /// Sends unsent changes and fetches what is new, in as few round trips as the server
     /// allows; attachments are left for [`Device::transfer_attachments`].
     pub async fn sync_records(&self) -> Result<SyncReport, DeviceError> {
-        let token = self.fresh_token().await?;
+        self.exchange_records(&mut Run::new(&ignore_progress, CancelToken::new())).await
+    }
+
+    async fn exchange_records(&self, run: &mut Run<'_>) -> Result<SyncReport, DeviceError> {
+        let token = run.wire(self.fresh_token()).await?;
         let mut report = SyncReport::default();
         for _ in 0..MAX_EXCHANGES {
             let outgoing = sync::build_request(&self.store).await?;
             let (response, traffic): (SyncResponse, Traffic) =
-                self.transport.post(protocol::SYNC_PATH, Some(&token), &outgoing).await?;
+                run.wire(self.transport.post(protocol::SYNC_PATH, Some(&token), &outgoing)).await?;
             report.round_trips += 1;
             if response.token_expires_at > 0 {
                 self.store.set_setting(TOKEN_EXPIRES_KEY, &response.token_expires_at.to_string()).await?;
@@ -415,6 +535,13 @@ impl Device {
             report.bytes_up += traffic.bytes_up;
             report.bytes_down += traffic.bytes_down;
             let step = sync::apply_response(&self.store, &outgoing, response, &self.actor, now()).await?;
+            run.step(|p| {
+                p.round_trips += 1;
+                p.bytes_up += traffic.bytes_up;
+                p.bytes_down += traffic.bytes_down;
+                p.records_accepted += step.accepted.len() as u32;
+                p.records_pulled += step.pulled_records as u32;
+            });
             report.accepted.extend(step.accepted);
             report.rejected.extend(step.rejected);
             report.pulled_records += step.pulled_records;
@@ -497,13 +624,19 @@ impl Device {
     /// at most `budget` chunks. An interrupted transfer resumes after the last chunk the
     /// receiving side committed: the server's count for uploads, the kept chunks for downloads.
     pub async fn transfer_attachments(&self, budget: u32) -> Result<TransferReport, DeviceError> {
+        self.move_attachments(budget, &mut Run::new(&ignore_progress, CancelToken::new())).await
+    }
+
+    async fn move_attachments(&self, budget: u32, run: &mut Run<'_>) -> Result<TransferReport, DeviceError> {
         use sha2::Digest;
         let token = self.store.setting(TOKEN_KEY).await?.ok_or(DeviceError::NotLoggedIn)?;
         let mut report = TransferReport::default();
         let mut left = budget;
         for up in self.store.pending_uploads().await? {
             let base = format!("{}/{}", protocol::ATTACHMENTS_PATH, up.sha256);
-            let status: protocol::AttachmentStatus = self.transport.get_json(&format!("{base}/status"), &token).await?;
+            run.step(|p| p.phase = SyncPhase::Uploading);
+            let status: protocol::AttachmentStatus =
+                run.wire(self.transport.get_json(&format!("{base}/status"), &token)).await?;
             let data = self.attachment(&up.sha256).await?;
             let mut offset = status.received.min(up.size);
             while !status.complete && offset < up.size {
@@ -516,7 +649,12 @@ impl Device {
                     ("size", up.size.to_string()),
                     ("content_type", up.content_type.clone()),
                 ];
-                self.transport.put_bytes(&base, &query, &token, data[offset as usize..end as usize].to_vec()).await?;
+                let chunk = data[offset as usize..end as usize].to_vec();
+                run.wire(self.transport.put_bytes(&base, &query, &token, chunk)).await?;
+                run.step(|p| {
+                    p.chunks_uploaded += 1;
+                    p.bytes_up += end - offset;
+                });
                 offset = end;
                 left -= 1;
                 report.uploaded_chunks += 1;
@@ -526,13 +664,14 @@ impl Device {
         }
         for (down, record_id) in self.store.missing_attachments().await? {
             let base = format!("{}/{}", protocol::ATTACHMENTS_PATH, down.sha256);
+            run.step(|p| p.phase = SyncPhase::Downloading);
             let mut offset = self.store.downloaded_bytes(&down.sha256).await?;
             while offset < down.size {
                 if left == 0 {
                     return Ok(report);
                 }
                 let query = [("offset", offset.to_string()), ("length", protocol::CHUNK_BYTES.to_string())];
-                let chunk = self.transport.get_bytes(&base, &query, &token).await?;
+                let chunk = run.wire(self.transport.get_bytes(&base, &query, &token)).await?;
                 if chunk.is_empty() {
                     return Err(DeviceError::Server {
                         status: 0,
@@ -541,6 +680,10 @@ impl Device {
                     });
                 }
                 self.store.put_download_chunk(&down.sha256, offset, &chunk).await?;
+                run.step(|p| {
+                    p.chunks_downloaded += 1;
+                    p.bytes_down += chunk.len() as u64;
+                });
                 offset += chunk.len() as u64;
                 left -= 1;
                 report.downloaded_chunks += 1;
@@ -594,6 +737,58 @@ impl Device {
         }
         Ok(())
     }
+}
+
+/// One sync's progress reporting and cancellation.
+struct Run<'a> {
+    progress: &'a (dyn Fn(&SyncProgress) + Send + Sync),
+    cancel: CancelToken,
+    state: SyncProgress,
+}
+
+impl<'a> Run<'a> {
+    fn new(progress: &'a (dyn Fn(&SyncProgress) + Send + Sync), cancel: CancelToken) -> Run<'a> {
+        let state = SyncProgress {
+            phase: SyncPhase::Records,
+            round_trips: 0,
+            bytes_up: 0,
+            bytes_down: 0,
+            records_accepted: 0,
+            records_pulled: 0,
+            chunks_uploaded: 0,
+            chunks_downloaded: 0,
+        };
+        Run { progress, cancel, state }
+    }
+
+    /// Runs one network call unless the sync is cancelled before or while it runs. A call cut
+    /// short is safe: whatever the server committed is acknowledged again next time.
+    async fn wire<T, E: Into<DeviceError>>(&self, call: impl Future<Output = Result<T, E>>) -> Result<T, DeviceError> {
+        if self.cancel.is_cancelled() {
+            return Err(DeviceError::Cancelled);
+        }
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => Err(DeviceError::Cancelled),
+            result = call => result.map_err(Into::into),
+        }
+    }
+
+    /// Updates the progress and tells the app.
+    fn step(&mut self, update: impl FnOnce(&mut SyncProgress)) {
+        update(&mut self.state);
+        (self.progress)(&self.state);
+    }
+}
+
+fn ignore_progress(_: &SyncProgress) {}
+
+/// The reviewer's comment a returned record carries: the latest `return` event's.
+fn review_comment(state: WorkflowState, events: &[Event]) -> Option<String> {
+    if state != WorkflowState::Returned {
+        return None;
+    }
+    events.iter().rev().find(|e| e.kind == EventKind::Return).and_then(|e| e.comment.clone())
 }
 
 fn ensure_editable(doc: &RecordDoc) -> Result<(), DeviceError> {

@@ -13,6 +13,9 @@
 //! - [`sync`]: the device side of sync, sans-IO (request in, response out).
 //! - [`transport`]: HTTP transport for the device.
 //! - [`device`]: the device API the bindings expose to phone apps.
+//! - [`progress`]: sync progress reports and cancellation.
+//! - [`messages`]: device errors as sentences in Vietnamese and English.
+//! - [`search`]: diacritic-insensitive matching of record answers.
 //! - [`glossary`]: Vietnamese domain terms and their English names in code.
 
 pub mod clock;
@@ -22,9 +25,12 @@ pub mod device;
 pub mod expr;
 pub mod form;
 pub mod glossary;
+pub mod messages;
 pub mod period;
+pub mod progress;
 pub mod protocol;
 pub mod record;
+pub mod search;
 pub mod store;
 pub mod sync;
 pub mod template;

@@ -300,6 +300,33 @@ impl Store {
             .collect())
     }
 
+    /// Records the server refused, with its (code, message), newest first.
+    pub async fn rejected(&self) -> Result<Vec<(RecordIndex, (String, String))>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, template_id, template_version, unit_code, state, updated_at, heads != server_heads AS unsent,
+                    rejection_code, rejection_message
+             FROM records WHERE rejection_code IS NOT NULL ORDER BY updated_at DESC, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let index = RecordIndex {
+                    id: r.get("id"),
+                    template_id: r.get("template_id"),
+                    template_version: r.get("template_version"),
+                    unit_code: r.get("unit_code"),
+                    state: r.get("state"),
+                    updated_at: r.get("updated_at"),
+                    unsent: r.get("unsent"),
+                };
+                let reason: (Option<String>, Option<String>) = (r.get("rejection_code"), r.get("rejection_message"));
+                (index, (reason.0.unwrap_or_default(), reason.1.unwrap_or_default()))
+            })
+            .collect())
+    }
+
     /// Saves a template version (as received by sync).
     pub async fn put_template(&self, template: &Template) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;

@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,12 +14,25 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DIABAN = ROOT / "target" / "debug" / "diaban"
-sys.path.insert(0, str(ROOT / "target" / "bindings" / "python"))
 
-import diaban  # noqa: E402  (the generated binding)
+import diaban  # the binding, pip-installed from bindings/python by tests/run.sh
+
+
+class StaticKey(diaban.KeyProvider):
+    """The host's key provider; a phone app reads the key from the Android Keystore or the
+    iOS Keychain instead."""
+
+    def __init__(self, key: bytes):
+        self.key = key
+        self.calls = 0
+
+    def store_key(self) -> bytes:
+        self.calls += 1
+        return self.key
+
 
 # The device store key a phone app would keep in the Android Keystore / iOS Keychain.
-KEY = bytes(range(32))
+KEY = StaticKey(bytes(range(32)))
 
 
 class Server:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import diaban
-from conftest import KEY, Server
+from conftest import KEY, Server, StaticKey
 
 SECRET_PLACE = "Nhà ông Vàng A Sùng, bản Huổi Lèng"
 SECRET_NOTE = "Người báo tin: Giàng Thị Mỷ"
@@ -48,9 +48,18 @@ def test_a_wrong_key_is_a_clear_error_and_changes_nothing(server: Server, device
     phone.close()
 
     with pytest.raises(diaban.DiabanError.WrongKey):
-        diaban.Device.open(device_path, bytes(32), server.url, "phone")
+        diaban.Device.open(device_path, StaticKey(bytes(32)), server.url, "phone")
     with pytest.raises(diaban.DiabanError.WrongKey):
-        diaban.Device.open(device_path, b"too short", server.url, "phone")
+        diaban.Device.open(device_path, StaticKey(b"too short"), server.url, "phone")
+
+
+    class LockedPhone(diaban.KeyProvider):
+        def store_key(self):
+            raise diaban.KeyError.Unavailable("the Keystore is locked")
+
+    with pytest.raises(diaban.DiabanError.KeyUnavailable) as locked:
+        diaban.Device.open(device_path, LockedPhone(), server.url, "phone")
+    assert "mở khoá điện thoại" in str(locked.value)
 
     phone = diaban.Device.open(device_path, KEY, server.url, "phone")
     assert [r.id for r in phone.records(None, None)] == [record]
