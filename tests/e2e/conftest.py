@@ -171,3 +171,44 @@ def signed_in(browser, server: Server, username="kiemduyet.sonla", password="kie
     page.wait_for_url("**/records")
     return page
 
+
+
+class Reviewer:
+    """A province reviewer using the review web UI over plain HTTP (forms, session cookie,
+    CSRF token), as a browser would; for tests that are about the phone, not the page."""
+
+    class _NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    def __init__(self, server: Server, username="kiemduyet.sonla", password="kiemduyet-mat-khau"):
+        import urllib.parse
+
+        self.server = server
+        self.opener = urllib.request.build_opener(self._NoRedirect)
+        body = urllib.parse.urlencode({"username": username, "password": password}).encode()
+        status, headers, _ = self._send("/login", body)
+        assert status == 303, status
+        self.cookie = headers["set-cookie"].split(";")[0]
+
+    def _send(self, path: str, body: bytes | None = None):
+        headers = {"cookie": self.cookie} if hasattr(self, "cookie") else {}
+        if body is not None:
+            headers["content-type"] = "application/x-www-form-urlencoded"
+        req = urllib.request.Request(self.server.url + path, data=body, headers=headers)
+        try:
+            with self.opener.open(req, timeout=30) as resp:
+                return resp.status, resp.headers, resp.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read().decode()
+
+    def review(self, record_id: str, action: str, comment: str = "") -> None:
+        """`return` (with a comment), `approve` or `sign_off`, from the record's page."""
+        import urllib.parse
+
+        status, _, page = self._send(f"/records/{record_id}")
+        assert status == 200, status
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        body = urllib.parse.urlencode({"csrf": csrf, "action": action, "comment": comment}).encode()
+        status, _, page = self._send(f"/records/{record_id}/review", body)
+        assert status == 303, (status, page)
