@@ -39,6 +39,18 @@ step "Python binding, installed with pip from bindings/python"
 DIABAN_BINDINGS_DIR="$PWD/target/bindings/python" "$venv/bin/pip" install --quiet --disable-pip-version-check \
   --force-reinstall --no-deps ./bindings/python
 
+step "Kotlin binding on the JVM (Maven: kotlin-maven-plugin, JNA, JUnit 5)"
+if ! command -v mvn >/dev/null || ! command -v javac >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q maven default-jdk-headless >/dev/null
+  else
+    missing "a JDK and Maven: run 'sudo apt-get install maven default-jdk-headless'"
+  fi
+fi
+mvn -B -q -f bindings/kotlin/pom.xml test
+
 step "Chromium for browser tests"
 chromium="${CHROMIUM:-/usr/bin/chromium}"
 if [ ! -x "$chromium" ]; then

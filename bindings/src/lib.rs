@@ -23,82 +23,83 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
         .unwrap_or_else(|e| panic!("cannot start the diaban runtime: {e}"))
 });
 
-/// Errors an app shows or acts on. `message` is a sentence for the user.
+/// Errors an app shows or acts on. `reason` is a sentence for the user, in the device's
+/// language (not `message`: Kotlin exceptions already have one).
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum DiabanError {
-    #[error("{message}")]
-    InvalidCredentials { message: String },
-    #[error("{message}")]
-    TooManyAttempts { message: String },
-    #[error("{message}")]
-    Unauthorized { message: String },
-    #[error("{message}")]
-    UpgradeRequired { message: String },
-    #[error("{message}")]
-    Unreachable { message: String },
-    #[error("{message}")]
-    Server { status: u16, code: String, message: String },
-    #[error("{message}")]
-    NotLoggedIn { message: String },
-    #[error("{message}")]
-    UnknownTemplate { message: String },
-    #[error("{message}")]
-    UnknownRecord { message: String },
-    #[error("{message}")]
-    UnknownField { message: String },
-    #[error("{message}")]
-    InvalidPeriod { message: String },
-    #[error("{message}")]
-    InvalidValue { message: String },
-    #[error("{message}")]
-    NotEditable { message: String },
-    #[error("{message}")]
-    Incomplete { issues: Vec<Issue>, message: String },
-    #[error("{message}")]
-    Storage { message: String },
-    #[error("{message}")]
-    Closed { message: String },
-    #[error("{message}")]
-    WrongKey { message: String },
-    #[error("{message}")]
-    TooLarge { message: String },
-    #[error("{message}")]
-    UnknownAttachment { message: String },
-    #[error("{message}")]
-    KeyUnavailable { message: String },
-    #[error("{message}")]
-    Cancelled { message: String },
+    #[error("{reason}")]
+    InvalidCredentials { reason: String },
+    #[error("{reason}")]
+    TooManyAttempts { reason: String },
+    #[error("{reason}")]
+    Unauthorized { reason: String },
+    #[error("{reason}")]
+    UpgradeRequired { reason: String },
+    #[error("{reason}")]
+    Unreachable { reason: String },
+    #[error("{reason}")]
+    Server { status: u16, code: String, reason: String },
+    #[error("{reason}")]
+    NotLoggedIn { reason: String },
+    #[error("{reason}")]
+    UnknownTemplate { reason: String },
+    #[error("{reason}")]
+    UnknownRecord { reason: String },
+    #[error("{reason}")]
+    UnknownField { reason: String },
+    #[error("{reason}")]
+    InvalidPeriod { reason: String },
+    #[error("{reason}")]
+    InvalidValue { reason: String },
+    #[error("{reason}")]
+    NotEditable { reason: String },
+    #[error("{reason}")]
+    Incomplete { issues: Vec<Issue>, reason: String },
+    #[error("{reason}")]
+    Storage { reason: String },
+    #[error("{reason}")]
+    Closed { reason: String },
+    #[error("{reason}")]
+    WrongKey { reason: String },
+    #[error("{reason}")]
+    TooLarge { reason: String },
+    #[error("{reason}")]
+    UnknownAttachment { reason: String },
+    #[error("{reason}")]
+    KeyUnavailable { reason: String },
+    #[error("{reason}")]
+    Cancelled { reason: String },
 }
 
 impl DiabanError {
     /// Core's error with its message for the user in `lang`.
     fn of(e: core::DeviceError, lang: &str) -> Self {
-        let message = e.user_message(lang);
+        let reason = e.user_message(lang);
         use core::DeviceError as E;
         match e {
-            E::InvalidCredentials => DiabanError::InvalidCredentials { message },
-            E::TooManyAttempts => DiabanError::TooManyAttempts { message },
-            E::Unauthorized => DiabanError::Unauthorized { message },
-            E::UpgradeRequired => DiabanError::UpgradeRequired { message },
-            E::Unreachable(_) => DiabanError::Unreachable { message },
-            E::Server { status, code, .. } => DiabanError::Server { status, code, message },
-            E::NotLoggedIn => DiabanError::NotLoggedIn { message },
-            E::UnknownTemplate(_) => DiabanError::UnknownTemplate { message },
-            E::UnknownRecord(_) => DiabanError::UnknownRecord { message },
-            E::UnknownField(_) => DiabanError::UnknownField { message },
-            E::InvalidPeriod(_) => DiabanError::InvalidPeriod { message },
-            E::InvalidValue(_) => DiabanError::InvalidValue { message },
-            E::NotEditable(_) => DiabanError::NotEditable { message },
+            E::InvalidCredentials => DiabanError::InvalidCredentials { reason },
+            E::TooManyAttempts => DiabanError::TooManyAttempts { reason },
+            E::Unauthorized => DiabanError::Unauthorized { reason },
+            E::UpgradeRequired => DiabanError::UpgradeRequired { reason },
+            E::Unreachable(_) => DiabanError::Unreachable { reason },
+            E::Server { status, code, .. } => DiabanError::Server { status, code, reason },
+            E::NotLoggedIn => DiabanError::NotLoggedIn { reason },
+            E::UnknownTemplate(_) => DiabanError::UnknownTemplate { reason },
+            E::UnknownRecord(_) => DiabanError::UnknownRecord { reason },
+            E::UnknownField(_) => DiabanError::UnknownField { reason },
+            E::InvalidPeriod(_) => DiabanError::InvalidPeriod { reason },
+            E::InvalidValue(_) => DiabanError::InvalidValue { reason },
+            E::NotEditable(_) => DiabanError::NotEditable { reason },
             E::Incomplete { issues } => DiabanError::Incomplete {
                 issues: issues.into_iter().map(|i| Issue { field: i.field, message: i.message }).collect(),
-                message,
+                reason,
             },
-            E::Storage(_) => DiabanError::Storage { message },
-            E::WrongKey => DiabanError::WrongKey { message },
-            E::TooLarge(_) => DiabanError::TooLarge { message },
-            E::UnknownAttachment(_) => DiabanError::UnknownAttachment { message },
-            E::KeyUnavailable(_) => DiabanError::KeyUnavailable { message },
-            E::Cancelled => DiabanError::Cancelled { message },
+            E::Storage(_) => DiabanError::Storage { reason },
+            E::WrongKey => DiabanError::WrongKey { reason },
+            E::TooLarge(_) => DiabanError::TooLarge { reason },
+            E::UnknownAttachment(_) => DiabanError::UnknownAttachment { reason },
+            E::KeyUnavailable(_) => DiabanError::KeyUnavailable { reason },
+            E::Cancelled => DiabanError::Cancelled { reason },
         }
     }
 }
@@ -612,7 +613,7 @@ fn summary(r: diaban_core::store::RecordIndex) -> RecordSummary {
 }
 
 fn closed() -> DiabanError {
-    DiabanError::Closed { message: "the device store is closed".into() }
+    DiabanError::Closed { reason: "the device store is closed".into() }
 }
 
 #[uniffi::export]
@@ -635,8 +636,10 @@ impl Device {
         Ok(Arc::new(Device { inner: tokio::sync::RwLock::new(Some(device)) }))
     }
 
-    /// Closes the store. Later calls fail with `Closed`.
-    pub fn close(&self) {
+    /// Closes the store, waiting for its files to be closed cleanly. Later calls fail with
+    /// `Closed`. (Not `close`: uniffi objects are `AutoCloseable` in Kotlin, whose `close`
+    /// frees the object itself.)
+    pub fn close_store(&self) {
         RUNTIME.block_on(async {
             if let Some(device) = self.inner.write().await.take() {
                 device.close().await;
@@ -831,7 +834,8 @@ impl Device {
             // Progress goes through a channel to a plain thread, so a listener may call back
             // into the device (or block) without stalling the sync.
             let (tx, rx) = std::sync::mpsc::channel::<progress::SyncProgress>();
-            let forwarder = listener.map(|l| std::thread::spawn(move || rx.into_iter().for_each(|p| l.on_progress(p.into()))));
+            let forwarder =
+                listener.map(|l| std::thread::spawn(move || rx.into_iter().for_each(|p| l.on_progress(p.into()))));
             let result = {
                 let guard = self.inner.read().await;
                 let device = guard.as_ref().ok_or_else(closed)?;
@@ -846,6 +850,6 @@ impl Device {
             }
             result.map(Into::into)
         });
-        task.await.unwrap_or_else(|e| Err(DiabanError::Storage { message: format!("the sync task failed: {e}") }))
+        task.await.unwrap_or_else(|e| Err(DiabanError::Storage { reason: format!("the sync task failed: {e}") }))
     }
 }

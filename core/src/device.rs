@@ -453,9 +453,11 @@ impl Device {
         let (stored, form, mut doc) = self.open_record(record_id).await?;
         ensure_editable(&doc)?;
         let parsed = field_path(&form, path, false)?;
-        let field_type = form.template().find(&parsed.name).map(|f| f.field_type).ok_or_else(|| {
-            DeviceError::UnknownField(path.to_owned())
-        })?;
+        let field_type = form
+            .template()
+            .find(&parsed.name)
+            .map(|f| f.field_type)
+            .ok_or_else(|| DeviceError::UnknownField(path.to_owned()))?;
         let value = FieldValue::from_json(field_type, &chosen.value)
             .ok_or_else(|| DeviceError::InvalidValue(format!("{path}: the kept value does not fit the field")))?;
         doc.set_field(&parsed, &value, now())?;

@@ -157,8 +157,8 @@ class Phones:
         self.b.login("canbo2.muonggion", "canbo-mat-khau")
 
     def close(self):
-        self.a.close()
-        self.b.close()
+        self.a.close_store()
+        self.b.close_store()
 
 
 def signed_in(browser, server: Server, username="kiemduyet.sonla", password="kiemduyet-mat-khau"):

@@ -25,7 +25,7 @@ def test_a_revoked_phone_is_cut_off_at_its_next_sync_and_keeps_its_data(server: 
     with pytest.raises(diaban.DiabanError.Server) as refused:
         phone.login("canbo.muonggion", "canbo-mat-khau")
     assert refused.value.code == "device_revoked"
-    phone.close()
+    phone.close_store()
 
 
 def test_tokens_expire_and_are_refreshed_before_they_do(server: Server, device_path):
@@ -49,7 +49,7 @@ def test_tokens_expire_and_are_refreshed_before_they_do(server: Server, device_p
         phone.sync()
     phone.login("canbo.muonggion", "canbo-mat-khau")
     phone.sync()
-    phone.close()
+    phone.close_store()
 
 
 def test_repeated_wrong_passwords_are_refused_for_a_while(server: Server, device_path):
@@ -69,4 +69,4 @@ def test_repeated_wrong_passwords_are_refused_for_a_while(server: Server, device
     with sqlite3.connect(server.db) as db:
         failed = db.execute("SELECT COUNT(*) FROM audit_log WHERE action = 'device_login_failed'").fetchone()[0]
     assert failed == 5
-    phone.close()
+    phone.close_store()

@@ -57,7 +57,7 @@ def test_an_admin_manages_users_templates_units_grants_and_devices(server: Serve
     assert "revoked" in page.inner_text("#outcome")
     with pytest.raises(diaban.DiabanError.Unauthorized):
         phone.sync()
-    phone.close()
+    phone.close_store()
 
 
 def test_a_reviewer_of_another_province_cannot_open_a_record_by_its_id(server: Server, device_path, browser):
@@ -75,4 +75,4 @@ def test_a_reviewer_of_another_province_cannot_open_a_record_by_its_id(server: S
     export = page.request.get(f"{server.url}/export/propaganda_session.csv")
     assert export.status == 200
     assert len(export.text().strip().splitlines()) == 1, "the export holds the header and no record of Sơn La"
-    phone.close()
+    phone.close_store()

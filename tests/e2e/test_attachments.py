@@ -81,12 +81,12 @@ def test_an_interrupted_download_keeps_its_chunks_and_finishes_later(phones, ser
         kept = db.execute("SELECT COUNT(*) FROM download_chunks WHERE sha256 = ?", (sha,)).fetchone()[0]
     assert kept == 2
     # The phone restarts; the download goes on from the third chunk.
-    b.close()
+    b.close_store()
     b = diaban.Device.open(str(tmp_path / "b.sqlite"), KEY, server.url, "B")
     rest = b.transfer_attachments(100)
     assert (rest.downloaded_chunks, rest.downloaded_files, rest.done) == (2, 1, True)
     assert b.attachment(sha) == data
-    b.close()
+    b.close_store()
 
 
 def test_size_limits_and_other_communes(phones, server: Server, tmp_path):
@@ -104,4 +104,4 @@ def test_size_limits_and_other_communes(phones, server: Server, tmp_path):
     token = server.token("canbo.sopcop", "canbo-mat-khau")
     status, body = server.get(f"/api/v1/attachments/{sha}?offset=0&length=100", {"authorization": "Bearer " + token})
     assert status == 404 and body["error"]["code"] == "not_found", "another commune's photo is not reachable"
-    other.close()
+    other.close_store()

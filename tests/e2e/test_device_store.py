@@ -24,7 +24,7 @@ def test_the_store_file_holds_no_plaintext_value_or_token(server: Server, device
     phone.set_field(record, "place", diaban.FieldValue.TEXT(SECRET_PLACE))
     phone.set_field(record, "notes", diaban.FieldValue.TEXT(SECRET_NOTE))
     phone.sync()
-    phone.close()
+    phone.close_store()
 
     raw = disk_bytes(device_path)
     assert len(raw) > 10_000
@@ -38,14 +38,14 @@ def test_the_store_file_holds_no_plaintext_value_or_token(server: Server, device
 
     reopened = diaban.Device.open(device_path, KEY, server.url, "phone")
     assert {i.name: i.display for i in reopened.record(record).items}["place"] == SECRET_PLACE
-    reopened.close()
+    reopened.close_store()
 
 
 def test_a_wrong_key_is_a_clear_error_and_changes_nothing(server: Server, device_path):
     phone = diaban.Device.open(device_path, KEY, server.url, "phone")
     phone.login("canbo.muonggion", "canbo-mat-khau")
     record = phone.create_record("propaganda_session", None)
-    phone.close()
+    phone.close_store()
 
     with pytest.raises(diaban.DiabanError.WrongKey):
         diaban.Device.open(device_path, StaticKey(bytes(32)), server.url, "phone")
@@ -63,7 +63,7 @@ def test_a_wrong_key_is_a_clear_error_and_changes_nothing(server: Server, device
 
     phone = diaban.Device.open(device_path, KEY, server.url, "phone")
     assert [r.id for r in phone.records(None, None)] == [record]
-    phone.close()
+    phone.close_store()
 
 
 def test_edits_append_chunks_that_fold_into_a_snapshot_without_losing_history(server: Server, device_path):
@@ -81,10 +81,10 @@ def test_edits_append_chunks_that_fold_into_a_snapshot_without_losing_history(se
     for n in range(11, 41):
         phone.set_field(record, "participants", diaban.FieldValue.INTEGER(n))
     assert chunks() == 40 - 32, "32 chunks were folded into the snapshot"
-    phone.close()
+    phone.close_store()
 
     phone = diaban.Device.open(device_path, KEY, server.url, "phone")
     history = phone.history(record, "participants")
     assert [h.new_value for h in history] == [str(n) for n in range(1, 41)], "the snapshot keeps every change"
     assert phone.sync().accepted == [record], "the whole history still syncs"
-    phone.close()
+    phone.close_store()

@@ -21,7 +21,7 @@ def test_wrong_password_is_a_typed_error_and_stores_no_token(server: Server, dev
         phone.login("canbo.muonggion", "sai-mat-khau")
     with pytest.raises(diaban.DiabanError.NotLoggedIn):
         phone.sync()
-    phone.close()
+    phone.close_store()
 
 
 def test_unreachable_server_is_a_typed_error_and_keeps_the_record(server: Server, device_path):
@@ -34,7 +34,7 @@ def test_unreachable_server_is_a_typed_error_and_keeps_the_record(server: Server
         phone.sync()
     assert [r.id for r in phone.records(None, None)] == [record_id]
     assert phone.record(record_id).unsent
-    phone.close()
+    phone.close_store()
 
 
 def test_unknown_template_and_bad_values_are_typed_errors(server: Server, device_path):
@@ -61,7 +61,7 @@ def test_unknown_template_and_bad_values_are_typed_errors(server: Server, device
         phone.submit(record_id)
     assert {i.field for i in failed.value.issues} == {"session_date", "place", "audience_group", "participants_female"}
     assert phone.record(record_id).state == "draft"
-    phone.close()
+    phone.close_store()
 
 
 def test_server_answers_malformed_requests_with_json_4xx_and_changes_nothing(server: Server):

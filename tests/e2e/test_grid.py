@@ -46,7 +46,7 @@ def test_the_grid_shows_who_reported_for_which_period(server: Server, device_pat
     assert cell("04231", current).get_attribute("class") == "not_started"
     assert cell("03694", previous).get_attribute("class") == ("late" if previous_late else "draft")
     assert cell("04231", previous).get_attribute("class") == ("late" if previous_late else "not_started")
-    phone.close()
+    phone.close_store()
 
 
 def test_the_rollup_sums_reported_answers_per_commune_and_up_to_the_province(server: Server, tmp_path, browser):
@@ -83,4 +83,4 @@ def test_the_rollup_sums_reported_answers_per_commune_and_up_to_the_province(ser
     first = [c.value for c in sheet[2]]
     assert first == ["14", "Tỉnh Sơn La", "Tỉnh", 2, 6]
     for phone in phones:
-        phone.close()
+        phone.close_store()

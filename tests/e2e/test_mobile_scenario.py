@@ -114,13 +114,13 @@ def test_a_day_on_the_phone(server: Server, tmp_path):
     # Errors speak the officer's language, Vietnamese by default.
     with pytest.raises(diaban.DiabanError.NotEditable) as locked:
         a.set_field(record, "place", text("x"))
-    assert locked.value.message == "Hồ sơ đang ở trạng thái đã gửi nên không sửa được."
+    assert locked.value.reason == "Hồ sơ đang ở trạng thái đã gửi nên không sửa được."
     a.set_language("en")
     with pytest.raises(diaban.DiabanError.NotEditable) as locked:
         a.set_field(record, "place", text("x"))
-    assert locked.value.message == "The record is submitted and cannot be edited now."
-    a.close()
-    b.close()
+    assert locked.value.reason == "The record is submitted and cannot be edited now."
+    a.close_store()
+    b.close_store()
 
 
 def test_a_refused_change_stays_in_quarantine_until_the_record_can_take_it(server: Server, tmp_path):
@@ -154,8 +154,8 @@ def test_a_refused_change_stays_in_quarantine_until_the_record_can_take_it(serve
     report = b.sync()
     assert report.accepted == [record]
     assert b.quarantined() == []
-    a.close()
-    b.close()
+    a.close_store()
+    b.close_store()
 
 
 def test_a_long_sync_stops_when_cancelled_and_the_next_one_finishes_without_repeats(server: Server, tmp_path):
@@ -193,4 +193,4 @@ def test_a_long_sync_stops_when_cancelled_and_the_next_one_finishes_without_repe
     stopped_early.cancel()
     with pytest.raises(diaban.DiabanError.Cancelled):
         asyncio.run(phone.sync_async(None, stopped_early))
-    phone.close()
+    phone.close_store()

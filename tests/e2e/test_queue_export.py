@@ -66,5 +66,5 @@ def test_the_queue_filters_and_the_exports_hold_the_right_values(server: Server,
     text = open(download.value.path(), encoding="utf-8-sig").read()
     table = list(csv.DictReader(io.StringIO(text)))
     assert sorted(int(r["Số người tham dự"]) for r in table) == [57, 95, 210]
-    a.close()
-    b.close()
+    a.close_store()
+    b.close_store()

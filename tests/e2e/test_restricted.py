@@ -51,5 +51,5 @@ def test_only_granted_users_see_restricted_records_and_reads_are_audited(server:
     with sqlite3.connect(server.db) as db:
         reads = db.execute("SELECT username, detail FROM audit_log WHERE action = 'read_restricted'").fetchall()
     assert reads == [("kiemduyet.sonla", tip)]
-    granted.close()
-    other.close()
+    granted.close_store()
+    other.close_store()

@@ -54,7 +54,7 @@ def test_return_with_a_comment_fix_resubmit_approve(server: Server, device_path,
     with sqlite3.connect(server.db) as db:
         actions = [a for (a,) in db.execute("SELECT action FROM audit_log WHERE action IN ('return', 'approve') ORDER BY id")]
     assert actions == ["return", "approve"]
-    phone.close()
+    phone.close_store()
 
 
 def test_a_return_needs_a_comment_and_a_draft_cannot_be_reviewed(server: Server, device_path, browser):
@@ -75,7 +75,7 @@ def test_a_return_needs_a_comment_and_a_draft_cannot_be_reviewed(server: Server,
     page.reload()
     page.click("#review button[value=return]")
     assert "Trả lại hồ sơ cần ý kiến" in page.inner_text("main")
-    phone.close()
+    phone.close_store()
 
 
 TWO_LEVELS = {
@@ -116,4 +116,4 @@ def test_two_levels_the_commune_lead_signs_off_then_the_province_approves(server
     assert view.state == "approved"
     assert [(e.kind, e.by) for e in view.events] == [
         ("submit", "canbo.muonggion"), ("sign_off", "lanhdao.muonggion"), ("approve", "kiemduyet.sonla")]
-    phone.close()
+    phone.close_store()

@@ -38,7 +38,7 @@ def test_offline_record_reaches_the_reviewer(server: Server, device_path, browse
     assert phone.record(record_id).unsent
 
     # The phone is switched off and on: the record is still there, still unsent.
-    phone.close()
+    phone.close_store()
     phone = diaban.Device.open(device_path, KEY, server.url, "Điện thoại thử nghiệm")
     view = phone.record(record_id)
     assert view.unsent and view.state == "submitted"
@@ -85,7 +85,7 @@ def test_offline_record_reaches_the_reviewer(server: Server, device_path, browse
     history = page.locator("#history tbody tr").all_inner_texts()
     assert any("Địa điểm" in row and "canbo.muonggion" in row and "Nhà văn hóa bản Nà Sản" in row for row in history)
     assert "Đã gửi" in page.inner_text("main")
-    phone.close()
+    phone.close_store()
 
 
 def test_an_officer_of_another_commune_never_receives_the_record(server: Server, tmp_path):
@@ -101,5 +101,5 @@ def test_an_officer_of_another_commune_never_receives_the_record(server: Server,
     assert other.records(None, None) == []
     with pytest.raises(diaban.DiabanError.UnknownRecord):
         other.record(record_id)
-    mine.close()
-    other.close()
+    mine.close_store()
+    other.close_store()

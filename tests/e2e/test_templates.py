@@ -112,7 +112,7 @@ def test_repeat_rows_and_calculations_through_the_binding(server: Server, admin,
         values = json.loads(db.execute("SELECT values_json FROM records WHERE id = ?", (record,)).fetchone()[0])
     assert values["total_plants"] == 2500, "the server's projection includes calculated values"
     assert [row["plants"] for row in values["finds"]] == [2500]
-    phone.close()
+    phone.close_store()
 
 
 def test_a_record_keeps_its_template_version_and_new_records_use_the_latest(server: Server, admin, device_path):
@@ -139,13 +139,13 @@ def test_a_record_keeps_its_template_version_and_new_records_use_the_latest(serv
     assert "speaker" in {i.name for i in new_view.items}
 
     # The phone still holds version 1 after closing: old records stay usable offline.
-    phone.close()
+    phone.close_store()
     phone = diaban.Device.open(device_path, KEY, server.url, "phone")
     assert phone.record(old).template_version == 1
     with sqlite3.connect(device_path) as db:
         versions = [v for (v,) in db.execute("SELECT version FROM templates WHERE id = 'propaganda_session' ORDER BY version")]
     assert versions == [1, 2]
-    phone.close()
+    phone.close_store()
 
 
 def fill(phone, record):
@@ -183,8 +183,8 @@ def test_the_server_refuses_a_submission_that_fails_validation_and_the_phone_see
     with sqlite3.connect(server.db) as db:
         values = json.loads(db.execute("SELECT values_json FROM records WHERE id = ?", (record,)).fetchone()[0])
     assert values["place"] == "Nhà văn hóa bản Nà Sản", "the server committed nothing of it"
-    a.close()
-    b.close()
+    a.close_store()
+    b.close_store()
 
 
 MONTHLY = {
@@ -226,4 +226,4 @@ def test_a_periodic_report_names_its_period_and_expressions_see_its_bounds(serve
     phone.set_field(record, "held_on", diaban.FieldValue.DATE("2026-11-01"))
     phone.submit(record)
     assert phone.sync().accepted == [record]
-    phone.close()
+    phone.close_store()
