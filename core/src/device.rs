@@ -18,8 +18,9 @@ use crate::record::{
 use crate::store::{RecordIndex, Store, StoreError, StoredRecord};
 use crate::sync::{self, SyncError};
 use crate::template::{FieldType, Template};
-use crate::transport::{HttpTransport, Traffic, TransportError};
+use crate::transport::{HttpTransport, SyncLink, Traffic, TransportError};
 use crate::value::FieldValue;
+use crate::wire::{self, WireError};
 
 const ACTOR_KEY: &str = "actor_id";
 const TOKEN_KEY: &str = "token";
@@ -188,6 +189,8 @@ pub struct Device {
     forms: FormCache,
     store: Store,
     transport: HttpTransport,
+    /// What carries sync exchanges: the HTTP transport, unless replaced.
+    link: Arc<dyn SyncLink>,
     actor: ActorId,
     device_name: String,
     lang: String,
@@ -211,6 +214,7 @@ impl Device {
         Ok(Device {
             forms: FormCache::default(),
             store,
+            link: Arc::new(transport.clone()),
             transport,
             actor,
             device_name: device_name.to_owned(),
@@ -221,6 +225,12 @@ impl Device {
     /// Closes the store; every acknowledged write is already on disk.
     pub async fn close(self) {
         self.store.close().await;
+    }
+
+    /// Carries sync exchanges over `link` instead of HTTP (another transport, or a test's
+    /// fault injector wrapping [`HttpTransport`]).
+    pub fn set_sync_link(&mut self, link: Arc<dyn SyncLink>) {
+        self.link = link;
     }
 
     /// "vi" (default) or "en": the language of labels in views.
@@ -528,8 +538,11 @@ impl Device {
         let mut report = SyncReport::default();
         for _ in 0..MAX_EXCHANGES {
             let outgoing = sync::build_request(&self.store).await?;
-            let (response, traffic): (SyncResponse, Traffic) =
-                run.wire(self.transport.post(protocol::SYNC_PATH, Some(&token), &outgoing)).await?;
+            let (answer, traffic) = run.wire(self.link.exchange(&token, wire::encode(&outgoing))).await?;
+            let response: SyncResponse = wire::decode(&answer).map_err(|e| match e {
+                WireError::Version(_) => DeviceError::UpgradeRequired,
+                other => DeviceError::Server { status: 200, code: "bad_response".into(), message: other.to_string() },
+            })?;
             report.round_trips += 1;
             if response.token_expires_at > 0 {
                 self.store.set_setting(TOKEN_EXPIRES_KEY, &response.token_expires_at.to_string()).await?;

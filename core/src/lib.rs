@@ -12,6 +12,7 @@
 //! - [`store`]: the device's SQLite store.
 //! - [`sync`]: the device side of sync, sans-IO (request in, response out).
 //! - [`transport`]: HTTP transport for the device.
+//! - [`wire`]: the sync protocol's framing, encoding and compression.
 //! - [`device`]: the device API the bindings expose to phone apps.
 //! - [`progress`]: sync progress reports and cancellation.
 //! - [`messages`]: device errors as sentences in Vietnamese and English.
@@ -36,6 +37,7 @@ pub mod sync;
 pub mod template;
 pub mod transport;
 pub mod value;
+pub mod wire;
 
 pub use device::{Device, DeviceError};
 pub use form::{Form, PublishError};

@@ -1,19 +1,24 @@
 //! The HTTP API's message types, shared by the device and the server.
 //!
-//! Version 1 of the sync protocol is JSON with base64 change bytes: one `POST /api/v1/sync`
-//! carries the device's unacknowledged changes and its cursor; the answer says, per record,
-//! what the server committed or refused, and brings everything new in the device's scope.
-//! Errors are `{"error": {"code", "message"}}` with a 4xx or 5xx status.
+//! Sync (protocol version 2, `docs/sync-protocol.md`): one `POST /api/v2/sync` carries the
+//! device's unacknowledged changes (one Automerge bundle per record) and its cursor; the
+//! answer says, per record, what the server committed or refused, and brings everything new
+//! in the device's scope. Both are binary ([`crate::wire`]: postcard, DEFLATE). Login, tokens,
+//! templates and attachments stay JSON. Errors are `{"error": {"code", "message"}}` with a 4xx
+//! or 5xx status.
 
 use serde::{Deserialize, Serialize};
 
-use crate::template::{Role, Template};
+use crate::template::Role;
 
 /// Bumped on any incompatible change; the server answers 426 to other versions.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 pub const LOGIN_PATH: &str = "/api/v1/login";
-pub const SYNC_PATH: &str = "/api/v1/sync";
+pub const SYNC_PATH: &str = "/api/v2/sync";
+/// Where version 1 apps sync: answered with 426 and "please update".
+pub const SYNC_V1_PATH: &str = "/api/v1/sync";
+pub const SYNC_CONTENT_TYPE: &str = "application/x-diaban-sync";
 /// `POST` with a valid token: a new token replaces it.
 pub const REFRESH_PATH: &str = "/api/v1/token/refresh";
 
@@ -73,25 +78,28 @@ pub struct Account {
     pub unit_name: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A change hash (SHA-256), as bytes on the wire.
+pub type Hash = [u8; 32];
+
+/// Sync messages are postcard-encoded: no optional or skipped fields, field order matters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SyncRequest {
-    pub protocol: u32,
     /// The last change-log sequence the device has received; 0 at first.
     pub cursor: i64,
     pub push: Vec<PushRecord>,
 }
 
 /// A device's changes to one record that the server has not acknowledged yet.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PushRecord {
     pub record_id: String,
-    /// Encoded Automerge changes, base64.
-    pub changes: Vec<String>,
-    /// The device's heads (hex) after these changes.
-    pub heads: Vec<String>,
+    /// The changes, as one Automerge bundle.
+    pub changes: Vec<u8>,
+    /// The device's heads after these changes.
+    pub heads: Vec<Hash>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SyncResponse {
     /// The cursor to send next time.
     pub cursor: i64,
@@ -99,14 +107,13 @@ pub struct SyncResponse {
     pub accepted: Vec<String>,
     /// Records whose changes were refused; the device keeps those changes.
     pub rejected: Vec<Rejection>,
-    /// Templates published since the cursor.
-    pub templates: Vec<Template>,
+    /// Templates published since the cursor, as their JSON text (the template format).
+    pub templates: Vec<String>,
     /// Records in the device's scope changed since the cursor (by others, or merged).
     pub records: Vec<PulledRecord>,
     /// More pulled records wait: sync again with the new cursor.
     pub more: bool,
     /// When the device's token expires (Unix seconds), so the device refreshes it in time.
-    #[serde(default)]
     pub token_expires_at: i64,
 }
 
@@ -116,15 +123,14 @@ pub struct Rejection {
     pub code: String,
     pub message: String,
     /// For a refused submission: what the validation found.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub issues: Vec<crate::form::Issue>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PulledRecord {
     pub record_id: String,
-    /// The server's saved document, base64.
-    pub doc: String,
+    /// The server's saved document (Automerge's compressed format).
+    pub doc: Vec<u8>,
 }
 
 /// Body of every error answer.
@@ -161,14 +167,4 @@ pub mod codes {
     pub const FORBIDDEN_EVENT: &str = "forbidden_event";
     /// A change edits an approved record.
     pub const RECORD_LOCKED: &str = "record_locked";
-}
-
-pub fn encode_bytes(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-pub fn decode_bytes(text: &str) -> Option<Vec<u8>> {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(text).ok()
 }

@@ -7,7 +7,9 @@
 
 use automerge::ActorId;
 
-use crate::protocol::{self, PROTOCOL_VERSION, PushRecord, Rejection, SyncRequest, SyncResponse};
+use automerge::ChangeHash;
+
+use crate::protocol::{self, PushRecord, Rejection, SyncRequest, SyncResponse};
 use crate::record::{RecordDoc, RecordError, heads_from_hex, heads_to_hex};
 use crate::store::{self, Store, StoreError, StoredRecord};
 
@@ -40,14 +42,13 @@ pub async fn build_request(store: &Store) -> Result<SyncRequest, SyncError> {
     for record in store.unsent_records().await? {
         let mut doc = RecordDoc::load(&record.doc, None)?;
         let server_heads = heads_from_hex(&record.server_heads)?;
-        let changes = doc.changes_since(&server_heads);
         push.push(PushRecord {
             record_id: record.id.clone(),
-            changes: changes.iter().map(|c| protocol::encode_bytes(c)).collect(),
-            heads: record.heads.clone(),
+            changes: doc.bundle_since(&server_heads)?,
+            heads: heads_from_hex(&record.heads)?.into_iter().map(|h| h.0).collect(),
         });
     }
-    Ok(SyncRequest { protocol: PROTOCOL_VERSION, cursor, push })
+    Ok(SyncRequest { cursor, push })
 }
 
 /// Applies the server's answer in one store transaction.
@@ -66,7 +67,7 @@ pub async fn apply_response(
             continue;
         };
         if response.accepted.contains(&pushed.record_id) {
-            record.server_heads = pushed.heads.clone();
+            record.server_heads = heads_to_hex(&pushed.heads.iter().map(|h| ChangeHash(*h)).collect::<Vec<_>>());
             record.rejection = None;
             report.accepted.push(pushed.record_id.clone());
         } else if let Some(r) = response.rejected.iter().find(|r| r.record_id == pushed.record_id) {
@@ -81,9 +82,8 @@ pub async fn apply_response(
         writes.push(record);
     }
     for pulled in &response.records {
-        let bytes = protocol::decode_bytes(&pulled.doc)
-            .ok_or_else(|| SyncError::Protocol(format!("record {} is not base64", pulled.record_id)))?;
-        let mut server_doc = RecordDoc::load(&bytes, None)?;
+        let bytes = &pulled.doc;
+        let mut server_doc = RecordDoc::load(bytes, None)?;
         let server_heads = heads_to_hex(&server_doc.heads());
         let local = match writes.iter().position(|w| w.id == pulled.record_id) {
             Some(i) => Some(writes.swap_remove(i)),
@@ -92,7 +92,7 @@ pub async fn apply_response(
         let merged = match local {
             Some(local) => {
                 let mut doc = RecordDoc::load(&local.doc, Some(actor.clone()))?;
-                doc.merge_saved(&bytes)?;
+                doc.merge_saved(bytes)?;
                 index(doc, local.rejection, server_heads, now)?
             }
             None => index(server_doc, None, server_heads, now)?,
@@ -104,12 +104,11 @@ pub async fn apply_response(
         report.pulled_records += 1;
     }
     let mut tx = store.begin().await?;
-    for template in &response.templates {
+    for text in &response.templates {
         // The same publication checks as on the server: a template the engine cannot run is
         // refused here rather than failing in front of an officer.
-        crate::form::Form::compile(template.clone())
-            .map_err(|e| SyncError::Protocol(format!("template {}: {e}", template.id)))?;
-        store::put_template(&mut tx, template).await?;
+        let form = crate::form::Form::from_json(text).map_err(|e| SyncError::Protocol(format!("template: {e}")))?;
+        store::put_template(&mut tx, form.template()).await?;
         report.pulled_templates += 1;
     }
     for record in &writes {

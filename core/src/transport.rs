@@ -1,7 +1,10 @@
-//! HTTP transport for the device: JSON over `POST`, with the server's error bodies mapped
-//! to [`TransportError`]. The sync logic itself lives in [`crate::sync`] and knows nothing
-//! of HTTP, so other transports can carry the same messages later.
+//! HTTP transport for the device, with the server's error bodies mapped to
+//! [`TransportError`]. Sync exchanges go through the [`SyncLink`] trait (bytes in, bytes
+//! out): the sync logic in [`crate::sync`] knows nothing of HTTP, so other transports (and
+//! the fault-injecting one in the tests) carry the same messages.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -26,6 +29,21 @@ pub struct Traffic {
     pub bytes_down: u64,
 }
 
+/// One sync exchange in flight: the answer's bytes and what crossed the wire.
+pub type Exchange<'a> = Pin<Box<dyn Future<Output = Result<(Vec<u8>, Traffic), TransportError>> + Send + 'a>>;
+
+/// Carries one sync request (the encoded bytes) to the server and brings back its answer.
+pub trait SyncLink: Send + Sync {
+    fn exchange<'a>(&'a self, token: &'a str, body: Vec<u8>) -> Exchange<'a>;
+}
+
+impl SyncLink for HttpTransport {
+    fn exchange<'a>(&'a self, token: &'a str, body: Vec<u8>) -> Exchange<'a> {
+        Box::pin(self.post_sync(token, body))
+    }
+}
+
+#[derive(Clone)]
 pub struct HttpTransport {
     client: reqwest::Client,
     base_url: String,
@@ -84,6 +102,20 @@ impl HttpTransport {
             return Err(TransportError::Http { status: status.as_u16(), code: detail.code, message: detail.message });
         }
         Ok(bytes.to_vec())
+    }
+
+    /// `POST`s an encoded sync request and returns the encoded answer.
+    pub async fn post_sync(&self, token: &str, body: Vec<u8>) -> Result<(Vec<u8>, Traffic), TransportError> {
+        let bytes_up = body.len() as u64;
+        let request = self
+            .client
+            .post(self.url(crate::protocol::SYNC_PATH))
+            .header(reqwest::header::CONTENT_TYPE, crate::protocol::SYNC_CONTENT_TYPE)
+            .bearer_auth(token)
+            .body(body);
+        let answer = self.send(request).await?;
+        let traffic = Traffic { bytes_up, bytes_down: answer.len() as u64 };
+        Ok((answer, traffic))
     }
 
     /// Sends `body` as JSON to `path` and reads the JSON answer.

@@ -1,12 +1,15 @@
 //! The JSON API devices talk to: login, sync, templates, health.
 
+use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use diaban_core::protocol::{self, LoginRequest, LoginResponse, SyncRequest, SyncResponse, codes};
+use diaban_core::protocol::{self, LoginRequest, LoginResponse, SyncRequest, codes};
 use diaban_core::template::SharedChoiceList;
+use diaban_core::wire::{self, WireError};
 use diaban_core::{Role, Template, protocol::Account};
 
 use crate::app::AppState;
@@ -30,6 +33,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(protocol::LOGIN_PATH, post(login))
         .route(protocol::SYNC_PATH, post(sync))
+        .route(protocol::SYNC_V1_PATH, post(sync_v1))
         .route(protocol::REFRESH_PATH, post(refresh))
         .route("/api/v1/templates/{id}", get(template))
         .route(
@@ -97,12 +101,30 @@ async fn login(
     }))
 }
 
-async fn sync(
-    State(state): State<AppState>,
-    device: AuthDevice,
-    ApiJson(req): ApiJson<SyncRequest>,
-) -> Result<Json<SyncResponse>, ApiError> {
-    Ok(Json(crate::sync::sync(&state.db, &device, req).await?))
+/// A binary sync exchange (`docs/sync-protocol.md`): the version byte is the handshake.
+async fn sync(State(state): State<AppState>, device: AuthDevice, body: Bytes) -> Result<Response, ApiError> {
+    let request: SyncRequest = wire::decode(&body).map_err(|e| match e {
+        WireError::Version(v) => upgrade_required(v),
+        other => ApiError::bad_request(other.to_string()),
+    })?;
+    let response = crate::sync::sync(&state.db, &device, request).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, protocol::SYNC_CONTENT_TYPE)], wire::encode(&response)).into_response())
+}
+
+/// Apps from before protocol 2 sync here; they are told to update.
+async fn sync_v1() -> ApiError {
+    upgrade_required(1)
+}
+
+fn upgrade_required(version: u8) -> ApiError {
+    ApiError::new(
+        StatusCode::UPGRADE_REQUIRED,
+        codes::UPGRADE_REQUIRED,
+        format!(
+            "Ứng dụng đã cũ, hãy cập nhật (giao thức {version}; máy chủ dùng {}). This app is too old for the server; please update it.",
+            protocol::PROTOCOL_VERSION
+        ),
+    )
 }
 
 async fn template(

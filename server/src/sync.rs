@@ -12,11 +12,9 @@
 use std::collections::HashSet;
 
 use automerge::Change;
-use axum::http::StatusCode;
+use automerge::ChangeHash;
 use diaban_core::form::{Form, Issue};
-use diaban_core::protocol::{
-    self, PROTOCOL_VERSION, PulledRecord, PushRecord, Rejection, SyncRequest, SyncResponse, codes,
-};
+use diaban_core::protocol::{PulledRecord, PushRecord, Rejection, SyncRequest, SyncResponse, codes};
 use diaban_core::record::{EventKind, RecordDoc, WorkflowState, heads_from_hex, heads_to_hex};
 use sqlx::{Row, SqliteConnection};
 use std::sync::Arc;
@@ -25,7 +23,10 @@ use crate::db::{AuthDevice, Db, DbError, DocBytes, FOLD_AFTER, RecordWrite};
 use crate::error::ApiError;
 
 /// How many records one response carries at most; the device asks again for more.
-const PAGE_RECORDS: i64 = 200;
+const PAGE_RECORDS: i64 = 1000;
+/// A response stops adding documents once they pass this many bytes (well under the 1 MB a
+/// page may weigh on a 2G link); the device asks again for more.
+const PAGE_BYTES: usize = 768 * 1024;
 
 struct Decoded {
     record_id: String,
@@ -34,13 +35,6 @@ struct Decoded {
 }
 
 pub async fn sync(db: &Db, device: &AuthDevice, request: SyncRequest) -> Result<SyncResponse, ApiError> {
-    if request.protocol != PROTOCOL_VERSION {
-        return Err(ApiError::new(
-            StatusCode::UPGRADE_REQUIRED,
-            codes::UPGRADE_REQUIRED,
-            format!("this server speaks sync protocol {PROTOCOL_VERSION}; please update the app"),
-        ));
-    }
     let pushes = decode(request.push)?;
     let scope = db.unit_scope(&device.user.unit_code).await?;
     let hidden = db.hidden_templates(&device.user).await?;
@@ -71,16 +65,10 @@ fn decode(push: Vec<PushRecord>) -> Result<Vec<Decoded>, ApiError> {
             if !seen.insert(p.record_id.clone()) {
                 return Err(ApiError::bad_request(format!("record {} is pushed twice", p.record_id)));
             }
-            let bytes = p
-                .changes
-                .iter()
-                .map(|c| protocol::decode_bytes(c))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| ApiError::bad_request(format!("record {}: changes are not base64", p.record_id)))?;
-            let changes = RecordDoc::decode_changes(&bytes)
+            let changes = RecordDoc::decode_bundle(&p.changes)
                 .map_err(|e| ApiError::bad_request(format!("record {}: {e}", p.record_id)))?;
-            heads_from_hex(&p.heads).map_err(|e| ApiError::bad_request(format!("record {}: {e}", p.record_id)))?;
-            Ok(Decoded { record_id: p.record_id, changes, heads: p.heads })
+            let heads = heads_to_hex(&p.heads.iter().map(|h| ChangeHash(*h)).collect::<Vec<_>>());
+            Ok(Decoded { record_id: p.record_id, changes, heads })
         })
         .collect()
 }
@@ -343,17 +331,14 @@ async fn pull(
 ) -> Result<SyncResponse, ApiError> {
     let mut tx = db.pool.begin().await?;
     let max_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log").fetch_one(&mut *tx).await?;
-    let templates = sqlx::query("SELECT body FROM templates WHERE seq > ? AND seq <= ? ORDER BY seq")
+    let templates = sqlx::query("SELECT id, body FROM templates WHERE seq > ? AND seq <= ? ORDER BY seq")
         .bind(cursor)
         .bind(max_seq)
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(|r| crate::db::parse_template(r.get(0)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .into_iter()
-        .filter(|t| !hidden.contains(&t.id))
+        .filter(|r| !hidden.contains(&r.get::<String, _>("id")))
+        .map(|r| r.get::<String, _>("body"))
         .collect();
     let rows = sqlx::query(
         "SELECT id, doc, heads, seq FROM records
@@ -369,12 +354,16 @@ async fn pull(
     .fetch_all(&mut *tx)
     .await?;
 
-    let more = rows.len() as i64 > PAGE_RECORDS;
-    let page = &rows[..rows.len().min(PAGE_RECORDS as usize)];
-    let next_cursor =
-        if more { page.last().map(|r| r.get::<i64, _>("seq")).unwrap_or(cursor) } else { max_seq.max(cursor) };
+    let mut more = rows.len() as i64 > PAGE_RECORDS;
     let mut records = Vec::new();
-    for row in page {
+    let mut bytes = 0;
+    let mut last_seq = cursor;
+    for row in rows.iter().take(PAGE_RECORDS as usize) {
+        if bytes >= PAGE_BYTES {
+            more = true;
+            break;
+        }
+        last_seq = row.get("seq");
         let id: String = row.get("id");
         let heads: Vec<String> = serde_json::from_str(row.get("heads")).unwrap_or_default();
         // The device that just pushed exactly this state has it already.
@@ -382,8 +371,10 @@ async fn pull(
             continue;
         }
         let doc = Db::whole_doc(&mut tx, &id, row.get("doc")).await?;
-        records.push(PulledRecord { record_id: id, doc: protocol::encode_bytes(&doc) });
+        bytes += doc.len();
+        records.push(PulledRecord { record_id: id, doc });
     }
+    let next_cursor = if more { last_seq } else { max_seq.max(cursor) };
     tx.commit().await?;
     Ok(SyncResponse {
         token_expires_at: 0,

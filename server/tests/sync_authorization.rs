@@ -7,7 +7,8 @@ use std::process::{Child, Command, Stdio};
 use automerge::ActorId;
 use diaban_core::FieldValue;
 use diaban_core::protocol::{self, LoginRequest, LoginResponse, PushRecord, SyncRequest, SyncResponse};
-use diaban_core::record::{EventKind, FieldPath, RecordDoc, RecordMeta, heads_to_hex};
+use diaban_core::record::{EventKind, FieldPath, RecordDoc, RecordMeta};
+use diaban_core::wire;
 
 struct Server {
     child: Child,
@@ -102,27 +103,33 @@ impl Phone {
     }
 
     async fn push_changes(&self, doc: &mut RecordDoc, id: &str, only_mine: bool) -> SyncResponse {
-        let mine: Vec<String> = doc
-            .changes_since(&[])
+        let mine: Vec<_> = doc
+            .change_actors()
             .into_iter()
-            .filter(|c| {
-                !only_mine
-                    || RecordDoc::decode_changes(std::slice::from_ref(c)).is_ok_and(|d| d[0].actor_id() == &self.actor)
-            })
-            .map(|c| protocol::encode_bytes(&c))
+            .filter(|(_, actor)| !only_mine || actor == &self.actor)
+            .map(|(hash, _)| hash)
             .collect();
-        let push = PushRecord { record_id: id.into(), changes: mine, heads: heads_to_hex(&doc.heads()) };
-        self.http
+        let push = PushRecord { record_id: id.into(), changes: doc.bundle(mine).expect("bundle"), heads: heads(doc) };
+        self.send(&SyncRequest { cursor: 0, push: vec![push] }).await
+    }
+
+    /// One binary sync exchange.
+    async fn send(&self, request: &SyncRequest) -> SyncResponse {
+        let answer = self
+            .http
             .post(format!("{}{}", self.url, protocol::SYNC_PATH))
             .bearer_auth(&self.token)
-            .json(&SyncRequest { protocol: protocol::PROTOCOL_VERSION, cursor: 0, push: vec![push] })
+            .body(wire::encode(request))
             .send()
             .await
-            .expect("sync")
-            .json()
-            .await
-            .expect("sync body")
+            .expect("sync");
+        assert_eq!(answer.status(), 200);
+        wire::decode(&answer.bytes().await.expect("sync body")).expect("a sync answer")
     }
+}
+
+fn heads(doc: &mut RecordDoc) -> Vec<protocol::Hash> {
+    doc.heads().into_iter().map(|h| h.0).collect()
 }
 
 fn session(id: &str, unit: &str, template: &str, actor: ActorId) -> RecordDoc {
@@ -182,26 +189,9 @@ async fn a_record_in_another_commune_is_refused_and_not_revealed() {
     edit.apply_changes(RecordDoc::decode_changes(&doc.changes_since(&[])).expect("decode")).expect("apply");
     let mut edit = RecordDoc::load(&edit.save(), Some(b.actor.clone())).expect("load");
     edit.set_field(&FieldPath::top("participants"), &FieldValue::Integer(99), 1_763_769_700).expect("edit");
-    let changes = edit.changes_since(&doc.heads());
-    let response: SyncResponse = b
-        .http
-        .post(format!("{}{}", b.url, protocol::SYNC_PATH))
-        .bearer_auth(&b.token)
-        .json(&SyncRequest {
-            protocol: protocol::PROTOCOL_VERSION,
-            cursor: 0,
-            push: vec![PushRecord {
-                record_id: "r1".into(),
-                changes: changes.iter().map(|c| protocol::encode_bytes(c)).collect(),
-                heads: heads_to_hex(&edit.heads()),
-            }],
-        })
-        .send()
-        .await
-        .expect("sync")
-        .json()
-        .await
-        .expect("body");
+    let changes = edit.bundle_since(&doc.heads()).expect("bundle");
+    let push = PushRecord { record_id: "r1".into(), changes, heads: heads(&mut edit) };
+    let response = b.send(&SyncRequest { cursor: 0, push: vec![push] }).await;
     assert_eq!(refusal(&response), vec![("r1", "out_of_scope")]);
     assert!(response.records.is_empty());
 }
@@ -228,7 +218,7 @@ async fn a_revoked_or_unknown_token_is_unauthorized() {
     let response = reqwest::Client::new()
         .post(format!("{}{}", server.url, protocol::SYNC_PATH))
         .bearer_auth("not-a-token")
-        .json(&SyncRequest { protocol: protocol::PROTOCOL_VERSION, cursor: 0, push: vec![] })
+        .body(wire::encode(&SyncRequest { cursor: 0, push: vec![] }))
         .send()
         .await
         .expect("sync");
@@ -273,4 +263,34 @@ async fn only_a_reviewer_approves_and_an_approved_record_is_locked() {
     let mut late = RecordDoc::load(&approved.save(), Some(a.actor.clone())).expect("load");
     late.set_field(&FieldPath::top("participants"), &FieldValue::Integer(99), 1_763_769_606).expect("edit");
     assert_eq!(refusal(&a.push(&mut late, "r1").await), vec![("r1", "record_locked")]);
+}
+
+#[tokio::test]
+async fn old_apps_and_garbage_get_clear_errors_and_change_nothing() {
+    let server = start();
+    let a = login(&server, "a").await;
+    let post = |path: &'static str, body: Vec<u8>| {
+        a.http.post(format!("{}{path}", a.url)).bearer_auth(&a.token).body(body).send()
+    };
+    // A version 1 app, speaking JSON to the old path: "please update".
+    let old = post(protocol::SYNC_V1_PATH, br#"{"protocol":1,"cursor":0,"push":[]}"#.to_vec()).await.expect("sync");
+    assert_eq!(old.status(), 426);
+    let body: protocol::ErrorBody = old.json().await.expect("json error body");
+    assert_eq!(body.error.code, "upgrade_required");
+    assert!(body.error.message.contains("hãy cập nhật"), "{}", body.error.message);
+    // A frame of another version on the new path: the same.
+    let mut other = wire::encode(&SyncRequest { cursor: 0, push: vec![] });
+    other[2] = 9;
+    assert_eq!(post(protocol::SYNC_PATH, other).await.expect("sync").status(), 426);
+    // Garbage: 400 with a JSON body.
+    let garbage = post(protocol::SYNC_PATH, b"DB\x02not deflate".to_vec()).await.expect("sync");
+    assert_eq!(garbage.status(), 400);
+    let body: protocol::ErrorBody = garbage.json().await.expect("json error body");
+    assert_eq!(body.error.code, "bad_request");
+    // A bundle that is not one: refused as a whole, nothing committed.
+    let bad = PushRecord { record_id: "r1".into(), changes: vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3], heads: vec![] };
+    let refused =
+        post(protocol::SYNC_PATH, wire::encode(&SyncRequest { cursor: 0, push: vec![bad] })).await.expect("sync");
+    assert_eq!(refused.status(), 400);
+    assert!(a.send(&SyncRequest { cursor: 0, push: vec![] }).await.records.is_empty());
 }

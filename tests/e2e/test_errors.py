@@ -73,7 +73,7 @@ def test_server_answers_malformed_requests_with_json_4xx_and_changes_nothing(ser
     status, body = server.post("/api/v1/login", json.dumps(login).encode())
     assert status == 401 and body["error"]["code"] == "invalid_credentials"
 
-    status, body = server.post("/api/v1/sync", b'{"protocol":1,"cursor":0,"push":[]}')
+    status, body = server.post("/api/v2/sync", b"DB\x02")
     assert status == 401 and body["error"]["code"] == "unauthorized"
 
     login["password"] = "canbo-mat-khau"
@@ -84,15 +84,17 @@ def test_server_answers_malformed_requests_with_json_4xx_and_changes_nothing(ser
     status, body = server.get("/api/v1/templates/khong_ton_tai", auth)
     assert status == 404 and body["error"]["code"] == "unknown_template"
 
-    status, body = server.post("/api/v1/sync", b'{"protocol":1,"cursor":"x"}', auth)
+    # Sync is binary (docs/sync-protocol.md): JSON or damaged frames are refused.
+    status, body = server.post("/api/v2/sync", b'{"cursor":0,"push":[]}', auth)
+    assert status == 400 and body["error"]["code"] == "bad_request"
+    status, body = server.post("/api/v2/sync", b"DB\x02\x00\x01garbage", auth)
     assert status == 400 and body["error"]["code"] == "bad_request"
 
-    status, body = server.post("/api/v1/sync", b'{"protocol":0,"cursor":0,"push":[]}', auth)
+    # Apps of protocol 1 (JSON, /api/v1/sync) or any other version are asked to update.
+    status, body = server.post("/api/v1/sync", b'{"protocol":1,"cursor":0,"push":[]}', auth)
     assert status == 426 and body["error"]["code"] == "upgrade_required"
-
-    garbage = {"protocol": 1, "cursor": 0, "push": [{"record_id": "r", "changes": ["AAAA"], "heads": []}]}
-    status, body = server.post("/api/v1/sync", json.dumps(garbage).encode(), auth)
-    assert status == 400 and body["error"]["code"] == "bad_request"
+    status, body = server.post("/api/v2/sync", b"DB\x07", auth)
+    assert status == 426 and "cập nhật" in body["error"]["message"]
     assert record_count(server) == 0
 
 
