@@ -536,8 +536,12 @@ impl Device {
     async fn exchange_records(&self, run: &mut Run<'_>) -> Result<SyncReport, DeviceError> {
         let token = run.wire(self.fresh_token()).await?;
         let mut report = SyncReport::default();
+        // Records pushed in this sync, accepted or not: not sent again until the next one.
+        let mut pushed = std::collections::HashSet::new();
         for _ in 0..MAX_EXCHANGES {
-            let outgoing = sync::build_request(&self.store).await?;
+            let sync::Outgoing { request: outgoing, more: more_to_push } =
+                sync::build_request(&self.store, &pushed).await?;
+            pushed.extend(outgoing.push.iter().map(|p| p.record_id.clone()));
             let (answer, traffic) = run.wire(self.link.exchange(&token, wire::encode(&outgoing))).await?;
             let response: SyncResponse = wire::decode(&answer).map_err(|e| match e {
                 WireError::Version(_) => DeviceError::UpgradeRequired,
@@ -561,7 +565,7 @@ impl Device {
             report.rejected.extend(step.rejected);
             report.pulled_records += step.pulled_records;
             report.pulled_templates += step.pulled_templates;
-            if !step.more {
+            if !step.more && !more_to_push {
                 break;
             }
         }

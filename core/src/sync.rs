@@ -7,6 +7,8 @@
 
 use automerge::ActorId;
 
+use std::collections::HashSet;
+
 use automerge::ChangeHash;
 
 use crate::protocol::{self, PushRecord, Rejection, SyncRequest, SyncResponse};
@@ -35,20 +37,42 @@ pub struct StepReport {
     pub more: bool,
 }
 
-/// Collects every change the server has not acknowledged, and the cursor.
-pub async fn build_request(store: &Store) -> Result<SyncRequest, SyncError> {
+/// A request stops taking records once their changes pass this many bytes; the rest go in
+/// the next exchange of the same sync.
+pub const PUSH_BYTES: usize = 512 * 1024;
+
+/// One request to send, and whether unsent records were left for another.
+pub struct Outgoing {
+    pub request: SyncRequest,
+    pub more: bool,
+}
+
+/// Collects the changes the server has not acknowledged (up to [`PUSH_BYTES`], skipping the
+/// records already sent in this sync), and the cursor.
+pub async fn build_request(store: &Store, skip: &HashSet<String>) -> Result<Outgoing, SyncError> {
     let cursor = store.setting(CURSOR_KEY).await?.and_then(|c| c.parse().ok()).unwrap_or(0);
     let mut push = Vec::new();
+    let mut bytes = 0;
+    let mut more = false;
     for record in store.unsent_records().await? {
+        if skip.contains(&record.id) {
+            continue;
+        }
+        if bytes >= PUSH_BYTES {
+            more = true;
+            break;
+        }
         let mut doc = RecordDoc::load(&record.doc, None)?;
         let server_heads = heads_from_hex(&record.server_heads)?;
+        let changes = doc.bundle_since(&server_heads)?;
+        bytes += changes.len();
         push.push(PushRecord {
             record_id: record.id.clone(),
-            changes: doc.bundle_since(&server_heads)?,
+            changes,
             heads: heads_from_hex(&record.heads)?.into_iter().map(|h| h.0).collect(),
         });
     }
-    Ok(SyncRequest { cursor, push })
+    Ok(Outgoing { request: SyncRequest { cursor, push }, more })
 }
 
 /// Applies the server's answer in one store transaction.

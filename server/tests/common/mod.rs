@@ -1,0 +1,219 @@
+//! What the sync tests share: a real `diaban` server process on a loopback port (which can
+//! be killed and restarted on the same port and file), and a sync link that records every
+//! exchange and injects faults into chosen ones.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use diaban_core::Device;
+use diaban_core::transport::{Exchange, HttpTransport, SyncLink, TransportError};
+
+pub const PASSWORD: &str = "mat-khau-dai";
+pub const KEY: [u8; 32] = [7; 32];
+
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub db: PathBuf,
+    port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn diaban(db: &Path, args: &[&str]) {
+    let status = Command::new(env!("CARGO_BIN_EXE_diaban"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run diaban");
+    assert!(status.success(), "diaban {args:?} failed");
+}
+
+impl Server {
+    /// A server with a province (14), two communes and users `a` (officer, 03694), `a2`
+    /// (officer, 03694), `b` (officer, 04231) and `r` (reviewer, 14).
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("server.sqlite");
+        diaban(&db, &["admin", "create-unit", "--code", "14", "--name", "Tỉnh Sơn La", "--level", "province"]);
+        for (code, name) in [("03694", "Xã Mường Giôn"), ("04231", "Xã Sốp Cộp")] {
+            diaban(&db, &["admin", "create-unit", "--code", code, "--name", name, "--level", "commune", "--parent", "14"]);
+        }
+        for (user, unit, role) in [
+            ("a", "03694", "field_officer"),
+            ("a2", "03694", "field_officer"),
+            ("b", "04231", "field_officer"),
+            ("r", "14", "reviewer"),
+        ] {
+            diaban(&db, &["admin", "create-user", "--username", user, "--password", PASSWORD, "--role", role, "--unit", unit]);
+        }
+        let mut server = Server { child: None, url: String::new(), db, port: 0, dir };
+        server.run();
+        server
+    }
+
+    /// Starts the process (again, on the same port once it has one).
+    pub fn run(&mut self) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_diaban"))
+            .arg("--db")
+            .arg(&self.db)
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read address");
+        let url = line.trim().rsplit(' ').next().expect("address").to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "unexpected start line {line:?}");
+        self.port = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        self.url = url;
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no graceful shutdown, whatever was in flight is cut.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A phone signed in as `user`, its store in the server's temp dir.
+    pub async fn phone(&self, user: &str, name: &str) -> Device {
+        let path = self.dir.path().join(format!("{name}.sqlite"));
+        let device = Device::open(&path, &KEY, &self.url, name).await.expect("open store");
+        device.login(user, PASSWORD).await.expect("login");
+        device
+    }
+
+    /// The sum over every record on the server of its document saved whole (`save()`,
+    /// Automerge's compressed format): what a first download cannot beat by much.
+    pub async fn saved_documents(&self) -> i64 {
+        use sqlx::{ConnectOptions, Row};
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&self.db)
+            .read_only(true)
+            .connect()
+            .await
+            .expect("open server db");
+        let rows = sqlx::query("SELECT id, doc FROM records").fetch_all(&mut conn).await.expect("records");
+        let mut sum = 0;
+        for row in rows {
+            let id: String = row.get("id");
+            let mut bytes: Vec<u8> = row.get("doc");
+            let chunks: Vec<Vec<u8>> = sqlx::query_scalar("SELECT data FROM record_chunks WHERE record_id = ? ORDER BY id")
+                .bind(&id)
+                .fetch_all(&mut conn)
+                .await
+                .expect("chunks");
+            chunks.into_iter().for_each(|c| bytes.extend(c));
+            let mut doc = diaban_core::RecordDoc::load(&bytes, None).expect("a stored document");
+            sum += doc.save().len() as i64;
+        }
+        sum
+    }
+
+    /// Runs one SQL query on the server's file (read-only) and returns its single integer.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        use sqlx::ConnectOptions;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&self.db)
+            .read_only(true)
+            .connect()
+            .await
+            .expect("open server db");
+        sqlx::query_scalar(sql).fetch_one(&mut conn).await.expect("query")
+    }
+}
+
+/// What a fault does to one exchange.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fault {
+    /// The request never reaches the server.
+    DropRequest,
+    /// The server commits, but the answer is lost.
+    DropResponse,
+    /// The request arrives twice; the device reads the second answer.
+    Duplicate,
+    /// The request is held back and lost to the device; it reaches the server after the next
+    /// request (a stale request arriving out of order).
+    Reorder,
+}
+
+/// A sync link over HTTP that logs each exchange's body sizes and applies planned faults.
+pub struct FaultyLink {
+    http: HttpTransport,
+    plan: Mutex<VecDeque<Option<Fault>>>,
+    held: Mutex<Option<Vec<u8>>>,
+    /// (request bytes, answer bytes) of every exchange the device saw answered.
+    pub log: Mutex<Vec<(usize, usize)>>,
+}
+
+impl FaultyLink {
+    pub fn new(url: &str) -> Arc<FaultyLink> {
+        Arc::new(FaultyLink {
+            http: HttpTransport::new(url).expect("transport"),
+            plan: Mutex::new(VecDeque::new()),
+            held: Mutex::new(None),
+            log: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The next exchanges' faults, in order (`None` passes an exchange through).
+    pub fn plan(&self, faults: impl IntoIterator<Item = Option<Fault>>) {
+        self.plan.lock().expect("plan").extend(faults);
+    }
+
+    pub fn exchanges(&self) -> Vec<(usize, usize)> {
+        self.log.lock().expect("log").clone()
+    }
+
+    pub fn clear(&self) {
+        self.log.lock().expect("log").clear();
+    }
+
+    async fn run(&self, token: &str, body: Vec<u8>) -> Result<(Vec<u8>, diaban_core::transport::Traffic), TransportError> {
+        let fault = self.plan.lock().expect("plan").pop_front().flatten();
+        let lost = |what: &str| Err(TransportError::Unreachable(format!("fault injected: {what}")));
+        let held = self.held.lock().expect("held").take();
+        let answer = match fault {
+            Some(Fault::DropRequest) => return lost("request dropped"),
+            Some(Fault::DropResponse) => {
+                self.http.post_sync(token, body).await?;
+                return lost("response dropped");
+            }
+            Some(Fault::Duplicate) => {
+                self.http.post_sync(token, body.clone()).await?;
+                self.http.post_sync(token, body).await?
+            }
+            Some(Fault::Reorder) => {
+                *self.held.lock().expect("held") = Some(body);
+                return lost("request held back");
+            }
+            None => self.http.post_sync(token, body).await?,
+        };
+        if let Some(stale) = held {
+            self.http.post_sync(token, stale).await?;
+        }
+        self.log.lock().expect("log").push((answer.1.bytes_up as usize, answer.1.bytes_down as usize));
+        Ok(answer)
+    }
+}
+
+impl SyncLink for FaultyLink {
+    fn exchange<'a>(&'a self, token: &'a str, body: Vec<u8>) -> Exchange<'a> {
+        Box::pin(self.run(token, body))
+    }
+}
