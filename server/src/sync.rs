@@ -183,6 +183,7 @@ async fn commit_one(
     };
     // What the record was before these changes: its events, state and values.
     let before = Before { events: doc.events(), state: doc.state(), values: doc.values() };
+    let heads_before = doc.heads();
     if let Err(e) = doc.apply_changes(push.changes.clone()) {
         return refuse(codes::BAD_CHANGE, e.to_string());
     }
@@ -192,6 +193,10 @@ async fn commit_one(
             codes::MISSING_HISTORY,
             "the server lacks earlier changes of this record; send its whole history",
         );
+    }
+    // A retry or a duplicate delivery: every change is here already, nothing to write.
+    if existing.is_some() && doc.heads() == heads_before {
+        return Ok(Ok(()));
     }
     let meta = match doc.meta() {
         Ok(meta) => meta,

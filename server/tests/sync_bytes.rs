@@ -20,8 +20,8 @@ async fn phone(server: &Server, user: &str, name: &str, link: &Arc<FaultyLink>) 
 /// About 2 KB of Vietnamese-looking text, different for every `seed`.
 fn notes(seed: u64) -> String {
     const SYLLABLES: [&str; 16] = [
-        "bản", "xã", "người", "tuyên", "truyền", "ma", "túy", "cai", "nghiện", "quản", "lý", "cư", "trú",
-        "kiểm", "tra", "điểm",
+        "bản", "xã", "người", "tuyên", "truyền", "ma", "túy", "cai", "nghiện", "quản", "lý", "cư", "trú", "kiểm",
+        "tra", "điểm",
     ];
     let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     let mut out = String::new();

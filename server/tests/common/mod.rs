@@ -48,7 +48,10 @@ impl Server {
         let db = dir.path().join("server.sqlite");
         diaban(&db, &["admin", "create-unit", "--code", "14", "--name", "Tỉnh Sơn La", "--level", "province"]);
         for (code, name) in [("03694", "Xã Mường Giôn"), ("04231", "Xã Sốp Cộp")] {
-            diaban(&db, &["admin", "create-unit", "--code", code, "--name", name, "--level", "commune", "--parent", "14"]);
+            diaban(
+                &db,
+                &["admin", "create-unit", "--code", code, "--name", name, "--level", "commune", "--parent", "14"],
+            );
         }
         for (user, unit, role) in [
             ("a", "03694", "field_officer"),
@@ -56,7 +59,10 @@ impl Server {
             ("b", "04231", "field_officer"),
             ("r", "14", "reviewer"),
         ] {
-            diaban(&db, &["admin", "create-user", "--username", user, "--password", PASSWORD, "--role", role, "--unit", unit]);
+            diaban(
+                &db,
+                &["admin", "create-user", "--username", user, "--password", PASSWORD, "--role", role, "--unit", unit],
+            );
         }
         let mut server = Server { child: None, url: String::new(), db, port: 0, dir };
         server.run();
@@ -113,11 +119,12 @@ impl Server {
         for row in rows {
             let id: String = row.get("id");
             let mut bytes: Vec<u8> = row.get("doc");
-            let chunks: Vec<Vec<u8>> = sqlx::query_scalar("SELECT data FROM record_chunks WHERE record_id = ? ORDER BY id")
-                .bind(&id)
-                .fetch_all(&mut conn)
-                .await
-                .expect("chunks");
+            let chunks: Vec<Vec<u8>> =
+                sqlx::query_scalar("SELECT data FROM record_chunks WHERE record_id = ? ORDER BY id")
+                    .bind(&id)
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("chunks");
             chunks.into_iter().for_each(|c| bytes.extend(c));
             let mut doc = diaban_core::RecordDoc::load(&bytes, None).expect("a stored document");
             sum += doc.save().len() as i64;
@@ -184,7 +191,11 @@ impl FaultyLink {
         self.log.lock().expect("log").clear();
     }
 
-    async fn run(&self, token: &str, body: Vec<u8>) -> Result<(Vec<u8>, diaban_core::transport::Traffic), TransportError> {
+    async fn run(
+        &self,
+        token: &str,
+        body: Vec<u8>,
+    ) -> Result<(Vec<u8>, diaban_core::transport::Traffic), TransportError> {
         let fault = self.plan.lock().expect("plan").pop_front().flatten();
         let lost = |what: &str| Err(TransportError::Unreachable(format!("fault injected: {what}")));
         let held = self.held.lock().expect("held").take();
