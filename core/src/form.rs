@@ -76,6 +76,10 @@ pub enum PublishError {
     PeriodMismatch,
     #[error("period: {0}")]
     BadPeriod(#[from] PeriodError),
+    #[error("{0}")]
+    BadIndicator(String),
+    #[error("{0}")]
+    BadReminder(String),
 }
 
 /// A problem that keeps a record from being submitted.
@@ -836,6 +840,8 @@ fn check_structure(t: &Template) -> Result<(), PublishError> {
         (None, TemplateKind::PeriodicReport) | (Some(_), _) => return Err(PublishError::PeriodMismatch),
         (None, _) => {}
     }
+    crate::indicators::check_local(t).map_err(PublishError::BadIndicator)?;
+    crate::reminders::check_local(t).map_err(PublishError::BadReminder)?;
     let mut seen = HashSet::new();
     for (_, f) in t.walk() {
         if !is_identifier(&f.name) {

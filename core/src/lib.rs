@@ -12,19 +12,25 @@
 //! - [`store`]: the device's SQLite store.
 //! - [`sync`]: the device side of sync, sans-IO (request in, response out).
 //! - [`transport`]: HTTP transport for the device.
+//! - [`indicators`]: report figures computed from other templates' records for a period.
+//! - [`reminders`]: what falls due in a registry (checks, periods ending).
 //! - [`device`]: the device API the bindings expose to phone apps.
+//! - [`device_reports`]: the device API for report indicators and registry reminders.
 //! - [`glossary`]: Vietnamese domain terms and their English names in code.
 
 pub mod clock;
 pub mod crypto;
 pub mod db;
 pub mod device;
+pub mod device_reports;
 pub mod expr;
 pub mod form;
 pub mod glossary;
+pub mod indicators;
 pub mod period;
 pub mod protocol;
 pub mod record;
+pub mod reminders;
 pub mod store;
 pub mod sync;
 pub mod template;
