@@ -629,6 +629,8 @@ impl Form {
             }
             if let (Some(p), Some(ty)) = (&compiled.calculation, field.result_type) {
                 match p.execute(&inner) {
+                    // No value is a calculation's answer when its inputs are missing.
+                    Ok(Value::Null) => {}
                     Ok(v) => {
                         let fits = expr::from_cel(&v).and_then(|j| FieldValue::from_json(ty, &j)).is_some();
                         if !fits {
