@@ -361,6 +361,11 @@ impl Form {
             rows.iter()
                 .filter_map(|row| {
                     let mut row = row.as_object()?.clone();
+                    // An unanswered field is null, in rows too: `f.area_m2` must not fail on a
+                    // row where the area was left empty.
+                    for f in group.fields.iter().filter(|f| f.field_type.holds_answer()) {
+                        row.entry(f.name.clone()).or_insert(Json::Null);
+                    }
                     let mut inner = scope.new_inner_scope();
                     bind_row(&mut inner, group, &row);
                     for sub in group.fields.iter().filter(|f| f.field_type == FieldType::Repeat) {

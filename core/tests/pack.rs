@@ -52,7 +52,12 @@ fn labels_are_vietnamese_with_english_and_notes_flag_unverified_facts() {
     for (_, t) in pack() {
         assert!(t.label.en.is_some(), "{} has an English label", t.id);
         for (_, f) in t.walk() {
-            assert!(!f.label.vi.trim().is_empty() && f.label.en.is_some(), "{}.{} is labelled in vi and en", t.id, f.name);
+            assert!(
+                !f.label.vi.trim().is_empty() && f.label.en.is_some(),
+                "{}.{} is labelled in vi and en",
+                t.id,
+                f.name
+            );
         }
         for list in t.choice_lists.values() {
             for c in list {
