@@ -675,6 +675,30 @@ impl Db {
         rows.iter().map(record_row).collect()
     }
 
+    /// (id, unit code, values) of every record of a template in the given units, for
+    /// indicators and reminders.
+    pub async fn records_of(
+        &self,
+        template_id: &str,
+        units: &[String],
+    ) -> Result<Vec<(String, String, serde_json::Map<String, serde_json::Value>)>, DbError> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT id, unit_code, values_json FROM records
+             WHERE template_id = ? AND unit_code IN (SELECT value FROM json_each(?)) ORDER BY id",
+        )
+        .bind(template_id)
+        .bind(serde_json::Value::from(units.to_vec()).to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, unit, values)| {
+                let values =
+                    serde_json::from_str(&values).map_err(|e| DbError::Invalid(format!("record values: {e}")))?;
+                Ok((id, unit, values))
+            })
+            .collect()
+    }
+
     /// One record, if it lies in the given units.
     pub async fn record_in_units(&self, id: &str, units: &[String]) -> Result<Option<RecordRow>, DbError> {
         let row = sqlx::query(
