@@ -128,7 +128,7 @@ def test_a_record_keeps_its_template_version_and_new_records_use_the_latest(serv
     assert server.publish(v2, admin)[0] == 201
     report = phone.sync()
     assert report.pulled_templates == 1
-    assert [(t.id, t.version) for t in phone.templates()] == [("propaganda_session", 2)]
+    assert [(t.id, t.version) for t in phone.templates() if t.id == "propaganda_session"] == [("propaganda_session", 2)]
 
     old_view = phone.record(old)
     assert old_view.template_version == 1
