@@ -408,6 +408,12 @@ impl Db {
         template.embed_shared_lists(|name| shared.get(name).cloned())?;
         let form = Form::compile(template)?;
         let template = form.template().clone();
+        if !template.indicators.is_empty() {
+            // Indicators read other templates: they must be published, with the fields named.
+            let published = self.published_templates().await?;
+            diaban_core::indicators::check_sources(&template, |id| published.iter().find(|t| t.id == id).cloned())
+                .map_err(|e| PublishError::BadIndicator(e.to_string()))?;
+        }
         let body = serde_json::to_string(&template).map_err(|e| DbError::Invalid(e.to_string()))?;
         let new = self
             .write(async |tx| {

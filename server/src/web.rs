@@ -428,9 +428,12 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
     let shown = |f: &Field, v: &Option<serde_json::Value>| {
         v.as_ref().map(|v| form.display(f, v, lang.code())).unwrap_or_default()
     };
-    let indicators = match crate::reports::indicators_for(&state.db, &form, &row, lang.code()).await {
-        Ok(lines) => lines,
-        Err(e) => return server_error(e),
+    let (indicators, indicator_error) = match crate::reports::indicators_for(&state.db, &form, &row, lang.code()).await
+    {
+        Ok(lines) => (lines, None),
+        Err(crate::reports::ReportError::Db(e)) => return server_error(e),
+        // A source template withdrawn or changed: the page still shows the record.
+        Err(e) => (None, Some(e.to_string())),
     };
     let title = form.template().label.text(lang.code()).to_owned();
     page(
@@ -447,6 +450,9 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
                 span.state { (state_label(lang, &row.state)) }
             }
             (values_table(lang, "values", &evaluation.items))
+            @if let Some(e) = &indicator_error {
+                p.error { (lang.t("Không tính được chỉ số: ", "Indicators cannot be computed: ")) (e) }
+            }
             @if let Some(lines) = &indicators {
                 h2 { (lang.t("Chỉ số tính từ hồ sơ của xã", "Indicators computed from the commune's records")) }
                 p { (lang.t("Cột “Tính lại” dùng các hồ sơ hiện có trên máy chủ cho kỳ này; khác với số đã báo cáo thì được tô màu.",
