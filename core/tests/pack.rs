@@ -27,6 +27,18 @@ fn pack() -> Vec<(String, Template)> {
 }
 
 #[test]
+fn every_pack_file_is_in_unicode_nfc() {
+    // Vietnamese in NFC uses precomposed letters; a combining diacritic means NFD text, which
+    // sorts and compares differently on phones.
+    for entry in std::fs::read_dir(pack_dir()).expect("pack directory") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let combining = text.chars().find(|c| ('\u{0300}'..='\u{036F}').contains(c));
+        assert_eq!(combining, None, "{} has a combining diacritic (not NFC)", path.display());
+    }
+}
+
+#[test]
 fn every_pack_file_publishes_under_its_own_name() {
     let pack = pack();
     assert!(pack.len() >= 10, "the pack has every template of brief §8, got {}", pack.len());

@@ -180,7 +180,9 @@ async fn a_phones_records_fill_the_monthly_report_and_the_server_recomputes_it()
     session(&phone, "2026-11-15", 40).await;
 
     let report = phone.create_record("commune_monthly_report", Some("2026-11")).await.expect("report");
+    let computed = phone.indicators(&report).await.expect("compute");
     let rows = phone.fill_indicators(&report).await.expect("fill");
+    assert_eq!(computed, rows, "computing writes nothing; filling writes what it computed");
     let got = |field: &str| rows.iter().find(|r| r.field == field).map(|r| r.value);
     assert_eq!(got("people_total"), Some(3.0));
     assert_eq!(got("status_user_managed"), Some(2.0), "Ba's period ends on the last day: still in force");
