@@ -573,3 +573,27 @@ fn sources_are_checked_against_the_source_template() {
     wrong.indicators[0].source = "census".into();
     assert!(diaban_core::indicators::check_sources(&wrong, lookup).is_err());
 }
+
+#[test]
+fn the_annual_report_year_runs_from_the_15th_of_october_to_the_14th() {
+    let f = fixture();
+    let report = form("commune_annual_report");
+    let got = as_map(compute(report.template(), "2026", HERE, &f.sources()).unwrap());
+    // 15/10/2025–14/10/2026.
+    expect(
+        &got,
+        &[
+            // P1 (1/3), P4 (15/11/2025), P8 (1/6, still here then); not P9 (the neighbour's on 10/5), not P11 (18/10).
+            ("new_users", 3.0),
+            // P4's period, ending on 14/10/2026.
+            ("users_ended", 1.0),
+            ("hotspots_found", 3.0),
+            ("hotspots_eliminated", 1.0),
+            ("plants_destroyed", 100.0),
+            // S1 on 15/10/2026 is next year's.
+            ("sessions", 0.0),
+        ],
+    );
+    let next = as_map(compute(report.template(), "2027", HERE, &f.sources()).unwrap());
+    expect(&next, &[("new_users", 2.0), ("users_ended", 1.0), ("sessions", 3.0), ("participants", 255.0)]);
+}
