@@ -158,7 +158,7 @@ impl Draft {
 struct Demo {
     rng: Rng,
     forms: BTreeMap<String, Arc<Form>>,
-    done: Vec<(RecordDoc, Arc<Form>)>,
+    done: Vec<(RecordDoc, crate::sync::Projection)>,
     /// Values of the written records, by template, for the reports' indicators.
     sources: BTreeMap<String, Vec<SourceRecord>>,
     today: Date,
@@ -205,7 +205,7 @@ impl Demo {
                 values,
             });
         }
-        self.done.push((draft.doc, draft.form));
+        self.done.push((draft.doc, projection));
     }
 }
 
@@ -267,10 +267,22 @@ pub async fn seed(db: &Db) -> Result<bool, DbError> {
     for (i, commune) in COMMUNES.iter().enumerate() {
         reports(&mut demo, i, commune)?;
     }
+    // The province's other communes report too (without registry data in the demo), so the
+    // grid shows a province at work rather than 67 late communes.
+    let scope = db.unit_scope("14").await?;
+    let others: Vec<String> = db
+        .communes_in(&scope)
+        .await?
+        .into_iter()
+        .map(|u| u.code)
+        .filter(|c| !COMMUNES.iter().any(|(code, ..)| code == c))
+        .collect();
+    for (i, code) in others.iter().enumerate() {
+        other_reports(&mut demo, i, code)?;
+    }
     let done = std::mem::take(&mut demo.done);
     db.write(async |tx| {
-        for (mut doc, form) in done {
-            let projection = crate::sync::project(&mut doc, &form);
+        for (mut doc, projection) in done {
             crate::sync::write_record(tx, &mut doc, &projection, true, None).await?;
         }
         Ok(())
@@ -465,6 +477,9 @@ fn moved_person(demo: &mut Demo) -> Result<(), DbError> {
             period.push(("end_date", date(days(moved, -1))));
             period.push(("end_reason", choice("moved_away")));
         }
+        if unit == "04231" {
+            d.row("checks", vec![("check_date", date(days(moved, 2))), ("found_at_home", FieldValue::Boolean(true))])?;
+        }
         d.row("periods", period)?.row(
             "moves",
             vec![
@@ -602,6 +617,51 @@ fn events(demo: &mut Demo, ci: usize, (unit, officer, _, _, _): &(&str, &str, &s
             d.event(EventKind::Submit, officer, None, on)?;
             demo.finish(d);
         }
+    }
+    Ok(())
+}
+
+/// The last six monthly reports of a commune without demo records: mostly approved, the
+/// recent ones in every state, a few late.
+fn other_reports(demo: &mut Demo, i: usize, unit: &str) -> Result<(), DbError> {
+    let monthly = demo.forms.get("commune_monthly_report").cloned().ok_or_else(|| invalid("no monthly report"))?;
+    let spec = monthly.template().period.clone().ok_or_else(|| invalid("the monthly report has no period"))?;
+    let (officer, lead) = (format!("canbo.{unit}"), format!("lanhdao.{unit}"));
+    let mut start = spec.bounds(&spec.key_for(demo.today)).map_err(invalid)?.start;
+    for offset in 0..6 {
+        let key = spec.key_for(days(start, -1));
+        let bounds = spec.bounds(&key).map_err(invalid)?;
+        start = bounds.start;
+        let state = match offset {
+            0 => [
+                None,
+                Some("draft"),
+                Some("submitted"),
+                Some("signed_off"),
+                Some("approved"),
+                Some("approved"),
+                Some("submitted"),
+                Some("returned"),
+            ][i % 8],
+            1 if i.is_multiple_of(10) => Some("returned"),
+            1 if i % 10 == 1 => None,
+            3 if i % 17 == 3 => None,
+            _ => Some("approved"),
+        };
+        let Some(state) = state else { continue };
+        let mut d = demo.start("commune_monthly_report", unit, &officer, Some(key.clone()), bounds.end)?;
+        fill_indicators(demo, &mut d, &key, unit)?;
+        let cases = i64::from(demo.rng.chance(15));
+        d.set("drug_cases", FieldValue::Integer(cases))?
+            .set("offenders", FieldValue::Integer(cases))?
+            .set("art256a_cases", FieldValue::Integer(0))?
+            .set(
+                "assessment",
+                text(format!("Kỳ {key}: không phát sinh điểm, tụ điểm; tiếp tục rà soát người sử dụng.")),
+            )?
+            .set("next_tasks", text("Tuyên truyền tại khu dân cư; phối hợp rà soát người tạm trú."))?;
+        review(&mut d, state, &officer, &lead, bounds.due)?;
+        demo.finish(d);
     }
     Ok(())
 }
