@@ -160,10 +160,10 @@ pub struct SyncReport {
 
 pub struct Device {
     /// Compiled forms by (template id, version); templates never change once published.
-    pub(crate) forms: FormCache,
+    forms: FormCache,
     pub(crate) store: Store,
     transport: HttpTransport,
-    pub(crate) actor: ActorId,
+    actor: ActorId,
     device_name: String,
     pub(crate) lang: String,
 }
