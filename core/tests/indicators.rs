@@ -597,3 +597,62 @@ fn the_annual_report_year_runs_from_the_15th_of_october_to_the_14th() {
     let next = as_map(compute(report.template(), "2027", HERE, &f.sources()).unwrap());
     expect(&next, &[("new_users", 2.0), ("users_ended", 1.0), ("sessions", 3.0), ("participants", 255.0)]);
 }
+
+fn evaluate(form: &Form, answers: Json) -> diaban_core::form::Evaluation {
+    let env = Env { today: "2026-11-20".into(), period: None, lang: "vi".into() };
+    form.evaluate(answers.as_object().unwrap(), &env, &BTreeMap::new())
+}
+
+#[test]
+fn a_management_period_takes_the_duration_its_status_allows() {
+    let p = form("person_record");
+    let with = |status: &str, months: i64, born: &str| {
+        let answers = json!({"full_name": "A", "sex": "male", "birth_date": born, "residence_kind": "permanent",
+            "address": "Bản Nà Sản",
+            "periods": [{"_id": "a", "status": status, "start_date": "2026-01-10", "duration_months": months}]});
+        evaluate(&p, answers).issues.into_iter().map(|i| i.field).collect::<Vec<_>>()
+    };
+    assert_eq!(with("user_managed", 12, "1990-01-01"), Vec::<String>::new());
+    assert_eq!(with("user_managed", 6, "1990-01-01"), ["periods/a/duration_months"]);
+    assert_eq!(with("rehab_home", 6, "1990-01-01"), Vec::<String>::new());
+    assert_eq!(with("rehab_home", 13, "1990-01-01"), ["periods/a/duration_months"]);
+    assert_eq!(with("post_rehab", 24, "1990-01-01"), Vec::<String>::new());
+    assert_eq!(with("post_rehab", 18, "1990-01-01"), ["periods/a/duration_months"]);
+    // Compulsory rehab of a 15-year-old: 6–12 months (Art. 33); adults up to 24 ([U]).
+    assert_eq!(with("compulsory_rehab", 18, "2011-01-01"), ["periods/a/duration_months"]);
+    assert_eq!(with("compulsory_rehab", 18, "1990-01-01"), Vec::<String>::new());
+
+    // An ended period needs its reason; the scheduled end and the Art. 256a watch are computed.
+    let answers = json!({"full_name": "A", "sex": "male", "birth_date": "1990-01-01", "residence_kind": "permanent",
+        "address": "Bản Nà Sản",
+        "periods": [{"_id": "a", "status": "rehab_home", "start_date": "2025-01-10", "duration_months": 6, "end_date": "2025-07-09"},
+                    {"_id": "b", "status": "post_rehab", "start_date": "2025-07-10", "duration_months": 12}],
+        "checks": [{"_id": "c", "check_date": "2025-08-10", "found_at_home": true}]});
+    let e = evaluate(&p, answers);
+    assert_eq!(e.issues.iter().map(|i| i.field.as_str()).collect::<Vec<_>>(), ["periods/a/end_reason"]);
+    assert_eq!(e.calculated.get("current_status"), Some(&json!("post_rehab")));
+    assert_eq!(e.calculated.get("art256a_until"), Some(&json!("2027-07-09")));
+    assert_eq!(e.calculated.get("last_check"), Some(&json!("2025-08-10")));
+    let rows = e.items.iter().find(|i| i.name == "periods").map(|i| i.rows.clone()).unwrap_or_default();
+    let planned = rows[1].items.iter().find(|i| i.name == "planned_end").and_then(|i| i.value.clone());
+    assert_eq!(planned, Some(json!("2026-07-09")));
+}
+
+#[test]
+fn a_hotspot_goes_from_found_to_active_to_eliminated_and_may_re_emerge() {
+    let h = form("hotspot");
+    let status = |extra: Json| {
+        let mut answers =
+            json!({"name": "H", "kind": "use", "address": "Bản", "found_on": "2026-01-01", "found_source": "tip"});
+        answers.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap());
+        evaluate(&h, answers).calculated.get("status").cloned()
+    };
+    assert_eq!(status(json!({})), Some(json!("found")));
+    assert_eq!(status(json!({"confirmed_on": "2026-01-05"})), Some(json!("active")));
+    let eliminated = json!({"confirmed_on": "2026-01-05", "eliminated_on": "2026-03-01", "elimination_basis": "Vụ án 1",
+        "rechecks": [{"_id": "r", "recheck_date": "2026-04-01", "recheck_result": "holds"}]});
+    assert_eq!(status(eliminated), Some(json!("eliminated")));
+    let again = json!({"confirmed_on": "2026-01-05", "eliminated_on": "2026-03-01", "elimination_basis": "Vụ án 1",
+        "rechecks": [{"_id": "r", "recheck_date": "2026-09-01", "recheck_result": "re_emerged"}]});
+    assert_eq!(status(again), Some(json!("re_emerged")));
+}
