@@ -187,13 +187,13 @@ pub struct SyncReport {
 pub struct Device {
     /// Compiled forms by (template id, version); templates never change once published.
     forms: FormCache,
-    store: Store,
+    pub(crate) store: Store,
     transport: HttpTransport,
     /// What carries sync exchanges: the HTTP transport, unless replaced.
     link: Arc<dyn SyncLink>,
     actor: ActorId,
     device_name: String,
-    lang: String,
+    pub(crate) lang: String,
 }
 
 impl Device {
@@ -722,7 +722,10 @@ impl Device {
         Ok(report)
     }
 
-    async fn open_record(&self, record_id: &str) -> Result<(StoredRecord, Arc<Form>, RecordDoc), DeviceError> {
+    pub(crate) async fn open_record(
+        &self,
+        record_id: &str,
+    ) -> Result<(StoredRecord, Arc<Form>, RecordDoc), DeviceError> {
         let stored =
             self.store.record(record_id).await?.ok_or_else(|| DeviceError::UnknownRecord(record_id.to_owned()))?;
         let form = self.form(&stored.template_id, stored.template_version).await?;
@@ -735,7 +738,7 @@ impl Device {
     }
 
     /// The compiled form of a template version the device holds.
-    async fn form(&self, id: &str, version: u32) -> Result<Arc<Form>, DeviceError> {
+    pub(crate) async fn form(&self, id: &str, version: u32) -> Result<Arc<Form>, DeviceError> {
         if let Some(form) = self.forms.get(id, version) {
             return Ok(form);
         }
@@ -744,7 +747,7 @@ impl Device {
         Ok(self.forms.insert(Form::compile(template).map_err(|e| DeviceError::Storage(e.to_string()))?))
     }
 
-    async fn save(&self, stored: StoredRecord, doc: RecordDoc) -> Result<(), DeviceError> {
+    pub(crate) async fn save(&self, stored: StoredRecord, doc: RecordDoc) -> Result<(), DeviceError> {
         // Append only this edit's changes; fold into a fresh snapshot now and then.
         let mut doc = doc;
         let chunk = doc.save_incremental();
@@ -810,7 +813,7 @@ fn review_comment(state: WorkflowState, events: &[Event]) -> Option<String> {
     events.iter().rev().find(|e| e.kind == EventKind::Return).and_then(|e| e.comment.clone())
 }
 
-fn ensure_editable(doc: &RecordDoc) -> Result<(), DeviceError> {
+pub(crate) fn ensure_editable(doc: &RecordDoc) -> Result<(), DeviceError> {
     match doc.state() {
         WorkflowState::Draft | WorkflowState::Returned | WorkflowState::Reopened => Ok(()),
         state => Err(DeviceError::NotEditable(state.as_str().to_owned())),

@@ -5,7 +5,9 @@
 //! functions do date arithmetic and sums over repeat groups:
 //! - `sum(list)`: sum of the numbers in a list (nulls skipped), e.g. `sum(visits.map(v, v.tests))`;
 //! - `days_between(a, b)`: days from date `a` to date `b`;
-//! - `add_days(date, n)`, `add_months(date, n)`: shifted dates (month ends clamp).
+//! - `add_days(date, n)`, `add_months(date, n)`: shifted dates (month ends clamp);
+//! - `latest(list)`: the latest date of a list (nulls skipped; `null` when none);
+//! - `age_on(birth_date, date)`: age in whole years on `date`.
 
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
@@ -48,6 +50,8 @@ pub const FUNCTIONS: &[&str] = &[
     "days_between",
     "add_days",
     "add_months",
+    "latest",
+    "age_on",
 ];
 
 /// A context holding the standard and our functions; evaluations use child scopes of it.
@@ -57,6 +61,8 @@ pub fn root_context() -> Context<'static> {
     ctx.add_function("days_between", days_between);
     ctx.add_function("add_days", add_days);
     ctx.add_function("add_months", add_months);
+    ctx.add_function("latest", latest);
+    ctx.add_function("age_on", age_on);
     ctx
 }
 
@@ -115,6 +121,30 @@ fn add_months(d: Arc<String>, n: i64) -> Result<Value, ExecutionError> {
         .map_err(|_| ExecutionError::function_error("add_months", "out of range"))
 }
 
+fn latest(list: Arc<Vec<Value>>) -> Result<Value, ExecutionError> {
+    let mut best: Option<Date> = None;
+    for v in list.iter() {
+        match v {
+            Value::String(s) => {
+                let d = parse_date("latest", s)?;
+                best = Some(best.map_or(d, |b| b.max(d)));
+            }
+            Value::Null => {}
+            other => return Err(ExecutionError::function_error("latest", format!("not a date: {other:?}"))),
+        }
+    }
+    Ok(best.map(format_date).unwrap_or(Value::Null))
+}
+
+fn age_on(birth: Arc<String>, on: Arc<String>) -> Result<Value, ExecutionError> {
+    let (birth, on) = (parse_date("age_on", &birth)?, parse_date("age_on", &on)?);
+    let mut age = on.year() as i64 - birth.year() as i64;
+    if (on.month() as u8, on.day()) < (birth.month() as u8, birth.day()) {
+        age -= 1;
+    }
+    Ok(Value::Int(age))
+}
+
 /// Compiles a CEL expression. The parser can panic on some malformed input; that is caught
 /// and reported as a syntax error, since templates come from outside.
 pub fn compile(source: &str) -> Result<cel_interpreter::Program, String> {
@@ -123,6 +153,24 @@ pub fn compile(source: &str) -> Result<cel_interpreter::Program, String> {
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("the expression could not be parsed".to_owned()),
     }
+}
+
+/// Compiles `source` and checks that every variable it uses is `visible` (or bound by a
+/// comprehension) and every function it calls is known.
+pub fn compile_checked(source: &str, visible: &dyn Fn(&str) -> bool) -> Result<cel_interpreter::Program, String> {
+    let program = compile(source)?;
+    let references = program.references();
+    let bound = bound_names(source);
+    if let Some(name) = references.variables().into_iter().find(|n| !visible(n) && !bound.contains(*n)) {
+        return Err(format!("uses {name:?}, which is not a name visible there"));
+    }
+    if let Some(name) = references.functions().into_iter().find(|n| {
+        let operator = n.starts_with('_') || n.starts_with('@') || *n == "!_";
+        !operator && !FUNCTIONS.contains(n)
+    }) {
+        return Err(format!("calls unknown function {name:?}"));
+    }
+    Ok(program)
 }
 
 /// A stored JSON value as CEL sees it.
@@ -210,6 +258,16 @@ mod tests {
         assert_eq!(eval("days_between(start, today)", &vars).unwrap(), Value::Int(295));
         assert_eq!(eval("start <= today", &vars).unwrap(), Value::Bool(true));
         assert!(eval("add_days('31/01/2026', 1)", &vars).is_err());
+    }
+
+    #[test]
+    fn latest_date_and_age_in_whole_years() {
+        let vars = [("checks", serde_json::json!(["2026-03-02", null, "2026-10-30", "2026-07-01"]))];
+        assert_eq!(eval("latest(checks)", &vars).unwrap(), Value::String(Arc::new("2026-10-30".into())));
+        assert_eq!(eval("latest([])", &vars).unwrap(), Value::Null);
+        assert_eq!(eval("age_on('2008-11-15', '2026-11-14')", &vars).unwrap(), Value::Int(17));
+        assert_eq!(eval("age_on('2008-11-15', '2026-11-15')", &vars).unwrap(), Value::Int(18));
+        assert_eq!(eval("age_on('2008-02-29', '2026-02-28')", &vars).unwrap(), Value::Int(17));
     }
 
     #[test]

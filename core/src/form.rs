@@ -76,6 +76,10 @@ pub enum PublishError {
     PeriodMismatch,
     #[error("period: {0}")]
     BadPeriod(#[from] PeriodError),
+    #[error("{0}")]
+    BadIndicator(String),
+    #[error("{0}")]
+    BadReminder(String),
 }
 
 /// A problem that keeps a record from being submitted.
@@ -357,6 +361,11 @@ impl Form {
             rows.iter()
                 .filter_map(|row| {
                     let mut row = row.as_object()?.clone();
+                    // An unanswered field is null, in rows too: `f.area_m2` must not fail on a
+                    // row where the area was left empty.
+                    for f in group.fields.iter().filter(|f| f.field_type.holds_answer()) {
+                        row.entry(f.name.clone()).or_insert(Json::Null);
+                    }
                     let mut inner = scope.new_inner_scope();
                     bind_row(&mut inner, group, &row);
                     for sub in group.fields.iter().filter(|f| f.field_type == FieldType::Repeat) {
@@ -625,6 +634,8 @@ impl Form {
             }
             if let (Some(p), Some(ty)) = (&compiled.calculation, field.result_type) {
                 match p.execute(&inner) {
+                    // No value is a calculation's answer when its inputs are missing.
+                    Ok(Value::Null) => {}
                     Ok(v) => {
                         let fits = expr::from_cel(&v).and_then(|j| FieldValue::from_json(ty, &j)).is_some();
                         if !fits {
@@ -836,6 +847,8 @@ fn check_structure(t: &Template) -> Result<(), PublishError> {
         (None, TemplateKind::PeriodicReport) | (Some(_), _) => return Err(PublishError::PeriodMismatch),
         (None, _) => {}
     }
+    crate::indicators::check_local(t).map_err(PublishError::BadIndicator)?;
+    crate::reminders::check_local(t).map_err(PublishError::BadReminder)?;
     let mut seen = HashSet::new();
     for (_, f) in t.walk() {
         if !is_identifier(&f.name) {

@@ -17,21 +17,28 @@
 //! - [`progress`]: sync progress reports and cancellation.
 //! - [`messages`]: device errors as sentences in Vietnamese and English.
 //! - [`search`]: diacritic-insensitive matching of record answers.
+//! - [`indicators`]: report figures computed from other templates' records for a period.
+//! - [`reminders`]: what falls due in a registry (checks, periods ending).
+//! - [`device`]: the device API the bindings expose to phone apps.
+//! - [`device_reports`]: the device API for report indicators and registry reminders.
 //! - [`glossary`]: Vietnamese domain terms and their English names in code.
 
 pub mod clock;
 pub mod crypto;
 pub mod db;
 pub mod device;
+pub mod device_reports;
 pub mod expr;
 pub mod form;
 pub mod glossary;
 pub mod messages;
+pub mod indicators;
 pub mod period;
 pub mod progress;
 pub mod protocol;
 pub mod record;
 pub mod search;
+pub mod reminders;
 pub mod store;
 pub mod sync;
 pub mod template;

@@ -18,6 +18,10 @@ pub struct PeriodSpec {
     /// Days after the period's last day by which the report is due.
     #[serde(default)]
     pub due_days_after_end: u16,
+    /// Year periods only: the month the year ends in (12 when absent). With `start_day: 15`
+    /// and `year_end_month: 10`, the year `2026` runs from 15/10/2025 to 14/10/2026.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub year_end_month: Option<u8>,
 }
 
 fn one() -> u8 {
@@ -39,6 +43,8 @@ pub enum PeriodError {
     BadKey(String),
     #[error("start_day must be between 1 and 28")]
     BadStartDay,
+    #[error("year_end_month must be between 1 and 12, and is for year periods only")]
+    BadYearEnd,
 }
 
 /// First and last day of a period, inclusive.
@@ -54,7 +60,16 @@ impl PeriodSpec {
         if !(1..=28).contains(&self.start_day) {
             return Err(PeriodError::BadStartDay);
         }
-        Ok(())
+        match (self.year_end_month, self.length) {
+            (None, _) => Ok(()),
+            (Some(m), PeriodLength::Year) if (1..=12).contains(&m) => Ok(()),
+            _ => Err(PeriodError::BadYearEnd),
+        }
+    }
+
+    /// The last month (1–12) of a year period.
+    fn year_end(&self) -> i32 {
+        self.year_end_month.unwrap_or(12) as i32
     }
 
     /// The bounds of the period named `key`.
@@ -96,7 +111,11 @@ impl PeriodSpec {
             PeriodLength::Month => format!("{year:04}-{month:02}"),
             PeriodLength::Quarter => format!("{year:04}-Q{}", (month - 1) / 3 + 1),
             PeriodLength::HalfYear => format!("{year:04}-H{}", (month - 1) / 6 + 1),
-            PeriodLength::Year => format!("{year:04}"),
+            PeriodLength::Year => {
+                // The year named Y ends in month `year_end` of Y.
+                let year = (index - (self.year_end() - 1) + 11).div_euclid(12);
+                format!("{year:04}")
+            }
         }
     }
 
@@ -118,7 +137,7 @@ impl PeriodSpec {
             (PeriodLength::HalfYear, Some(h)) => {
                 6 * h.strip_prefix('H')?.parse::<u8>().ok().filter(|h| (1..=2).contains(h))?
             }
-            (PeriodLength::Year, None) => 12,
+            (PeriodLength::Year, None) => self.year_end() as u8,
             _ => return None,
         };
         Some((year, last_month))
@@ -136,7 +155,7 @@ mod tests {
     use time::macros::date;
 
     fn spec(length: PeriodLength, start_day: u8) -> PeriodSpec {
-        PeriodSpec { length, start_day, due_days_after_end: 2 }
+        PeriodSpec { length, start_day, due_days_after_end: 2, year_end_month: None }
     }
 
     #[test]
@@ -173,6 +192,24 @@ mod tests {
         let cal = spec(PeriodLength::Quarter, 1);
         assert_eq!(cal.key_for(date!(2026 - 03 - 31)), "2026-Q1");
         assert_eq!(cal.key_for(date!(2026 - 04 - 01)), "2026-Q2");
+    }
+
+    #[test]
+    fn a_year_may_end_in_another_month() {
+        let s = PeriodSpec { year_end_month: Some(10), due_days_after_end: 26, ..spec(PeriodLength::Year, 15) };
+        let y = s.bounds("2026").unwrap();
+        assert_eq!((y.start, y.end, y.due), (date!(2025 - 10 - 15), date!(2026 - 10 - 14), date!(2026 - 11 - 09)));
+        assert_eq!(s.key_for(date!(2026 - 10 - 14)), "2026");
+        assert_eq!(s.key_for(date!(2026 - 10 - 15)), "2027");
+        assert_eq!(s.key_for(date!(2025 - 10 - 15)), "2026");
+        let cal = PeriodSpec { year_end_month: Some(6), ..spec(PeriodLength::Year, 1) };
+        assert_eq!(cal.bounds("2026").unwrap().start, date!(2025 - 07 - 01));
+        assert_eq!(cal.key_for(date!(2026 - 06 - 30)), "2026");
+        assert_eq!(cal.key_for(date!(2026 - 07 - 01)), "2027");
+        assert_eq!(spec(PeriodLength::Year, 15).key_for(date!(2026 - 12 - 14)), "2026");
+        assert_eq!(spec(PeriodLength::Year, 15).key_for(date!(2026 - 12 - 15)), "2027");
+        let bad = PeriodSpec { year_end_month: Some(10), ..spec(PeriodLength::Month, 1) };
+        assert_eq!(bad.check(), Err(PeriodError::BadYearEnd));
     }
 
     #[test]

@@ -32,6 +32,17 @@ pub struct Template {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub choice_lists: BTreeMap<String, Vec<Choice>>,
     pub fields: Vec<Field>,
+    /// Periodic reports: figures computed from other templates' records for the period and
+    /// written into this template's number fields (see [`crate::indicators`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indicators: Vec<Indicator>,
+    /// Registries: reminders computed from each record (see [`crate::reminders`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reminders: Vec<ReminderRule>,
+    /// Registries whose subject moves between communes: where the moves are kept, so that a
+    /// record counts for the commune it belonged to on a given day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_history: Option<UnitHistory>,
     /// Free text for admins: sources, unverified facts to re-check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
@@ -95,6 +106,93 @@ impl Role {
     pub fn parse(s: &str) -> Option<Role> {
         [Role::FieldOfficer, Role::CommuneLead, Role::Reviewer, Role::Admin].into_iter().find(|r| r.as_str() == s)
     }
+}
+
+/// One figure of a periodic report, computed from the records of another template.
+///
+/// Each record of `source` (or each row of its repeat group `rows`) that passes `filter` and
+/// falls in the period is counted (or its `sum` field added) into the field `into`, or, with
+/// `group_by`, into the field `into` maps the group's key to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Indicator {
+    /// The report field written: a field name, or a map from group key to field name.
+    pub into: IndicatorTarget,
+    /// Template id of the records counted.
+    pub source: String,
+    /// A repeat group of the source whose rows are counted instead of the records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<String>,
+    /// CEL over the source record's fields (and the row's), `period_start`, `period_end`:
+    /// only items for which it is true count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// CEL giving a text key (e.g. `sex`); requires `into` to be a map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<String>,
+    /// Which date puts an item in the period.
+    pub when: IndicatorWhen,
+    /// A number field of the item to add up; counts items when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sum: Option<String>,
+}
+
+/// Where an indicator's value goes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IndicatorTarget {
+    Field(String),
+    Groups(BTreeMap<String, String>),
+}
+
+/// How the period selects items.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndicatorWhen {
+    /// A flow: the item's date field lies within the period (both ends included).
+    Date(String),
+    /// A stock: the item is in force on the period's last day: `from` on or before it, and
+    /// `to` empty or on or after it (an end date is the last day in force).
+    InForce { from: String, to: String },
+    /// In force on at least one day of the period: `from` on or before its last day, and `to`
+    /// empty or on or after its first day.
+    Overlaps { from: String, to: String },
+}
+
+/// A reminder a registry raises for its records, e.g. a residence check falling due.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReminderRule {
+    /// Stable identifier of the reminder kind.
+    pub id: String,
+    pub label: Label,
+    /// A repeat group whose rows each may raise the reminder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<String>,
+    /// CEL: the reminder applies only while true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// CEL giving the due date (`YYYY-MM-DD`).
+    pub due: String,
+    /// The reminder is listed from this many days before its due date (and while overdue).
+    #[serde(default)]
+    pub lead_days: i64,
+    /// A field of the record naming its subject in the list (e.g. `full_name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
+/// Where a registry keeps the moves of its subject between units.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UnitHistory {
+    /// The repeat group of moves.
+    pub group: String,
+    /// The row field holding the day of the move (the first day in the new unit).
+    pub date: String,
+    /// The row field holding the code of the unit moved to.
+    pub unit: String,
+    /// The row field holding the code of the unit moved from: before its first move a record
+    /// belongs to that unit (a record opened by the receiving commune starts with the move in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 /// A user-facing text in Vietnamese, with an optional English translation.

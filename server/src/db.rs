@@ -408,6 +408,12 @@ impl Db {
         template.embed_shared_lists(|name| shared.get(name).cloned())?;
         let form = Form::compile(template)?;
         let template = form.template().clone();
+        if !template.indicators.is_empty() {
+            // Indicators read other templates: they must be published, with the fields named.
+            let published = self.published_templates().await?;
+            diaban_core::indicators::check_sources(&template, |id| published.iter().find(|t| t.id == id).cloned())
+                .map_err(|e| PublishError::BadIndicator(e.to_string()))?;
+        }
         let body = serde_json::to_string(&template).map_err(|e| DbError::Invalid(e.to_string()))?;
         let new = self
             .write(async |tx| {
@@ -673,6 +679,30 @@ impl Db {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(record_row).collect()
+    }
+
+    /// (id, unit code, values) of every record of a template in the given units, for
+    /// indicators and reminders.
+    pub async fn records_of(
+        &self,
+        template_id: &str,
+        units: &[String],
+    ) -> Result<Vec<(String, String, serde_json::Map<String, serde_json::Value>)>, DbError> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT id, unit_code, values_json FROM records
+             WHERE template_id = ? AND unit_code IN (SELECT value FROM json_each(?)) ORDER BY id",
+        )
+        .bind(template_id)
+        .bind(serde_json::Value::from(units.to_vec()).to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, unit, values)| {
+                let values =
+                    serde_json::from_str(&values).map_err(|e| DbError::Invalid(format!("record values: {e}")))?;
+                Ok((id, unit, values))
+            })
+            .collect()
     }
 
     /// One record, if it lies in the given units.

@@ -11,6 +11,7 @@
 //! - [`auth`]: Argon2 passwords and hashed bearer tokens.
 //! - [`pack`]: the default template pack.
 //! - [`review`]: return and approve, as events appended to the record.
+//! - [`reports`]: report indicators and registry reminders from the records' projections.
 //! - [`rollup`]: sums of numeric answers per commune and up the unit tree.
 //! - [`export`]: XLSX and CSV export of a template's records.
 //! - [`demo`]: demo province, users and records.
@@ -25,6 +26,7 @@ pub mod demo;
 pub mod error;
 pub mod export;
 pub mod pack;
+pub mod reports;
 pub mod review;
 pub mod rollup;
 pub mod sync;

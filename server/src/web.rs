@@ -40,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/export/{file}", get(export_records))
         .route("/grid/{template}", get(grid_page))
         .route("/rollup/{file}", get(rollup_page))
+        .route("/reminders", get(reminders_page))
 }
 
 /// The page language, from the language cookie.
@@ -121,6 +122,7 @@ pub fn page(lang: Lang, title: &str, user: Option<&WebUser>, body: Markup) -> Ht
                         a.brand href="/records" { "Địa bàn" }
                         nav {
                             @if let Some(u) = user {
+                                a href="/reminders" { (lang.t("Nhắc việc", "Reminders")) }
                                 @if u.user.role == diaban_core::Role::Admin { a href="/admin" { (lang.t("Quản trị", "Admin")) } }
                                 span.who { (u.user.display_name) " · " (u.user.unit_name) }
                                 form method="post" action="/logout" {
@@ -426,6 +428,13 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
     let shown = |f: &Field, v: &Option<serde_json::Value>| {
         v.as_ref().map(|v| form.display(f, v, lang.code())).unwrap_or_default()
     };
+    let (indicators, indicator_error) = match crate::reports::indicators_for(&state.db, &form, &row, lang.code()).await
+    {
+        Ok(lines) => (lines, None),
+        Err(crate::reports::ReportError::Db(e)) => return server_error(e),
+        // A source template withdrawn or changed: the page still shows the record.
+        Err(e) => (None, Some(e.to_string())),
+    };
     let title = form.template().label.text(lang.code()).to_owned();
     page(
         lang,
@@ -434,12 +443,36 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
         html! {
             h1 { (title) }
             p {
+                @if let Some(p) = &row.period { (lang.t("Kỳ", "Period")) " " (p) " · " }
                 (row.unit_name) " (" (row.unit_code) ") · "
                 (lang.t("Người lập", "Created by")) ": " (row.created_by) " · "
                 (local_time(row.created_at)) " · "
                 span.state { (state_label(lang, &row.state)) }
             }
             (values_table(lang, "values", &evaluation.items))
+            @if let Some(e) = &indicator_error {
+                p.error { (lang.t("Không tính được chỉ số: ", "Indicators cannot be computed: ")) (e) }
+            }
+            @if let Some(lines) = &indicators {
+                h2 { (lang.t("Chỉ số tính từ hồ sơ của xã", "Indicators computed from the commune's records")) }
+                p { (lang.t("Cột “Tính lại” dùng các hồ sơ hiện có trên máy chủ cho kỳ này; khác với số đã báo cáo thì được tô màu.",
+                            "“Recomputed” uses the records on the server now for this period; differences from the reported figure are highlighted.")) }
+                table id="indicators" {
+                    thead { tr {
+                        th { (lang.t("Chỉ số", "Indicator")) } th { (lang.t("Đã báo cáo", "Reported")) } th { (lang.t("Tính lại", "Recomputed")) }
+                    } }
+                    tbody {
+                        @for l in lines {
+                            @let differs = l.reported.is_some_and(|r| (r - l.computed).abs() > 1e-9);
+                            tr data-field=(l.field) {
+                                td { (l.label) }
+                                td { (l.reported.map(number).unwrap_or_default()) }
+                                td class=[differs.then_some("late")] { (number(l.computed)) }
+                            }
+                        }
+                    }
+                }
+            }
             h2 { (lang.t("Nhật ký xử lý", "Workflow")) }
             ul id="events" {
                 @for e in doc.events() {
@@ -827,6 +860,61 @@ fn values_table(lang: Lang, id: &str, items: &[RenderItem]) -> Markup {
             }
         }
     }
+}
+
+/// A number as a person reads it: whole numbers without decimals.
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v:.2}") }
+}
+
+/// What falls due in the registries of the user's units: residence checks, periods ending.
+async fn reminders_page(State(state): State<AppState>, web: WebUser) -> Response {
+    let lang = web.lang;
+    let today = diaban_core::clock::iso(diaban_core::clock::today());
+    let reminders = match crate::reports::reminders_for(&state.db, &web.user, &today, lang.code()).await {
+        Ok(r) => r,
+        Err(e) => return server_error(e),
+    };
+    let units = match scope_of(&state, &web.user).await {
+        Ok(units) => match state.db.units_in(&units).await {
+            Ok(units) => units,
+            Err(e) => return server_error(e),
+        },
+        Err(e) => return server_error(e),
+    };
+    let unit_name = |code: &str| units.iter().find(|u| u.code == code).map(|u| u.name.clone()).unwrap_or_default();
+    let title = lang.t("Nhắc việc", "Reminders");
+    page(
+        lang,
+        title,
+        Some(&web),
+        html! {
+            h1 { (title) }
+            p { (lang.t("Từ sổ quản lý: kiểm tra cư trú hằng tháng, thời hạn quản lý và quản lý sau cai sắp hết. Ngày", "From the registries: monthly residence checks, management and post-rehab periods ending. Today")) " " (today) "." }
+            @if reminders.is_empty() {
+                p { (lang.t("Không có việc đến hạn.", "Nothing is due.")) }
+            } @else {
+                table id="reminders" {
+                    thead { tr {
+                        th { (lang.t("Hạn", "Due")) } th { (lang.t("Còn (ngày)", "Days left")) } th { (lang.t("Việc", "What")) }
+                        th { (lang.t("Đối tượng", "Subject")) } th { (lang.t("Đơn vị", "Unit")) }
+                    } }
+                    tbody {
+                        @for r in &reminders {
+                            tr data-rule=(r.rule) {
+                                td class=[(r.days_left < 0).then_some("late")] { (r.due) }
+                                td { (r.days_left) }
+                                td { (r.label) }
+                                td { a href={ "/records/" (r.record_id) } { (r.subject.clone().unwrap_or_else(|| r.record_id.clone())) } }
+                                td { (unit_name(&r.unit_code)) " (" (r.unit_code) ")" }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
 }
 
 async fn scope_of(state: &AppState, user: &User) -> Result<Vec<String>, crate::db::DbError> {

@@ -27,8 +27,31 @@ def test_the_demo_prints_the_address_and_logins_and_serves_its_data(tmp_path, br
         page.click("button[type=submit]")
         page.wait_for_url("**/records")
         rows = page.locator("#records tbody tr").all_inner_texts()
-        assert len(rows) == 4
+        assert len(rows) > 400, "about 200 people, reports, hotspots, inspections and sessions"
         assert any("Xã Mường Giôn (03694)" in r for r in rows) and any("Xã Sốp Cộp (04231)" in r for r in rows)
+
+        # Twelve monthly reports per commune in every review state, on the grid.
+        page.goto(f"http://localhost:{port}/grid/commune_monthly_report")
+        states = {c.get_attribute("class") for c in page.locator("#grid tbody td[data-period]").all()}
+        assert {"approved", "submitted", "signed_off", "returned", "draft"} <= states, states
+        assert page.locator("#grid tbody tr").count() >= 8
+
+        # An approved report: its indicators were computed from the records and still agree.
+        page.goto(f"http://localhost:{port}/records?template=commune_monthly_report&state=approved&unit=03694")
+        page.locator("#records tbody tr a").first.click()
+        lines = page.locator("#indicators tbody tr")
+        assert lines.count() >= 30
+        people = page.locator('#indicators tr[data-field="people_total"] td').all_inner_texts()
+        assert int(people[1]) > 0 and people[1] == people[2], people
+
+        # The reminders from the registry.
+        page.goto(f"http://localhost:{port}/reminders")
+        rules = {r.get_attribute("data-rule") for r in page.locator("#reminders tbody tr").all()}
+        assert "residence_check" in rules and "period_ending" in rules, rules
+
+        # The yearly classification per QĐ 28/2025.
+        page.goto(f"http://localhost:{port}/records?template=commune_assessment")
+        assert page.locator("#records tbody tr").count() == 8
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)

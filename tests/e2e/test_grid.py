@@ -7,7 +7,7 @@ import diaban
 from conftest import KEY, Server, signed_in
 
 MONTHLY = {
-    "id": "commune_monthly_report", "version": 1, "kind": "periodic_report",
+    "id": "grid_test_report", "version": 1, "kind": "periodic_report",
     "label": {"vi": "Báo cáo tháng của xã", "en": "Commune monthly report"},
     "period": {"length": "month", "start_day": 1, "due_days_after_end": 2},
     "fields": [{"name": "sessions", "type": "integer", "min": 0, "required": True, "label": {"vi": "Số buổi tuyên truyền"}}],
@@ -29,15 +29,15 @@ def test_the_grid_shows_who_reported_for_which_period(server: Server, device_pat
 
     phone = diaban.Device.open(device_path, KEY, server.url, "phone")
     phone.login("canbo.muonggion", "canbo-mat-khau")
-    report = phone.create_record("commune_monthly_report", current)
+    report = phone.create_record("grid_test_report", current)
     phone.set_field(report, "sessions", diaban.FieldValue.INTEGER(4))
     phone.submit(report)
-    draft = phone.create_record("commune_monthly_report", previous)
+    draft = phone.create_record("grid_test_report", previous)
     phone.set_field(draft, "sessions", diaban.FieldValue.INTEGER(1))
     phone.sync()
 
     page = signed_in(browser, server)
-    page.goto(server.url + "/grid/commune_monthly_report")
+    page.goto(server.url + "/grid/grid_test_report")
     cell = lambda unit, period: page.locator(f'#grid tr[data-unit="{unit}"] td[data-period="{period}"]')
     assert page.locator("#grid tbody tr").count() == 2
     assert page.locator("#grid thead th").count() == 7, "the unit column and six periods"
@@ -61,7 +61,7 @@ def test_the_rollup_sums_reported_answers_per_commune_and_up_to_the_province(ser
     for user, sessions, submit in [("canbo.muonggion", 4, True), ("canbo.sopcop", 2, True), ("canbo2.muonggion", 9, False)]:
         phone = diaban.Device.open(str(tmp_path / f"{user}.sqlite"), KEY, server.url, user)
         phone.login(user, "canbo-mat-khau")
-        record = phone.create_record("commune_monthly_report", current)
+        record = phone.create_record("grid_test_report", current)
         phone.set_field(record, "sessions", diaban.FieldValue.INTEGER(sessions))
         if submit:
             phone.submit(record)
@@ -69,7 +69,7 @@ def test_the_rollup_sums_reported_answers_per_commune_and_up_to_the_province(ser
         phones.append(phone)
 
     page = signed_in(browser, server)
-    page.goto(server.url + "/rollup/commune_monthly_report")
+    page.goto(server.url + "/rollup/grid_test_report")
     rows = {r.split("\t")[0]: r.split("\t") for r in page.locator("#rollup tbody tr").all_inner_texts()}
     assert rows["14"][3:] == ["2", "6"], "the province: two reports sent up, 6 sessions (the draft does not count)"
     assert rows["03694"][3:] == ["1", "4"]
