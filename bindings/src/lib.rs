@@ -446,6 +446,53 @@ pub struct FieldConflict {
     pub values: Vec<Conflict>,
 }
 
+/// One figure of a periodic report, computed from the commune's records for its period.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct IndicatorRow {
+    pub field: String,
+    pub label: String,
+    pub value: f64,
+}
+
+/// Something in the registry that falls due: a monthly residence check, a period ending.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct Reminder {
+    pub record_id: String,
+    pub template_id: String,
+    pub unit_code: String,
+    /// The rule's id, e.g. `residence_check`.
+    pub rule: String,
+    /// The rule's label in the device language.
+    pub label: String,
+    /// Whom or what it is about, e.g. a person's name.
+    pub subject: Option<String>,
+    pub row_id: Option<String>,
+    /// `YYYY-MM-DD`
+    pub due: String,
+    /// Negative when overdue.
+    pub days_left: i64,
+}
+
+impl From<diaban_core::reminders::Reminder> for Reminder {
+    fn from(r: diaban_core::reminders::Reminder) -> Self {
+        Reminder {
+            record_id: r.record_id,
+            template_id: r.template_id,
+            unit_code: r.unit_code,
+            rule: r.rule,
+            label: r.label,
+            subject: r.subject,
+            row_id: r.row_id,
+            due: r.due,
+            days_left: r.days_left,
+        }
+    }
+}
+
+fn indicator_rows(rows: Vec<diaban_core::device_reports::IndicatorRow>) -> Vec<IndicatorRow> {
+    rows.into_iter().map(|r| IndicatorRow { field: r.field, label: r.label, value: r.value }).collect()
+}
+
 /// A record whose changes the server refused: kept on the phone and shown until settled.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct Quarantined {
@@ -792,6 +839,27 @@ impl Device {
     /// with a new value); the choice syncs to every phone.
     pub fn resolve_conflict(&self, record_id: String, path: String, choice: u32) -> Result<(), DiabanError> {
         self.with(async |d| d.resolve_conflict(&record_id, &path, choice).await)
+    }
+
+    /// A periodic report's figures computed from the records on the phone; writes nothing.
+    pub fn indicators(&self, record_id: String) -> Result<Vec<IndicatorRow>, DiabanError> {
+        self.with(async |d| d.indicators(&record_id).await).map(indicator_rows)
+    }
+
+    /// Computes a report's figures and writes them into it (the commune still writes the
+    /// narrative fields).
+    pub fn fill_indicators(&self, record_id: String) -> Result<Vec<IndicatorRow>, DiabanError> {
+        self.with(async |d| d.fill_indicators(&record_id).await).map(indicator_rows)
+    }
+
+    /// What falls due in the registry on the phone, soonest first (today in Vietnam).
+    pub fn reminders(&self) -> Result<Vec<Reminder>, DiabanError> {
+        self.with(async |d| d.reminders().await).map(|rs| rs.into_iter().map(Into::into).collect())
+    }
+
+    /// The reminders as listed on `today` (`YYYY-MM-DD`).
+    pub fn reminders_on(&self, today: String) -> Result<Vec<Reminder>, DiabanError> {
+        self.with(async |d| d.reminders_on(&today).await).map(|rs| rs.into_iter().map(Into::into).collect())
     }
 
     /// Records whose changes the server refused; their changes stay on the phone.

@@ -4,7 +4,8 @@ import re
 import signal
 import subprocess
 
-from conftest import DIABAN
+import diaban
+from conftest import DIABAN, KEY
 
 
 def test_the_demo_prints_the_address_and_logins_and_serves_its_data(tmp_path, browser):
@@ -52,6 +53,23 @@ def test_the_demo_prints_the_address_and_logins_and_serves_its_data(tmp_path, br
         # The yearly classification per QĐ 28/2025.
         page.goto(f"http://localhost:{port}/records?template=commune_assessment")
         assert page.locator("#records tbody tr").count() == 8
+
+        # The commune officer's phone gets the commune's records, its reminders and the
+        # monthly report's figures computed on the phone.
+        phone = diaban.Device.open(str(tmp_path / "phone.sqlite"), KEY, f"http://127.0.0.1:{port}", "phone")
+        phone.login("canbo.muonggion", "canbo-2026")
+        people = phone.records("person_record", None)
+        assert len(people) >= 15
+        rules = {r.rule for r in phone.reminders()}
+        assert "residence_check" in rules, rules
+        reminder = phone.reminders()[0]
+        assert reminder.label and reminder.due and reminder.subject
+        report = phone.records("commune_monthly_report", "approved")[0].id
+        figures = {f.field: f.value for f in phone.indicators(report)}
+        shown = {i.name: i.display for i in phone.record(report).items}
+        assert figures["people_total"] > 0
+        assert str(int(figures["people_total"])) == shown["people_total"], "the phone agrees with the report"
+        phone.close_store()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
