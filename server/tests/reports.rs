@@ -2,62 +2,13 @@
 //! report's indicators and the reminders, on the phone and on the server's pages alike. Talks
 //! to a real `diaban` process over loopback.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
+use common::Server;
 use diaban_core::{Device, FieldValue};
 
-struct Server {
-    child: Child,
-    url: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn diaban(db: &std::path::Path, args: &[&str]) {
-    let status = Command::new(env!("CARGO_BIN_EXE_diaban"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .stdout(Stdio::null())
-        .status()
-        .expect("run diaban");
-    assert!(status.success(), "diaban {args:?} failed");
-}
-
 fn start() -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("server.sqlite");
-    diaban(&db, &["admin", "create-unit", "--code", "14", "--name", "Tỉnh Sơn La", "--level", "province"]);
-    diaban(
-        &db,
-        &["admin", "create-unit", "--code", "03694", "--name", "Xã Mường Giôn", "--level", "commune", "--parent", "14"],
-    );
-    for (user, unit, role) in [("canbo", "03694", "field_officer"), ("tinh", "14", "reviewer")] {
-        diaban(
-            &db,
-            &["admin", "create-user", "--username", user, "--password", "mat-khau-dai", "--role", role, "--unit", unit],
-        );
-    }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_diaban"))
-        .arg("--db")
-        .arg(&db)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read address");
-    let url = line.trim().rsplit(' ').next().expect("address").to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "unexpected start line {line:?}");
-    Server { child, url, dir }
+    Server::with_users(&[("canbo", "03694", "field_officer"), ("tinh", "14", "reviewer")])
 }
 
 fn date(s: &str) -> FieldValue {

@@ -1,8 +1,7 @@
 //! The server checks every pushed change before committing it. These tests speak the sync
 //! protocol to a real `diaban` process over loopback, with hand-made (forged) changes.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
 use automerge::ActorId;
 use diaban_core::FieldValue;
@@ -10,58 +9,10 @@ use diaban_core::protocol::{self, LoginRequest, LoginResponse, PushRecord, SyncR
 use diaban_core::record::{EventKind, FieldPath, RecordDoc, RecordMeta};
 use diaban_core::wire;
 
-struct Server {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn diaban(db: &std::path::Path, args: &[&str]) {
-    let status = Command::new(env!("CARGO_BIN_EXE_diaban"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .stdout(Stdio::null())
-        .status()
-        .expect("run diaban");
-    assert!(status.success(), "diaban {args:?} failed");
-}
+use common::{PASSWORD, Server};
 
 fn start() -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("server.sqlite");
-    diaban(&db, &["admin", "create-unit", "--code", "14", "--name", "Tỉnh Sơn La", "--level", "province"]);
-    for (code, name) in [("03694", "Xã Mường Giôn"), ("04231", "Xã Sốp Cộp")] {
-        diaban(&db, &["admin", "create-unit", "--code", code, "--name", name, "--level", "commune", "--parent", "14"]);
-    }
-    for (user, unit, role) in
-        [("a", "03694", "field_officer"), ("b", "04231", "field_officer"), ("r", "14", "reviewer")]
-    {
-        diaban(
-            &db,
-            &["admin", "create-user", "--username", user, "--password", "mat-khau-dai", "--role", role, "--unit", unit],
-        );
-    }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_diaban"))
-        .arg("--db")
-        .arg(&db)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read address");
-    let url = line.trim().rsplit(' ').next().expect("address").to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "unexpected start line {line:?}");
-    Server { child, url, _dir: dir }
+    Server::start()
 }
 
 struct Phone {
@@ -78,7 +29,7 @@ async fn login(server: &Server, username: &str) -> Phone {
         .post(format!("{}{}", server.url, protocol::LOGIN_PATH))
         .json(&LoginRequest {
             username: username.into(),
-            password: "mat-khau-dai".into(),
+            password: PASSWORD.into(),
             device_name: "test".into(),
             actor_id: actor.to_hex_string(),
         })

@@ -44,6 +44,17 @@ impl Server {
     /// A server with a province (14), two communes and users `a` (officer, 03694), `a2`
     /// (officer, 03694), `b` (officer, 04231) and `r` (reviewer, 14).
     pub fn start() -> Server {
+        Server::with_users(&[
+            ("a", "03694", "field_officer"),
+            ("a2", "03694", "field_officer"),
+            ("b", "04231", "field_officer"),
+            ("r", "14", "reviewer"),
+        ])
+    }
+
+    /// A server with a province (14), communes 03694 and 04231, and these (user, unit, role),
+    /// all with the password [`PASSWORD`].
+    pub fn with_users(users: &[(&str, &str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("server.sqlite");
         diaban(&db, &["admin", "create-unit", "--code", "14", "--name", "Tỉnh Sơn La", "--level", "province"]);
@@ -53,12 +64,7 @@ impl Server {
                 &["admin", "create-unit", "--code", code, "--name", name, "--level", "commune", "--parent", "14"],
             );
         }
-        for (user, unit, role) in [
-            ("a", "03694", "field_officer"),
-            ("a2", "03694", "field_officer"),
-            ("b", "04231", "field_officer"),
-            ("r", "14", "reviewer"),
-        ] {
+        for &(user, unit, role) in users {
             diaban(
                 &db,
                 &["admin", "create-user", "--username", user, "--password", PASSWORD, "--role", role, "--unit", unit],
