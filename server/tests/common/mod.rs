@@ -94,6 +94,16 @@ impl Server {
         self.child = Some(child);
     }
 
+    /// The server process's resident memory (VmRSS), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let Some(child) = &self.child else { return 0 };
+        std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+            .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+            .unwrap_or(0)
+    }
+
     /// SIGKILL: no graceful shutdown, whatever was in flight is cut.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

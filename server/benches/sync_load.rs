@@ -1,0 +1,423 @@
+//! The sync benchmark: prints tables of (1) bytes and round trips of our protocol against plain
+//! per-document Automerge sync on the same workloads, (2) server throughput and latency for idle
+//! and single-edit syncs from 50, 200 and 500 simulated devices, every edit durably committed
+//! (SQLite, WAL, synchronous=FULL) before it is acknowledged, with the server's resident memory
+//! once 10,000 records are stored and synced.
+//!
+//!     cargo bench -p diaban-server --bench sync_load         (DIABAN_BENCH_SECS=5 per row)
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use automerge::sync::{self as am_sync, SyncDoc};
+use automerge::{ActorId, AutoCommit, ChangeHash};
+use common::{FaultyLink, KEY, PASSWORD, Server};
+use diaban_core::protocol::{self, LoginRequest, LoginResponse, PushRecord, SyncRequest, SyncResponse};
+use diaban_core::record::{FieldPath, RecordDoc, RecordMeta};
+use diaban_core::{Device, FieldValue, wire};
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        bytes_table().await;
+        load_table().await;
+    });
+}
+
+fn meta(id: &str) -> RecordMeta {
+    meta_in(id, "03694")
+}
+
+fn meta_in(id: &str, unit: &str) -> RecordMeta {
+    RecordMeta {
+        record_id: id.into(),
+        template_id: "propaganda_session".into(),
+        template_version: 1,
+        unit_code: unit.into(),
+        created_by: "a".into(),
+        created_at: 1_763_769_600,
+        device_id: "d".into(),
+        period: None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Bytes and round trips against plain per-document Automerge sync.
+
+/// A record like the ones a phone writes: created, then two answers.
+fn record_doc(i: usize, actor: &ActorId) -> AutoCommit {
+    let mut doc = RecordDoc::create(&meta(&format!("r{i}")), actor.clone()).expect("create");
+    doc.set_field(&FieldPath::top("place"), &FieldValue::Text(format!("Nhà văn hoá bản {i}")), 1_763_769_601)
+        .expect("edit");
+    doc.set_field(&FieldPath::top("participants"), &FieldValue::Integer(i as i64), 1_763_769_602).expect("edit");
+    AutoCommit::load(&doc.save()).expect("load")
+}
+
+fn set_participants(doc: &mut AutoCommit, value: i64) {
+    use automerge::{ROOT, ReadDoc, transaction::Transactable};
+    let Ok(Some((_, fields))) = doc.get(ROOT, "fields") else { panic!("a record has fields") };
+    doc.put(&fields, "participants", value).expect("put");
+    doc.commit();
+}
+
+/// Automerge's sync protocol between `a` and `b` until both are quiet: (bytes, round trips).
+fn automerge_sync(
+    a: &mut AutoCommit,
+    b: &mut AutoCommit,
+    sa: &mut am_sync::State,
+    sb: &mut am_sync::State,
+) -> (usize, usize) {
+    let (mut bytes, mut trips) = (0, 0);
+    loop {
+        let to_b = a.sync().generate_sync_message(sa);
+        if let Some(m) = &to_b {
+            bytes += m.clone().encode().len();
+            b.sync().receive_sync_message(sb, m.clone()).expect("receive");
+        }
+        let to_a = b.sync().generate_sync_message(sb);
+        if let Some(m) = &to_a {
+            bytes += m.clone().encode().len();
+            a.sync().receive_sync_message(sa, m.clone()).expect("receive");
+        }
+        if to_b.is_none() && to_a.is_none() {
+            return (bytes, trips);
+        }
+        trips += 1;
+    }
+}
+
+/// The phone's and the server's copies of 1,000 documents with their persisted sync states;
+/// every run is a new connection (a phone reconnecting), as with the HTTP protocol.
+struct Plain {
+    phone: Vec<AutoCommit>,
+    server: Vec<AutoCommit>,
+    phone_state: Vec<am_sync::State>,
+    server_state: Vec<am_sync::State>,
+}
+
+impl Plain {
+    fn run(&mut self, docs: std::ops::Range<usize>) -> (usize, usize) {
+        let reconnect = |s: &am_sync::State| am_sync::State::decode(&s.encode()).expect("state");
+        let mut total = (0, 0);
+        for i in docs {
+            let mut sa = reconnect(&self.phone_state[i]);
+            let mut sb = reconnect(&self.server_state[i]);
+            let (b, t) = automerge_sync(&mut self.phone[i], &mut self.server[i], &mut sa, &mut sb);
+            (self.phone_state[i], self.server_state[i]) = (sa, sb);
+            total = (total.0 + b, total.1 + t);
+        }
+        total
+    }
+}
+
+/// idle, one edit, 100 edits over 10 documents, first download: (bytes, round trips).
+fn plain_automerge() -> Vec<(usize, usize)> {
+    let actor = ActorId::random();
+    let mut plain = Plain {
+        phone: (0..1000).map(|i| record_doc(i, &actor)).collect(),
+        server: (0..1000).map(|_| AutoCommit::new()).collect(),
+        phone_state: (0..1000).map(|_| am_sync::State::new()).collect(),
+        server_state: (0..1000).map(|_| am_sync::State::new()).collect(),
+    };
+    let upload = plain.run(0..1000);
+    let idle = plain.run(0..1000);
+    set_participants(&mut plain.phone[0], 57);
+    let one = plain.run(0..1);
+    for (n, doc) in plain.phone[1..11].iter_mut().enumerate() {
+        for k in 0..10 {
+            set_participants(doc, (n * 10 + k) as i64);
+        }
+    }
+    let hundred = plain.run(1..11);
+    // A new phone downloading everything is the upload the other way round.
+    vec![idle, one, hundred, upload]
+}
+
+/// The same workloads through the real server and a real device store.
+async fn ours() -> Vec<(usize, usize)> {
+    let server = Server::start();
+    let link = FaultyLink::new(&server.url);
+    let mut a = Device::open(&server.dir.path().join("a.sqlite"), &KEY, &server.url, "a").await.expect("open");
+    a.set_sync_link(link.clone());
+    a.login("a", PASSWORD).await.expect("login");
+    let mut ids = Vec::new();
+    for i in 0..1000 {
+        let id = a.create_record("propaganda_session", None).await.expect("create");
+        a.set_field(&id, "place", FieldValue::Text(format!("Nhà văn hoá bản {i}"))).await.expect("edit");
+        a.set_field(&id, "participants", FieldValue::Integer(i)).await.expect("edit");
+        ids.push(id);
+    }
+    let measured = |link: &FaultyLink| {
+        let e = link.exchanges();
+        link.clear();
+        (e.iter().map(|(u, d)| u + d).sum::<usize>(), e.len())
+    };
+    a.sync_records().await.expect("upload");
+    link.clear();
+    a.sync_records().await.expect("idle");
+    let idle = measured(&link);
+    a.set_field(&ids[0], "participants", FieldValue::Integer(57)).await.expect("edit");
+    a.sync_records().await.expect("one");
+    let one = measured(&link);
+    for (n, id) in ids[1..11].iter().enumerate() {
+        for k in 0..10 {
+            a.set_field(id, "participants", FieldValue::Integer((n * 10 + k) as i64)).await.expect("edit");
+        }
+    }
+    a.sync_records().await.expect("hundred");
+    let hundred = measured(&link);
+    let fresh = FaultyLink::new(&server.url);
+    let mut b = Device::open(&server.dir.path().join("b.sqlite"), &KEY, &server.url, "b").await.expect("open");
+    b.set_sync_link(fresh.clone());
+    b.login("a2", PASSWORD).await.expect("login");
+    let download = measured(&fresh);
+    vec![idle, one, hundred, download]
+}
+
+async fn bytes_table() {
+    let plain = plain_automerge();
+    let ours = ours().await;
+    println!(
+        "\nBytes (request + answer bodies) and round trips: Địa bàn protocol 2 vs plain per-document Automerge sync"
+    );
+    println!(
+        "| workload | ours: bytes | ours: round trips | Automerge: bytes | Automerge: round trips | Automerge / ours |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    let names =
+        ["idle check, 1,000 records", "one field edited", "100 edits over 10 records", "first download, 1,000 records"];
+    for ((name, (ob, ot)), (ab, at)) in names.iter().zip(ours).zip(plain) {
+        println!("| {name} | {ob} | {ot} | {ab} | {at} | {:.1}× |", ab as f64 / ob.max(1) as f64);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Throughput and latency with many devices.
+
+/// A simulated phone speaking the protocol directly (no store): its token, its own record in
+/// memory, what the server acknowledged of it, and its cursor.
+struct Sim {
+    unit: String,
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    actor: ActorId,
+    doc: RecordDoc,
+    record_id: String,
+    acked: Vec<ChangeHash>,
+    cursor: i64,
+    edits: i64,
+}
+
+impl Sim {
+    /// Device `n`, signed in as the officer of commune `unit` (user `cb{unit}`).
+    async fn new(url: &str, http: &reqwest::Client, n: usize, unit: &str) -> Sim {
+        let actor = ActorId::random();
+        let login: LoginResponse = http
+            .post(format!("{url}{}", protocol::LOGIN_PATH))
+            .json(&LoginRequest {
+                username: format!("cb{unit}"),
+                password: PASSWORD.into(),
+                device_name: format!("sim {n}"),
+                actor_id: actor.to_hex_string(),
+            })
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("login body");
+        let record_id = format!("sim-{n}-{}", actor.to_hex_string());
+        let doc = RecordDoc::create(&meta_in(&record_id, unit), actor.clone()).expect("create");
+        Sim {
+            unit: unit.into(),
+            http: http.clone(),
+            url: url.into(),
+            token: login.token,
+            actor,
+            doc,
+            record_id,
+            acked: Vec::new(),
+            cursor: 0,
+            edits: 0,
+        }
+    }
+
+    async fn exchange(&mut self, push: Vec<PushRecord>) -> SyncResponse {
+        let body = wire::encode(&SyncRequest { cursor: self.cursor, push });
+        let answer = self
+            .http
+            .post(format!("{}{}", self.url, protocol::SYNC_PATH))
+            .bearer_auth(&self.token)
+            .body(body)
+            .send()
+            .await
+            .expect("sync");
+        assert_eq!(answer.status(), 200);
+        let response: SyncResponse = wire::decode(&answer.bytes().await.expect("body")).expect("answer");
+        self.cursor = response.cursor;
+        response
+    }
+
+    /// Pushes a whole extra record of this device's (seeding).
+    async fn push_new(&mut self, id: &str) {
+        let mut doc = RecordDoc::create(&meta_in(id, &self.unit), self.actor.clone()).expect("create");
+        let heads = doc.heads();
+        let push = PushRecord {
+            record_id: id.into(),
+            changes: doc.bundle_since(&[]).expect("bundle"),
+            heads: heads.iter().map(|h| h.0).collect(),
+        };
+        assert_eq!(self.exchange(vec![push]).await.accepted, vec![id.to_owned()]);
+    }
+
+    /// Sends this device's own record's changes since the last acknowledgement.
+    async fn push_own(&mut self) {
+        let heads = self.doc.heads();
+        let push = PushRecord {
+            record_id: self.record_id.clone(),
+            changes: self.doc.bundle_since(&self.acked).expect("bundle"),
+            heads: heads.iter().map(|h| h.0).collect(),
+        };
+        let response = self.exchange(vec![push]).await;
+        assert_eq!(response.accepted, vec![self.record_id.clone()], "{:?}", response.rejected);
+        self.acked = heads;
+    }
+
+    async fn catch_up(&mut self) {
+        while self.exchange(Vec::new()).await.more {}
+    }
+
+    async fn run(&mut self, op: Op) {
+        match op {
+            Op::Idle => {
+                self.exchange(Vec::new()).await;
+            }
+            Op::Edit => {
+                self.edits += 1;
+                self.doc
+                    .set_field(&FieldPath::top("participants"), &FieldValue::Integer(self.edits), 1_763_769_700)
+                    .expect("edit");
+                self.push_own().await;
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Idle,
+    Edit,
+}
+
+/// Every device runs `op` back to back for `secs`: (devices, syncs per second, p50, p99).
+async fn load(sims: Vec<Sim>, op: Op, secs: f64) -> (Vec<Sim>, f64, Duration, Duration) {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(secs);
+    let tasks: Vec<_> = sims
+        .into_iter()
+        .map(|mut sim| {
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    sim.run(op).await;
+                    latencies.push(t.elapsed());
+                }
+                (sim, latencies)
+            })
+        })
+        .collect();
+    let (mut sims, mut all) = (Vec::new(), Vec::new());
+    for task in tasks {
+        let (sim, latencies) = task.await.expect("device task");
+        sims.push(sim);
+        all.extend(latencies);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied();
+    (sims, all.len() as f64 / elapsed, pct(0.50).unwrap_or_default(), pct(0.99).unwrap_or_default())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn load_table() {
+    let secs: f64 = std::env::var("DIABAN_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(600).build().expect("client");
+    println!(
+        "\nServer on SQLite (WAL, synchronous=FULL; an edit is committed before it is answered), {secs} s per run"
+    );
+    println!(
+        "| devices | records stored | idle syncs/s | idle p50 | idle p99 | edit syncs/s | edit p50 | edit p99 | server RSS |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for devices in [50usize, 200, 500] {
+        // Five phones per commune, as in a real commune's team.
+        let communes: Vec<String> = (0..devices.div_ceil(5)).map(|c| format!("B{c:04}")).collect();
+        let server = Server::with_users(&[]);
+        for unit in &communes {
+            common::diaban(
+                &server.db,
+                &[
+                    "admin",
+                    "create-unit",
+                    "--code",
+                    unit,
+                    "--name",
+                    &format!("Xã {unit}"),
+                    "--level",
+                    "commune",
+                    "--parent",
+                    "14",
+                ],
+            );
+            common::diaban(
+                &server.db,
+                &[
+                    "admin",
+                    "create-user",
+                    "--username",
+                    &format!("cb{unit}"),
+                    "--password",
+                    PASSWORD,
+                    "--role",
+                    "field_officer",
+                    "--unit",
+                    unit,
+                ],
+            );
+        }
+        let mut sims = Vec::new();
+        for n in 0..devices {
+            sims.push(Sim::new(&server.url, &http, n, &communes[n / 5]).await);
+        }
+        // Seed 10,000 records in all, every one synced by its device.
+        let extra = 10_000 / devices - 1;
+        for sim in sims.iter_mut() {
+            sim.push_own().await;
+            for k in 0..extra {
+                let id = format!("{}-{k}", sim.record_id);
+                sim.push_new(&id).await;
+            }
+        }
+        for sim in sims.iter_mut() {
+            sim.catch_up().await;
+        }
+        let stored = server.count("SELECT COUNT(*) FROM records").await;
+        let (sims, idle, idle50, idle99) = load(sims, Op::Idle, secs).await;
+        let (_, edit, edit50, edit99) = load(sims, Op::Edit, secs).await;
+        println!(
+            "| {devices} | {stored} | {idle:.0} | {:.1} ms | {:.1} ms | {edit:.0} | {:.1} ms | {:.1} ms | {:.0} MiB |",
+            ms(idle50),
+            ms(idle99),
+            ms(edit50),
+            ms(edit99),
+            server.rss_kib() as f64 / 1024.0
+        );
+    }
+}
