@@ -358,7 +358,7 @@ async fn load_table() {
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for devices in [50usize, 200, 500] {
         // Five phones per commune, as in a real commune's team.
-        let communes: Vec<String> = (0..devices.div_ceil(5)).map(|c| format!("B{c:04}")).collect();
+        let communes: Vec<String> = (0..devices.div_ceil(5)).map(|c| format!("9{c:04}")).collect();
         let server = Server::with_users(&[]);
         for unit in &communes {
             common::diaban(
