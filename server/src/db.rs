@@ -43,6 +43,9 @@ pub struct Db {
     write: Arc<tokio::sync::Mutex<()>>,
     /// Compiled forms by (template id, version); published versions never change.
     forms: Arc<FormCache>,
+    /// Restricted template ids, with the template sequence they were read at: re-read only
+    /// when a template is published (by this process or another, e.g. the admin CLI).
+    restricted: Arc<std::sync::Mutex<(i64, Vec<String>)>>,
 }
 
 #[derive(Clone, Debug)]
@@ -143,7 +146,7 @@ impl Db {
             .await
             .map_err(|e| open_err(e.to_string()))?;
         migrator(MIGRATIONS).run(&pool).await.map_err(|e| open_err(e.to_string()))?;
-        Ok(Db { pool, write: Default::default(), forms: Default::default() })
+        Ok(Db { pool, write: Default::default(), forms: Default::default(), restricted: Default::default() })
     }
 
     /// Runs `f` in a write transaction, one writer at a time.
@@ -498,21 +501,40 @@ impl Db {
     /// Restricted templates the user has not been granted: neither they nor their records
     /// reach the user's devices or pages.
     pub async fn hidden_templates(&self, user: &User) -> Result<Vec<String>, DbError> {
-        let bodies: Vec<(String, String)> =
-            sqlx::query_as("SELECT id, body FROM templates").fetch_all(&self.pool).await?;
+        let restricted = self.restricted_templates().await?;
+        if restricted.is_empty() {
+            return Ok(restricted);
+        }
         let granted: Vec<String> = sqlx::query_scalar("SELECT template_id FROM template_grants WHERE username = ?")
             .bind(&user.username)
             .fetch_all(&self.pool)
             .await?;
-        let mut hidden: Vec<String> = bodies
+        Ok(restricted.into_iter().filter(|id| !granted.contains(id)).collect())
+    }
+
+    /// Ids of restricted templates (any version restricted), sorted; parsed again only after
+    /// a publication, not at every sync.
+    async fn restricted_templates(&self) -> Result<Vec<String>, DbError> {
+        let latest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM templates").fetch_one(&self.pool).await?;
+        if let Ok(cached) = self.restricted.lock()
+            && cached.0 == latest
+            && latest != 0
+        {
+            return Ok(cached.1.clone());
+        }
+        let bodies: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, body FROM templates").fetch_all(&self.pool).await?;
+        let mut ids: Vec<String> = bodies
             .iter()
             .filter(|(_, body)| parse_template(body).is_ok_and(|t| t.sensitivity == Sensitivity::Restricted))
             .map(|(id, _)| id.clone())
-            .filter(|id| !granted.contains(id))
             .collect();
-        hidden.sort();
-        hidden.dedup();
-        Ok(hidden)
+        ids.sort();
+        ids.dedup();
+        if let Ok(mut cached) = self.restricted.lock() {
+            *cached = (latest, ids.clone());
+        }
+        Ok(ids)
     }
 
     pub async fn grant_template(&self, username: &str, template_id: &str) -> Result<(), DbError> {
