@@ -39,8 +39,8 @@ pub enum DbError {
 #[derive(Clone)]
 pub struct Db {
     pub pool: SqlitePool,
-    /// SQLite has one writer; taking this lock before a write transaction avoids busy errors.
-    write: Arc<tokio::sync::Mutex<()>>,
+    /// SQLite has one writer: every write goes through the group committer.
+    committer: Arc<crate::commit::Committer>,
     /// Compiled forms by (template id, version); published versions never change.
     forms: Arc<FormCache>,
     /// Restricted template ids, with the template sequence they were read at: re-read only
@@ -146,19 +146,21 @@ impl Db {
             .await
             .map_err(|e| open_err(e.to_string()))?;
         migrator(MIGRATIONS).run(&pool).await.map_err(|e| open_err(e.to_string()))?;
-        Ok(Db { pool, write: Default::default(), forms: Default::default(), restricted: Default::default() })
+        Ok(Db {
+            pool,
+            committer: crate::commit::Committer::new(),
+            forms: Default::default(),
+            restricted: Default::default(),
+        })
     }
 
-    /// Runs `f` in a write transaction, one writer at a time.
+    /// Runs `f` in a write transaction (shared with concurrent writers: one fsync for all)
+    /// and returns once it is durably committed. An error in `f` undoes only `f`'s writes.
     pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
     where
         F: for<'c> AsyncFnOnce(&'c mut SqliteConnection) -> Result<T, DbError>,
     {
-        let _guard = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
-        let value = f(&mut tx).await?;
-        tx.commit().await?;
-        Ok(value)
+        self.committer.write(&self.pool, f).await
     }
 
     // --- units -------------------------------------------------------------------------
@@ -172,7 +174,7 @@ impl Db {
         {
             return Err(DbError::Invalid(format!("parent unit {parent} does not exist")));
         }
-        let _guard = self.write.lock().await;
+        let _guard = self.committer.exclusive().await;
         sqlx::query("INSERT INTO units (code, name, level, parent_code) VALUES (?, ?, ?, ?) ON CONFLICT(code) DO UPDATE SET name = excluded.name, level = excluded.level, parent_code = excluded.parent_code")
             .bind(&unit.code)
             .bind(&unit.name)
@@ -221,7 +223,7 @@ impl Db {
             return Err(DbError::Invalid(format!("unit {unit_code} does not exist")));
         }
         let hash = crate::auth::hash_password(password).map_err(|e| DbError::Invalid(e.to_string()))?;
-        let _guard = self.write.lock().await;
+        let _guard = self.committer.exclusive().await;
         sqlx::query("INSERT INTO users (username, display_name, password_hash, role, unit_code, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(username) DO UPDATE SET display_name = excluded.display_name, password_hash = excluded.password_hash, role = excluded.role, unit_code = excluded.unit_code")
             .bind(username)
             .bind(display_name)
@@ -324,7 +326,7 @@ impl Db {
     /// Replaces a valid token by a new one with a fresh expiry; returns the new expiry.
     pub async fn refresh_token(&self, device_id: &str, new_hash: &str) -> Result<i64, DbError> {
         let expires = now() + TOKEN_TTL_SECS;
-        let _guard = self.write.lock().await;
+        let _guard = self.committer.exclusive().await;
         sqlx::query("UPDATE devices SET token_hash = ?, token_expires_at = ?, last_seen_at = ? WHERE id = ? AND revoked_at IS NULL")
             .bind(new_hash)
             .bind(expires)
@@ -346,7 +348,7 @@ impl Db {
     /// Revokes devices: one by id, or every device of a user. A revoked device's token stops
     /// working at once and the device cannot register again. Returns how many were revoked.
     pub async fn revoke_devices(&self, device_id: Option<&str>, username: Option<&str>) -> Result<u64, DbError> {
-        let _guard = self.write.lock().await;
+        let _guard = self.committer.exclusive().await;
         let done = sqlx::query(
             "UPDATE devices SET revoked_at = ? WHERE revoked_at IS NULL AND (id = ? OR user_id = (SELECT id FROM users WHERE username = ?))",
         )
@@ -479,7 +481,7 @@ impl Db {
             )));
         }
         let body = serde_json::to_string(&list.choices).map_err(|e| DbError::Invalid(e.to_string()))?;
-        let _guard = self.write.lock().await;
+        let _guard = self.committer.exclusive().await;
         sqlx::query("INSERT INTO shared_choice_lists (name, body, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at")
             .bind(&list.name)
             .bind(body)
@@ -515,7 +517,8 @@ impl Db {
     /// Ids of restricted templates (any version restricted), sorted; parsed again only after
     /// a publication, not at every sync.
     async fn restricted_templates(&self) -> Result<Vec<String>, DbError> {
-        let latest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM templates").fetch_one(&self.pool).await?;
+        let latest: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM templates").fetch_one(&self.pool).await?;
         if let Ok(cached) = self.restricted.lock()
             && cached.0 == latest
             && latest != 0
@@ -538,7 +541,7 @@ impl Db {
     }
 
     pub async fn grant_template(&self, username: &str, template_id: &str) -> Result<(), DbError> {
-        let _guard = self.write.lock().await;
+        let _guard = self.committer.exclusive().await;
         sqlx::query("INSERT INTO template_grants (username, template_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
             .bind(username)
             .bind(template_id)
@@ -760,7 +763,7 @@ impl Db {
         csrf: &str,
         ttl_secs: i64,
     ) -> Result<(), DbError> {
-        let _guard = self.write.lock().await;
+        let _guard = self.committer.exclusive().await;
         sqlx::query("INSERT INTO web_sessions (token_hash, user_id, csrf_token, expires_at) VALUES (?, ?, ?, ?)")
             .bind(token_hash)
             .bind(user_id)
@@ -786,13 +789,13 @@ impl Db {
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> Result<(), DbError> {
-        let _guard = self.write.lock().await;
+        let _guard = self.committer.exclusive().await;
         sqlx::query("DELETE FROM web_sessions WHERE token_hash = ?").bind(token_hash).execute(&self.pool).await?;
         Ok(())
     }
 
     pub async fn audit(&self, username: Option<&str>, action: &str, detail: &str) -> Result<(), DbError> {
-        let _guard = self.write.lock().await;
+        let _guard = self.committer.exclusive().await;
         sqlx::query("INSERT INTO audit_log (at, username, action, detail) VALUES (?, ?, ?, ?)")
             .bind(now())
             .bind(username)

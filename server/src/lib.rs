@@ -7,6 +7,7 @@
 //! - [`admin`]: admin pages (users, devices, grants, templates, units).
 //! - [`web`]: review web UI (server-rendered HTML, cookie sessions).
 //! - [`units`]: administrative units from CSV (the national list ships with the server).
+//! - [`commit`]: group commit (concurrent writers share one transaction and one fsync).
 //! - [`db`]: SQLite storage through sqlx.
 //! - [`auth`]: Argon2 passwords and hashed bearer tokens.
 //! - [`pack`]: the default template pack.
@@ -21,6 +22,7 @@ pub mod api;
 pub mod app;
 pub mod attachments;
 pub mod auth;
+pub mod commit;
 pub mod db;
 pub mod demo;
 pub mod error;

@@ -1,0 +1,216 @@
+//! Group commit: SQLite (WAL, `synchronous=FULL`) spends most of a small write transaction on
+//! the fsync of its commit. Writers that arrive together share one transaction and one fsync:
+//! each runs its work inside a savepoint of the open transaction (so a failed job undoes only
+//! itself), and the last writer of a burst commits for all. Every writer returns only after the
+//! commit that holds its work is durable, so nothing is acknowledged before it is on disk.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+use tokio::sync::{Mutex, MutexGuard, oneshot};
+
+use crate::db::DbError;
+
+/// A batch commits once it holds this many jobs, even while more writers queue.
+const MAX_BATCH: usize = 64;
+/// A writer whose batch was left open (the writer meant to commit it went away) commits it
+/// itself after this long.
+const FLUSH_AFTER: Duration = Duration::from_millis(20);
+
+#[derive(Default)]
+pub struct Committer {
+    state: Mutex<Batch>,
+    /// Writers waiting for `state`: while any wait, the holder leaves the batch open for them.
+    queued: AtomicUsize,
+    /// Transactions committed so far.
+    commits: AtomicUsize,
+}
+
+#[derive(Default)]
+pub struct Batch {
+    /// The connection holding the open transaction, if one is open.
+    conn: Option<PoolConnection<Sqlite>>,
+    /// A job was cut off inside its savepoint (its future dropped): undo it first.
+    dirty: bool,
+    /// Writers whose work is in the open transaction, told when it is durable.
+    waiting: Vec<oneshot::Sender<Result<(), String>>>,
+}
+
+struct Queued<'a>(&'a AtomicUsize);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Committer {
+    pub fn new() -> Arc<Committer> {
+        Arc::new(Committer::default())
+    }
+
+    /// Runs `f` in the shared write transaction and returns once it is committed.
+    pub async fn write<T, F>(&self, pool: &SqlitePool, f: F) -> Result<T, DbError>
+    where
+        F: for<'c> AsyncFnOnce(&'c mut SqliteConnection) -> Result<T, DbError>,
+    {
+        let (value, durable) = {
+            let mut batch = self.lock().await;
+            let conn = batch.open(pool).await?;
+            sqlx::query("SAVEPOINT job").execute(&mut **conn).await?;
+            batch.dirty = true;
+            let conn = batch.conn.as_mut().ok_or_else(|| DbError::Invalid("no open transaction".into()))?;
+            let value = f(&mut **conn).await;
+            let settle = if value.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+            sqlx::raw_sql(settle).execute(&mut **conn).await?;
+            batch.dirty = false;
+            let last = self.queued.load(Ordering::SeqCst) == 0;
+            let value = match value {
+                Ok(value) => value,
+                Err(e) => {
+                    // Our work is undone; still commit the others' if nobody follows.
+                    if last {
+                        self.commit(&mut batch).await;
+                    }
+                    return Err(e);
+                }
+            };
+            let (tx, rx) = oneshot::channel();
+            batch.waiting.push(tx);
+            if last || batch.waiting.len() >= MAX_BATCH {
+                self.commit(&mut batch).await;
+            }
+            (value, rx)
+        };
+        let mut durable = durable;
+        loop {
+            match tokio::time::timeout(FLUSH_AFTER, &mut durable).await {
+                Ok(Ok(Ok(()))) => return Ok(value),
+                Ok(Ok(Err(e))) => return Err(DbError::Invalid(format!("the commit failed: {e}"))),
+                Ok(Err(_)) => return Err(DbError::Invalid("the commit was abandoned".into())),
+                // Nobody committed our batch (the writer after us went away): commit it.
+                Err(_) => {
+                    let mut batch = self.lock().await;
+                    self.commit(&mut batch).await;
+                }
+            }
+        }
+    }
+
+    /// Commits any open batch and holds the writer lock: for writes made straight on the pool.
+    pub async fn exclusive(&self) -> MutexGuard<'_, Batch> {
+        let mut batch = self.lock().await;
+        self.commit(&mut batch).await;
+        batch
+    }
+
+    /// How many transactions this committer has committed.
+    pub fn commits(&self) -> usize {
+        self.commits.load(Ordering::SeqCst)
+    }
+
+    async fn commit(&self, batch: &mut Batch) {
+        if batch.commit().await {
+            self.commits.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    async fn lock(&self) -> MutexGuard<'_, Batch> {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let queued = Queued(&self.queued);
+        let batch = self.state.lock().await;
+        drop(queued);
+        batch
+    }
+}
+
+impl Batch {
+    /// The connection of the open transaction, beginning one if none is open and undoing a
+    /// job that was cut off halfway.
+    async fn open(&mut self, pool: &SqlitePool) -> Result<&mut PoolConnection<Sqlite>, DbError> {
+        if self.conn.is_none() {
+            let mut conn = pool.acquire().await?;
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+            self.conn = Some(conn);
+        } else if self.dirty {
+            if let Some(conn) = self.conn.as_mut() {
+                sqlx::raw_sql("ROLLBACK TO job; RELEASE job").execute(&mut **conn).await?;
+            }
+            self.dirty = false;
+        }
+        self.conn.as_mut().ok_or_else(|| DbError::Invalid("no open transaction".into()))
+    }
+
+    /// Commits the open transaction (if any) and tells every writer in it; whether one was open.
+    async fn commit(&mut self) -> bool {
+        let Some(mut conn) = self.conn.take() else { return false };
+        if self.dirty {
+            let _ = sqlx::raw_sql("ROLLBACK TO job; RELEASE job").execute(&mut *conn).await;
+            self.dirty = false;
+        }
+        let result = match sqlx::query("COMMIT").execute(&mut *conn).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                Err(e.to_string())
+            }
+        };
+        for waiter in self.waiting.drain(..) {
+            let _ = waiter.send(result.clone());
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn rows(pool: &SqlitePool) -> Vec<String> {
+        sqlx::query_scalar("SELECT detail FROM audit_log ORDER BY detail").fetch_all(pool).await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writers_that_queue_together_share_one_commit_and_a_failed_one_undoes_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(&dir.path().join("s.sqlite")).await.unwrap();
+        let pool = db.pool.clone();
+        let committer = Committer::new();
+        // Hold the writer lock while 20 writers queue up behind it.
+        let gate = committer.exclusive().await;
+        let mut writers = Vec::new();
+        for i in 0..20 {
+            let (committer, pool) = (committer.clone(), pool.clone());
+            writers.push(tokio::spawn(async move {
+                committer
+                    .write(&pool, async |conn| {
+                        sqlx::query("INSERT INTO audit_log (at, action, detail) VALUES (0, 'test', ?)")
+                            .bind(format!("{i:02}"))
+                            .execute(&mut *conn)
+                            .await?;
+                        if i == 7 { Err(DbError::Invalid("job 7 fails after writing".into())) } else { Ok(i) }
+                    })
+                    .await
+            }));
+        }
+        while committer.queued.load(Ordering::SeqCst) < 20 {
+            tokio::task::yield_now().await;
+        }
+        let before = committer.commits();
+        drop(gate);
+        let mut ok = 0;
+        for writer in writers {
+            match writer.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(e) => assert!(e.to_string().contains("job 7")),
+            }
+        }
+        assert_eq!(ok, 19);
+        assert_eq!(committer.commits() - before, 1, "twenty queued writers, one commit");
+        let expected: Vec<String> = (0..20).filter(|i| *i != 7).map(|i| format!("{i:02}")).collect();
+        assert_eq!(rows(&pool).await, expected, "every job's row but the failed one's, durable");
+    }
+}
