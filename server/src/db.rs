@@ -744,6 +744,15 @@ impl Db {
         row.map(|r| record_row(&r)).transpose()
     }
 
+    /// The template (id, version) a stored record is pinned to.
+    pub async fn record_template(&self, id: &str) -> Result<Option<(String, u32)>, DbError> {
+        let row: Option<(String, i64)> = sqlx::query_as("SELECT template_id, template_version FROM records WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(t, v)| (t, v as u32)))
+    }
+
     pub async fn record_document(&self, id: &str) -> Result<Option<Vec<u8>>, DbError> {
         let mut conn = self.pool.acquire().await?;
         let snapshot: Option<Vec<u8>> =

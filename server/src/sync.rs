@@ -115,13 +115,11 @@ async fn commit<'a>(
 /// The compiled form of the template a pushed record names (read from its create change
 /// when the record is new).
 async fn template_of_push(db: &Db, push: &Decoded) -> Result<Option<Arc<Form>>, ApiError> {
-    let mut probe = RecordDoc::empty();
-    if let Some(existing) = db.record_document(&push.record_id).await? {
-        probe = match RecordDoc::load(&existing, None) {
-            Ok(doc) => doc,
-            Err(_) => return Ok(None),
-        };
+    // A stored record keeps its template for life (checked again in the commit).
+    if let Some((id, version)) = db.record_template(&push.record_id).await? {
+        return Ok(db.form(&id, version).await?);
     }
+    let mut probe = RecordDoc::empty();
     if probe.apply_changes(push.changes.clone()).is_err() {
         return Ok(None);
     }
