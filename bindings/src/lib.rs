@@ -341,6 +341,17 @@ impl From<protocol::Account> for Account {
     }
 }
 
+/// An administrative unit of the user's subtree.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct Unit {
+    pub code: String,
+    pub name: String,
+    /// province, commune or village
+    pub level: String,
+    /// Empty for a province.
+    pub parent_code: String,
+}
+
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct TemplateInfo {
     pub id: String,
@@ -717,6 +728,15 @@ impl Device {
 
     pub fn account(&self) -> Result<Option<Account>, DiabanError> {
         self.with(async |d| d.account().await).map(|a| a.map(Into::into))
+    }
+
+    /// The units of the user's subtree (their commune, or a province and its communes).
+    pub fn units(&self) -> Result<Vec<Unit>, DiabanError> {
+        self.with(async |d| d.units().await).map(|us| {
+            us.into_iter()
+                .map(|u| Unit { code: u.code, name: u.name, level: u.level, parent_code: u.parent_code })
+                .collect()
+        })
     }
 
     pub fn templates(&self) -> Result<Vec<TemplateInfo>, DiabanError> {

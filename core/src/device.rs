@@ -280,6 +280,12 @@ impl Device {
         }
     }
 
+    /// The administrative units of the user's subtree (their commune, or a province and its
+    /// communes), as received with sync; known offline.
+    pub async fn units(&self) -> Result<Vec<protocol::UnitInfo>, DeviceError> {
+        Ok(self.store.units().await?)
+    }
+
     /// The newest version of every template on the device.
     pub async fn templates(&self) -> Result<Vec<Template>, DeviceError> {
         Ok(self.store.latest_templates().await?)

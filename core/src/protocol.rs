@@ -115,6 +115,19 @@ pub struct SyncResponse {
     pub more: bool,
     /// When the device's token expires (Unix seconds), so the device refreshes it in time.
     pub token_expires_at: i64,
+    /// Units of the user's subtree added or changed since the cursor (all of them at first).
+    pub units: Vec<UnitInfo>,
+}
+
+/// An administrative unit as a device knows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UnitInfo {
+    pub code: String,
+    pub name: String,
+    /// `province`, `commune`, `village`.
+    pub level: String,
+    /// Empty for a province.
+    pub parent_code: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

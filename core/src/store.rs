@@ -17,6 +17,7 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
     (1, "device store", include_str!("../migrations/0001_device_store.sql")),
     (2, "attachments", include_str!("../migrations/0002_attachments.sql")),
     (3, "record chunks", include_str!("../migrations/0003_record_chunks.sql")),
+    (4, "units", include_str!("../migrations/0004_units.sql")),
 ];
 
 /// How many appended chunks a record collects before they are folded into its snapshot.
@@ -327,6 +328,21 @@ impl Store {
             .collect())
     }
 
+    /// The units the device knows (the user's subtree), by code.
+    pub async fn units(&self) -> Result<Vec<crate::protocol::UnitInfo>, StoreError> {
+        let rows =
+            sqlx::query("SELECT code, name, level, parent_code FROM units ORDER BY code").fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|r| crate::protocol::UnitInfo {
+                code: r.get("code"),
+                name: r.get("name"),
+                level: r.get("level"),
+                parent_code: r.get::<Option<String>, _>("parent_code").unwrap_or_default(),
+            })
+            .collect())
+    }
+
     /// Saves a template version (as received by sync).
     pub async fn put_template(&self, template: &Template) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
@@ -464,6 +480,24 @@ impl Store {
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
         Ok(self.pool.begin().await?)
     }
+}
+
+/// Saves a unit as received by sync (replacing what the device knew of it).
+pub(crate) async fn put_unit(
+    tx: &mut sqlx::SqliteConnection,
+    unit: &crate::protocol::UnitInfo,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO units (code, name, level, parent_code) VALUES (?, ?, ?, ?)
+         ON CONFLICT (code) DO UPDATE SET name = excluded.name, level = excluded.level, parent_code = excluded.parent_code",
+    )
+    .bind(&unit.code)
+    .bind(&unit.name)
+    .bind(&unit.level)
+    .bind(&unit.parent_code)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 pub(crate) async fn put_template(tx: &mut sqlx::SqliteConnection, t: &Template) -> Result<(), StoreError> {

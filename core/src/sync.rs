@@ -138,6 +138,9 @@ pub async fn apply_response(
     for record in &writes {
         store.put_record_in(&mut tx, record).await?;
     }
+    for unit in &response.units {
+        store::put_unit(&mut tx, unit).await?;
+    }
     store.set_setting_in(&mut tx, CURSOR_KEY, &response.cursor.to_string()).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(report)

@@ -22,6 +22,7 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
     (6, "token expiry", include_str!("../migrations/sqlite/0006_token_expiry.sql")),
     (7, "template grants", include_str!("../migrations/sqlite/0007_template_grants.sql")),
     (8, "record period", include_str!("../migrations/sqlite/0008_record_period.sql")),
+    (9, "units in sync", include_str!("../migrations/sqlite/0009_units_in_sync.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -746,10 +747,11 @@ impl Db {
 
     /// The template (id, version) a stored record is pinned to.
     pub async fn record_template(&self, id: &str) -> Result<Option<(String, u32)>, DbError> {
-        let row: Option<(String, i64)> = sqlx::query_as("SELECT template_id, template_version FROM records WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT template_id, template_version FROM records WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|(t, v)| (t, v as u32)))
     }
 

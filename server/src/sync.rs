@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use automerge::Change;
 use automerge::ChangeHash;
 use diaban_core::form::{Form, Issue};
-use diaban_core::protocol::{PulledRecord, PushRecord, Rejection, SyncRequest, SyncResponse, codes};
+use diaban_core::protocol::{PulledRecord, PushRecord, Rejection, SyncRequest, SyncResponse, UnitInfo, codes};
 use diaban_core::record::{EventKind, RecordDoc, WorkflowState, heads_from_hex, heads_to_hex};
 use sqlx::{Row, SqliteConnection};
 use std::sync::Arc;
@@ -334,15 +334,6 @@ async fn pull(
 ) -> Result<SyncResponse, ApiError> {
     let mut tx = db.pool.begin().await?;
     let max_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log").fetch_one(&mut *tx).await?;
-    let templates = sqlx::query("SELECT id, body FROM templates WHERE seq > ? AND seq <= ? ORDER BY seq")
-        .bind(cursor)
-        .bind(max_seq)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .filter(|r| !hidden.contains(&r.get::<String, _>("id")))
-        .map(|r| r.get::<String, _>("body"))
-        .collect();
     let rows = sqlx::query(
         "SELECT id, doc, heads, seq FROM records
          WHERE seq > ? AND seq <= ? AND unit_code IN (SELECT value FROM json_each(?))
@@ -378,6 +369,33 @@ async fn pull(
         records.push(PulledRecord { record_id: id, doc });
     }
     let next_cursor = if more { last_seq } else { max_seq.max(cursor) };
+    // Reference data up to the same point: templates published and units changed.
+    let templates = sqlx::query("SELECT id, body FROM templates WHERE seq > ? AND seq <= ? ORDER BY seq")
+        .bind(cursor)
+        .bind(next_cursor)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .filter(|r| !hidden.contains(&r.get::<String, _>("id")))
+        .map(|r| r.get::<String, _>("body"))
+        .collect();
+    let units = sqlx::query(
+        "SELECT code, name, level, COALESCE(parent_code, '') AS parent_code FROM units
+         WHERE seq > ? AND seq <= ? AND code IN (SELECT value FROM json_each(?)) ORDER BY code",
+    )
+    .bind(cursor)
+    .bind(next_cursor)
+    .bind(serde_json::Value::from(scope.to_vec()).to_string())
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|r| UnitInfo {
+        code: r.get("code"),
+        name: r.get("name"),
+        level: r.get("level"),
+        parent_code: r.get("parent_code"),
+    })
+    .collect();
     tx.commit().await?;
     Ok(SyncResponse {
         token_expires_at: 0,
@@ -387,6 +405,7 @@ async fn pull(
         templates,
         records,
         more,
+        units,
     })
 }
 

@@ -245,3 +245,34 @@ async fn old_apps_and_garbage_get_clear_errors_and_change_nothing() {
     assert_eq!(refused.status(), 400);
     assert!(a.send(&SyncRequest { cursor: 0, push: vec![] }).await.records.is_empty());
 }
+
+#[tokio::test]
+async fn a_device_receives_its_unit_subtree_and_later_only_what_changed_in_it() {
+    let server = start();
+    let officer = server.phone("a", "officer").await;
+    let reviewer = server.phone("r", "reviewer").await;
+    let codes = |units: Vec<protocol::UnitInfo>| units.into_iter().map(|u| u.code).collect::<Vec<_>>();
+    let mine = officer.units().await.expect("units");
+    assert_eq!(mine.len(), 1);
+    assert_eq!(
+        (mine[0].code.as_str(), mine[0].name.as_str(), mine[0].parent_code.as_str()),
+        ("03694", "Xã Mường Giôn", "14")
+    );
+    assert_eq!(codes(reviewer.units().await.expect("units")), ["03694", "04231", "14"]);
+
+    // A commune added under the province while the server runs reaches the province's
+    // devices at their next sync, alone; the commune officer never sees it.
+    common::diaban(
+        &server.db,
+        &["admin", "create-unit", "--code", "04232", "--name", "Xã Mường Lèo", "--level", "commune", "--parent", "14"],
+    );
+    let link = common::FaultyLink::new(&server.url);
+    let mut reviewer = reviewer;
+    reviewer.set_sync_link(link.clone());
+    reviewer.sync_records().await.expect("sync");
+    assert_eq!(codes(reviewer.units().await.expect("units")), ["03694", "04231", "04232", "14"]);
+    let [(_, down)] = link.exchanges()[..] else { panic!("one exchange") };
+    assert!(down < 120, "only the new unit travels: {down} bytes");
+    officer.sync_records().await.expect("sync");
+    assert_eq!(codes(officer.units().await.expect("units")), ["03694"]);
+}

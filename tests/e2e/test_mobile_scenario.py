@@ -49,6 +49,7 @@ def test_a_day_on_the_phone(server: Server, tmp_path):
     assert (account.unit_code, account.unit_name, account.role) == ("03694", "Xã Mường Giôn", "field_officer")
     b.login("canbo2.muonggion", "canbo-mat-khau")
     assert "propaganda_session" in [t.id for t in a.templates()]
+    assert [(u.code, u.name, u.level) for u in a.units()] == [("03694", "Xã Mường Giôn", "commune")]
 
     # Offline: the record is made and kept; the sync fails with a sentence the officer reads.
     server.stop()
