@@ -341,9 +341,9 @@ impl From<protocol::Account> for Account {
     }
 }
 
-/// An administrative unit of the user's subtree.
+/// An administrative unit of the user's subtree. (Not `Unit`: Kotlin has one.)
 #[derive(Debug, Clone, uniffi::Record)]
-pub struct Unit {
+pub struct UnitInfo {
     pub code: String,
     pub name: String,
     /// province, commune or village
@@ -731,10 +731,10 @@ impl Device {
     }
 
     /// The units of the user's subtree (their commune, or a province and its communes).
-    pub fn units(&self) -> Result<Vec<Unit>, DiabanError> {
+    pub fn units(&self) -> Result<Vec<UnitInfo>, DiabanError> {
         self.with(async |d| d.units().await).map(|us| {
             us.into_iter()
-                .map(|u| Unit { code: u.code, name: u.name, level: u.level, parent_code: u.parent_code })
+                .map(|u| UnitInfo { code: u.code, name: u.name, level: u.level, parent_code: u.parent_code })
                 .collect()
         })
     }

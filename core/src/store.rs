@@ -287,18 +287,7 @@ impl Store {
         .bind(state)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| RecordIndex {
-                id: r.get("id"),
-                template_id: r.get("template_id"),
-                template_version: r.get("template_version"),
-                unit_code: r.get("unit_code"),
-                state: r.get("state"),
-                updated_at: r.get("updated_at"),
-                unsent: r.get("unsent"),
-            })
-            .collect())
+        Ok(rows.iter().map(index_from_row).collect())
     }
 
     /// Records the server refused, with its (code, message), newest first.
@@ -313,15 +302,7 @@ impl Store {
         Ok(rows
             .iter()
             .map(|r| {
-                let index = RecordIndex {
-                    id: r.get("id"),
-                    template_id: r.get("template_id"),
-                    template_version: r.get("template_version"),
-                    unit_code: r.get("unit_code"),
-                    state: r.get("state"),
-                    updated_at: r.get("updated_at"),
-                    unsent: r.get("unsent"),
-                };
+                let index = index_from_row(r);
                 let reason: (Option<String>, Option<String>) = (r.get("rejection_code"), r.get("rejection_message"));
                 (index, (reason.0.unwrap_or_default(), reason.1.unwrap_or_default()))
             })
@@ -479,6 +460,19 @@ impl Store {
 
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
         Ok(self.pool.begin().await?)
+    }
+}
+
+/// The index columns of a `records` row selected with an `unsent` column.
+fn index_from_row(r: &sqlx::sqlite::SqliteRow) -> RecordIndex {
+    RecordIndex {
+        id: r.get("id"),
+        template_id: r.get("template_id"),
+        template_version: r.get("template_version"),
+        unit_code: r.get("unit_code"),
+        state: r.get("state"),
+        updated_at: r.get("updated_at"),
+        unsent: r.get("unsent"),
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use automerge::sync::{self as am_sync, SyncDoc};
 use automerge::{ActorId, AutoCommit, ChangeHash};
 use common::{FaultyLink, KEY, PASSWORD, Server};
-use diaban_core::protocol::{self, LoginRequest, LoginResponse, PushRecord, SyncRequest, SyncResponse};
+use diaban_core::protocol::{self, PushRecord, SyncRequest, SyncResponse};
 use diaban_core::record::{FieldPath, RecordDoc, RecordMeta};
 use diaban_core::{Device, FieldValue, wire};
 
@@ -215,27 +215,14 @@ impl Sim {
     /// Device `n`, signed in as the officer of commune `unit` (user `cb{unit}`).
     async fn new(url: &str, http: &reqwest::Client, n: usize, unit: &str) -> Sim {
         let actor = ActorId::random();
-        let login: LoginResponse = http
-            .post(format!("{url}{}", protocol::LOGIN_PATH))
-            .json(&LoginRequest {
-                username: format!("cb{unit}"),
-                password: PASSWORD.into(),
-                device_name: format!("sim {n}"),
-                actor_id: actor.to_hex_string(),
-            })
-            .send()
-            .await
-            .expect("login")
-            .json()
-            .await
-            .expect("login body");
+        let token = common::register(http, url, &format!("cb{unit}"), &format!("sim {n}"), &actor).await;
         let record_id = format!("sim-{n}-{}", actor.to_hex_string());
         let doc = RecordDoc::create(&meta_in(&record_id, unit), actor.clone()).expect("create");
         Sim {
             unit: unit.into(),
             http: http.clone(),
             url: url.into(),
-            token: login.token,
+            token,
             actor,
             doc,
             record_id,

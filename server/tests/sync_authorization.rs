@@ -5,11 +5,11 @@ mod common;
 
 use automerge::ActorId;
 use diaban_core::FieldValue;
-use diaban_core::protocol::{self, LoginRequest, LoginResponse, PushRecord, SyncRequest, SyncResponse};
+use diaban_core::protocol::{self, PushRecord, SyncRequest, SyncResponse};
 use diaban_core::record::{EventKind, FieldPath, RecordDoc, RecordMeta};
 use diaban_core::wire;
 
-use common::{PASSWORD, Server};
+use common::Server;
 
 fn start() -> Server {
     Server::start()
@@ -25,21 +25,8 @@ struct Phone {
 async fn login(server: &Server, username: &str) -> Phone {
     let actor = ActorId::random();
     let http = reqwest::Client::new();
-    let response: LoginResponse = http
-        .post(format!("{}{}", server.url, protocol::LOGIN_PATH))
-        .json(&LoginRequest {
-            username: username.into(),
-            password: PASSWORD.into(),
-            device_name: "test".into(),
-            actor_id: actor.to_hex_string(),
-        })
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("login body");
-    Phone { token: response.token, actor, http, url: server.url.clone() }
+    let token = common::register(&http, &server.url, username, "test", &actor).await;
+    Phone { token, actor, http, url: server.url.clone() }
 }
 
 impl Phone {

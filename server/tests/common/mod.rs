@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+use automerge::ActorId;
 use diaban_core::Device;
+use diaban_core::protocol::{self, LoginRequest, LoginResponse};
 use diaban_core::transport::{Exchange, HttpTransport, SyncLink, TransportError};
 
 pub const PASSWORD: &str = "mat-khau-dai";
@@ -123,13 +125,8 @@ impl Server {
     /// The sum over every record on the server of its document saved whole (`save()`,
     /// Automerge's compressed format): what a first download cannot beat by much.
     pub async fn saved_documents(&self) -> i64 {
-        use sqlx::{ConnectOptions, Row};
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&self.db)
-            .read_only(true)
-            .connect()
-            .await
-            .expect("open server db");
+        use sqlx::Row;
+        let mut conn = self.read_only().await;
         let rows = sqlx::query("SELECT id, doc FROM records").fetch_all(&mut conn).await.expect("records");
         let mut sum = 0;
         for row in rows {
@@ -150,15 +147,40 @@ impl Server {
 
     /// Runs one SQL query on the server's file (read-only) and returns its single integer.
     pub async fn count(&self, sql: &'static str) -> i64 {
+        let mut conn = self.read_only().await;
+        sqlx::query_scalar(sql).fetch_one(&mut conn).await.expect("query")
+    }
+
+    /// A read-only connection to the server's file (beside the running server, WAL).
+    async fn read_only(&self) -> sqlx::SqliteConnection {
         use sqlx::ConnectOptions;
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        sqlx::sqlite::SqliteConnectOptions::new()
             .filename(&self.db)
             .read_only(true)
             .connect()
             .await
-            .expect("open server db");
-        sqlx::query_scalar(sql).fetch_one(&mut conn).await.expect("query")
+            .expect("open server db")
     }
+}
+
+/// Registers a device for `username` over the JSON login API (no device store): its bearer
+/// token, bound to `actor`.
+pub async fn register(http: &reqwest::Client, url: &str, username: &str, device_name: &str, actor: &ActorId) -> String {
+    let response: LoginResponse = http
+        .post(format!("{url}{}", protocol::LOGIN_PATH))
+        .json(&LoginRequest {
+            username: username.into(),
+            password: PASSWORD.into(),
+            device_name: device_name.into(),
+            actor_id: actor.to_hex_string(),
+        })
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("login body");
+    response.token
 }
 
 /// What a fault does to one exchange.

@@ -140,6 +140,7 @@ class PhoneScenarioTest {
         assertTrue(key.calls >= 2, "the key comes from the host's provider")
         val account = a.login("canbo.muonggion", "canbo-mat-khau")
         assertEquals(listOf("03694", "Xã Mường Giôn"), listOf(account.unitCode, account.unitName))
+        assertEquals(listOf("03694"), a.units().map { it.code }, "the unit subtree came with the first sync")
         b.login("canbo2.muonggion", "canbo-mat-khau")
 
         // Offline: the record is made and kept; the sync fails with a sentence the officer reads.
