@@ -180,4 +180,8 @@ pub mod codes {
     pub const FORBIDDEN_EVENT: &str = "forbidden_event";
     /// A change edits an approved record.
     pub const RECORD_LOCKED: &str = "record_locked";
+    /// Edits of an approved record kept as a proposed amendment for a reviewer.
+    pub const AMENDMENT_PROPOSED: &str = "amendment_proposed";
+    /// A reviewer rejected the proposed amendment; the edits stay on the phone.
+    pub const AMENDMENT_REJECTED: &str = "amendment_rejected";
 }

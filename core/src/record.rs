@@ -642,6 +642,11 @@ impl RecordDoc {
         self.bundle(hashes)
     }
 
+    /// An independent copy (to try changes on without touching this document).
+    pub fn clone_doc(&self) -> RecordDoc {
+        RecordDoc { doc: self.doc.clone(), author: self.author.clone(), saved: self.saved.clone() }
+    }
+
     /// The changes with these hashes, as one bundle; empty for none.
     pub fn bundle(&mut self, hashes: Vec<ChangeHash>) -> Result<Vec<u8>, RecordError> {
         if hashes.is_empty() {

@@ -23,6 +23,7 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
     (7, "template grants", include_str!("../migrations/sqlite/0007_template_grants.sql")),
     (8, "record period", include_str!("../migrations/sqlite/0008_record_period.sql")),
     (9, "units in sync", include_str!("../migrations/sqlite/0009_units_in_sync.sql")),
+    (10, "amendments", include_str!("../migrations/sqlite/0010_amendments.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -815,6 +816,91 @@ impl Db {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+/// Answers changed offline on an approved record, waiting for a reviewer.
+#[derive(Clone, Debug)]
+pub struct Amendment {
+    pub id: i64,
+    pub record_id: String,
+    pub username: String,
+    pub changes: Vec<u8>,
+    pub proposed_at: i64,
+    pub status: String,
+}
+
+impl Db {
+    /// Keeps a device's refused edits of an approved record as a proposed amendment (once per
+    /// record and heads) and returns its status: `proposed`, `accepted` or `rejected`.
+    pub async fn propose_amendment(
+        tx: &mut SqliteConnection,
+        record_id: &str,
+        device_id: &str,
+        username: &str,
+        changes: &[u8],
+        heads: &[String],
+    ) -> Result<String, DbError> {
+        let heads = serde_json::to_string(heads).map_err(|e| DbError::Invalid(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO amendments (record_id, device_id, username, changes, heads, proposed_at) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (record_id, heads) DO NOTHING",
+        )
+        .bind(record_id)
+        .bind(device_id)
+        .bind(username)
+        .bind(changes)
+        .bind(&heads)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        Ok(sqlx::query_scalar("SELECT status FROM amendments WHERE record_id = ? AND heads = ?")
+            .bind(record_id)
+            .bind(&heads)
+            .fetch_one(&mut *tx)
+            .await?)
+    }
+
+    /// A record's amendments, newest first.
+    pub async fn amendments(&self, record_id: &str) -> Result<Vec<Amendment>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, record_id, username, changes, proposed_at, status FROM amendments WHERE record_id = ? ORDER BY id DESC",
+        )
+        .bind(record_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Amendment {
+                id: r.get("id"),
+                record_id: r.get("record_id"),
+                username: r.get("username"),
+                changes: r.get("changes"),
+                proposed_at: r.get("proposed_at"),
+                status: r.get("status"),
+            })
+            .collect())
+    }
+
+    /// Marks a proposed amendment accepted or rejected; false if it was not proposed.
+    pub async fn decide_amendment(
+        tx: &mut SqliteConnection,
+        id: i64,
+        record_id: &str,
+        status: &str,
+        by: &str,
+    ) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE amendments SET status = ?, decided_by = ?, decided_at = ? WHERE id = ? AND record_id = ? AND status = 'proposed'",
+        )
+        .bind(status)
+        .bind(by)
+        .bind(now())
+        .bind(id)
+        .bind(record_id)
+        .execute(&mut *tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

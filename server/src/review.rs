@@ -92,3 +92,50 @@ pub async fn review(
     db.audit(Some(&user.username), kind.as_str(), record_id).await?;
     Ok(state)
 }
+
+/// Accepts (applies the device's edits to the approved record, with a comment event saying
+/// so) or rejects a proposed amendment. Province reviewers of the template only.
+pub async fn decide_amendment(
+    db: &Db,
+    user: &User,
+    record_id: &str,
+    amendment_id: i64,
+    accept: bool,
+) -> Result<(), ReviewError> {
+    let units = db.unit_scope(&user.unit_code).await?;
+    let row = db.record_in_units(record_id, &units).await?.ok_or(ReviewError::NotFound)?;
+    let form = db.form(&row.template_id, row.template_version).await?.ok_or(ReviewError::NotFound)?;
+    if !form.template().roles.review.contains(&user.role) {
+        return Err(ReviewError::NotReviewer);
+    }
+    let amendment = db
+        .amendments(record_id)
+        .await?
+        .into_iter()
+        .find(|a| a.id == amendment_id && a.status == "proposed")
+        .ok_or(ReviewError::NotFound)?;
+    let status = if accept { "accepted" } else { "rejected" };
+    db.write(async |tx| {
+        if !Db::decide_amendment(tx, amendment_id, record_id, status, &user.username).await? {
+            return Ok(Err(ReviewError::NotFound));
+        }
+        if accept {
+            let (bytes, _, _) =
+                Db::record_doc(tx, record_id).await?.ok_or_else(|| DbError::Invalid("record vanished".into()))?;
+            let mut doc =
+                RecordDoc::load(&bytes, Some(ActorId::random())).map_err(|e| DbError::Invalid(e.to_string()))?;
+            let changes = RecordDoc::decode_bundle(&amendment.changes).map_err(|e| DbError::Invalid(e.to_string()))?;
+            doc.apply_changes(changes).map_err(|e| DbError::Invalid(e.to_string()))?;
+            doc.set_author(Author { user: user.username.clone(), device: "web".into() });
+            let note = format!("Chấp nhận đề nghị sửa đổi của {}", amendment.username);
+            doc.append_event(EventKind::Comment, &user.username, Some(&note), now())
+                .map_err(|e| DbError::Invalid(e.to_string()))?;
+            let projection = project(&mut doc, &form);
+            write_record(tx, &mut doc, &projection, false, None).await?;
+        }
+        Ok(Ok(()))
+    })
+    .await??;
+    db.audit(Some(&user.username), &format!("amendment_{status}"), record_id).await?;
+    Ok(())
+}

@@ -30,6 +30,8 @@ const PAGE_BYTES: usize = 768 * 1024;
 
 struct Decoded {
     record_id: String,
+    /// The bundle as pushed (kept whole for a proposed amendment).
+    bundle: Vec<u8>,
     changes: Vec<Change>,
     heads: Vec<String>,
 }
@@ -68,7 +70,7 @@ fn decode(push: Vec<PushRecord>) -> Result<Vec<Decoded>, ApiError> {
             let changes = RecordDoc::decode_bundle(&p.changes)
                 .map_err(|e| ApiError::bad_request(format!("record {}: {e}", p.record_id)))?;
             let heads = heads_to_hex(&p.heads.iter().map(|h| ChangeHash(*h)).collect::<Vec<_>>());
-            Ok(Decoded { record_id: p.record_id, changes, heads })
+            Ok(Decoded { record_id: p.record_id, bundle: p.changes, changes, heads })
         })
         .collect()
 }
@@ -229,7 +231,33 @@ async fn commit_one(
         );
     }
     if let Some(refusal) = check_events_and_lock(&before, &doc, device, form) {
-        return Ok(Err(refusal));
+        if refusal.code != codes::RECORD_LOCKED {
+            return Ok(Err(refusal));
+        }
+        // Not overwritten, not lost: the edits wait for a reviewer as a proposed amendment.
+        let status = Db::propose_amendment(
+            tx,
+            &push.record_id,
+            &device.device_id,
+            &device.user.username,
+            &push.bundle,
+            &push.heads,
+        )
+        .await?;
+        return Ok(Err(if status == "rejected" {
+            Refusal {
+                code: codes::AMENDMENT_REJECTED,
+                message: "Cấp tỉnh không chấp nhận đề nghị sửa đổi hồ sơ đã phê duyệt này.".into(),
+                issues: Vec::new(),
+            }
+        } else {
+            Refusal {
+                code: codes::AMENDMENT_PROPOSED,
+                message: "Hồ sơ đã được phê duyệt: thay đổi được gửi thành đề nghị sửa đổi, chờ cấp tỉnh xem xét."
+                    .into(),
+                issues: Vec::new(),
+            }
+        }));
     }
     let projection = project(&mut doc, form);
     // The same validation as on the phone: a submitted record must pass it.

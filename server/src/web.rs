@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/records", get(records_page))
         .route("/records/{id}", get(record_page))
         .route("/records/{id}/review", post(review_record))
+        .route("/records/{id}/amendments/{amendment}", post(decide_amendment))
         .route("/export/{file}", get(export_records))
         .route("/grid/{template}", get(grid_page))
         .route("/rollup/{file}", get(rollup_page))
@@ -435,6 +436,32 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
         // A source template withdrawn or changed: the page still shows the record.
         Err(e) => (None, Some(e.to_string())),
     };
+    // Proposed amendments: what each would change, field by field.
+    let amendments = match state.db.amendments(&row.id).await {
+        Ok(list) => list,
+        Err(e) => return server_error(e),
+    };
+    let reviews = form.template().roles.review.contains(&web.user.role);
+    let amendment_diffs: Vec<(crate::db::Amendment, Vec<FieldDiff>)> = amendments
+        .into_iter()
+        .map(|a| {
+            let mut after = doc.clone_doc();
+            let changes = RecordDoc::decode_bundle(&a.changes).unwrap_or_default();
+            let _ = after.apply_changes(changes);
+            let (old, new) = (doc.values(), after.values());
+            let diff = form
+                .template()
+                .fields
+                .iter()
+                .filter(|f| f.field_type.holds_answer() && old.get(&f.name) != new.get(&f.name))
+                .map(|f| {
+                    let label = f.label.text(lang.code()).to_owned();
+                    (label, shown(f, &old.get(&f.name).cloned()), shown(f, &new.get(&f.name).cloned()))
+                })
+                .collect();
+            (a, diff)
+        })
+        .collect();
     let title = form.template().label.text(lang.code()).to_owned();
     page(
         lang,
@@ -479,6 +506,28 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
                     li {
                         (local_time(e.at)) " · " (e.by) " · " (event_label(lang, e.kind))
                         @if let Some(c) = &e.comment { ": " q.comment { (c) } }
+                    }
+                }
+            }
+            @if !amendment_diffs.is_empty() {
+                h2 { (lang.t("Đề nghị sửa đổi", "Proposed amendments")) }
+                p { (lang.t("Thay đổi trên máy sau khi hồ sơ đã phê duyệt: chỉ áp dụng khi cấp tỉnh chấp nhận.",
+                            "Edits made on a phone after the record was approved: applied only if the province accepts them.")) }
+                @for (a, diff) in &amendment_diffs {
+                    section.amendment data-status=(a.status) id={ "amendment-" (a.id) } {
+                        p { (a.username) " · " (local_time(a.proposed_at)) " · " (amendment_status(lang, &a.status)) }
+                        table {
+                            thead { tr { th { (lang.t("Trường", "Field")) } th { (lang.t("Hiện tại", "Now")) } th { (lang.t("Đề nghị", "Proposed")) } } }
+                            tbody { @for (label, old, new) in diff { tr { td { (label) } td { (old) } td { (new) } } } }
+                        }
+                        @if reviews && a.status == "proposed" {
+                            form method="post" action={ "/records/" (row.id) "/amendments/" (a.id) } {
+                                input type="hidden" name="csrf" value=(web.csrf);
+                                button type="submit" name="action" value="accept" { (lang.t("Chấp nhận", "Accept")) }
+                                " "
+                                button type="submit" name="action" value="reject" { (lang.t("Không chấp nhận", "Reject")) }
+                            }
+                        }
                     }
                 }
             }
@@ -539,6 +588,45 @@ fn event_label(lang: Lang, kind: EventKind) -> &'static str {
         EventKind::Approve => lang.t("phê duyệt", "approved"),
         EventKind::Reopen => lang.t("mở lại", "reopened"),
         EventKind::Comment => lang.t("ý kiến", "comment"),
+    }
+}
+
+/// A field a proposed amendment would change: (label, now, proposed).
+type FieldDiff = (String, String, String);
+
+fn amendment_status(lang: Lang, status: &str) -> &'static str {
+    match status {
+        "accepted" => lang.t("đã chấp nhận", "accepted"),
+        "rejected" => lang.t("không chấp nhận", "rejected"),
+        _ => lang.t("chờ xem xét", "waiting"),
+    }
+}
+
+#[derive(Deserialize)]
+struct AmendmentForm {
+    csrf: String,
+    action: String,
+}
+
+async fn decide_amendment(
+    State(state): State<AppState>,
+    web: WebUser,
+    Path((id, amendment)): Path<(String, i64)>,
+    Form(f): Form<AmendmentForm>,
+) -> Response {
+    if f.csrf != web.csrf {
+        return (StatusCode::FORBIDDEN, "CSRF token mismatch").into_response();
+    }
+    let accept = match f.action.as_str() {
+        "accept" => true,
+        "reject" => false,
+        _ => return (StatusCode::BAD_REQUEST, "unknown action").into_response(),
+    };
+    match crate::review::decide_amendment(&state.db, &web.user, &id, amendment, accept).await {
+        Ok(()) => Redirect::to(&format!("/records/{id}")).into_response(),
+        Err(ReviewError::NotFound) => not_found(web.lang, &web),
+        Err(ReviewError::Db(e)) => server_error(e),
+        Err(_) => (StatusCode::FORBIDDEN, "your role does not review this template").into_response(),
     }
 }
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Server;
+use common::{Server, get, web_login};
 use diaban_core::{Device, FieldValue};
 
 fn start() -> Server {
@@ -69,32 +69,6 @@ async fn session(phone: &Device, on: &str, participants: i64) {
 }
 
 /// Signs in on the web and returns the session cookie.
-async fn web_login(http: &reqwest::Client, url: &str, username: &str) -> String {
-    let response = http
-        .post(format!("{url}/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("username={username}&password=mat-khau-dai"))
-        .send()
-        .await
-        .expect("web login");
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("diaban_session="))
-        .expect("session cookie")
-        .split(';')
-        .next()
-        .expect("cookie pair")
-        .to_owned()
-}
-
-async fn get(http: &reqwest::Client, url: &str, cookie: &str) -> String {
-    let response = http.get(url).header("cookie", cookie).send().await.expect("page");
-    assert_eq!(response.status(), 200, "{url}");
-    response.text().await.expect("page body")
-}
 
 /// The cells of the indicator row of `field` on a record page: label, reported, recomputed.
 fn indicator_row(html: &str, field: &str) -> Vec<String> {

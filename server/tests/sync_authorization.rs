@@ -197,10 +197,46 @@ async fn only_a_reviewer_approves_and_an_approved_record_is_locked() {
     assert_eq!(refusal(&response), vec![]);
     assert_eq!(response.accepted, vec!["r1".to_string()]);
 
-    // Now an answer edited offline by the officer is refused: the record is locked.
+    // Now an answer edited offline by the officer is not applied: the record is locked, and
+    // the edit waits for the province as a proposed amendment.
     let mut late = RecordDoc::load(&approved.save(), Some(a.actor.clone())).expect("load");
     late.set_field(&FieldPath::top("participants"), &FieldValue::Integer(99), 1_763_769_606).expect("edit");
-    assert_eq!(refusal(&a.push(&mut late, "r1").await), vec![("r1", "record_locked")]);
+    assert_eq!(refusal(&a.push(&mut late, "r1").await), vec![("r1", "amendment_proposed")]);
+    assert_eq!(refusal(&a.push(&mut late, "r1").await), vec![("r1", "amendment_proposed")], "kept once");
+    assert_eq!(server.count("SELECT COUNT(*) FROM amendments WHERE status = 'proposed'").await, 1);
+
+    // The reviewer sees what it would change and accepts it; the phone's next push goes through.
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let cookie = common::web_login(&http, &server.url, "r").await;
+    let page = common::get(&http, &format!("{}/records/r1", server.url), &cookie).await;
+    assert!(page.contains("Đề nghị sửa đổi") && page.contains(">99<"), "the page shows the proposed value");
+    let id = page.split("id=\"amendment-").nth(1).and_then(|s| s.split('"').next()).expect("an amendment");
+    let url = format!("{}/records/r1/amendments/{id}", server.url);
+    assert_eq!(common::post_form(&http, &url, &cookie, &page, &[("action", "accept")]).await, 303);
+    let response = a.push(&mut late, "r1").await;
+    assert_eq!(response.accepted, vec!["r1".to_string()]);
+    assert_eq!(
+        server.count("SELECT COUNT(*) FROM records WHERE json_extract(values_json, '$.participants') = 99").await,
+        1
+    );
+
+    // A second late edit, rejected by the reviewer: refused with that reason, never applied.
+    let mut again = RecordDoc::load(&late.save(), Some(a.actor.clone())).expect("load");
+    again.set_field(&FieldPath::top("participants"), &FieldValue::Integer(5), 1_763_769_607).expect("edit");
+    assert_eq!(refusal(&a.push(&mut again, "r1").await), vec![("r1", "amendment_proposed")]);
+    let page = common::get(&http, &format!("{}/records/r1", server.url), &cookie).await;
+    let id = page
+        .split("data-status=\"proposed\" id=\"amendment-")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("proposed");
+    let url = format!("{}/records/r1/amendments/{id}", server.url);
+    assert_eq!(common::post_form(&http, &url, &cookie, &page, &[("action", "reject")]).await, 303);
+    assert_eq!(refusal(&a.push(&mut again, "r1").await), vec![("r1", "amendment_rejected")]);
+    assert_eq!(
+        server.count("SELECT COUNT(*) FROM records WHERE json_extract(values_json, '$.participants') = 99").await,
+        1
+    );
 }
 
 #[tokio::test]

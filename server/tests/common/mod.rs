@@ -183,6 +183,54 @@ pub async fn register(http: &reqwest::Client, url: &str, username: &str, device_
     response.token
 }
 
+/// Signs `username` in to the review web UI; returns the session cookie (`name=value`).
+/// `http` must not follow redirects.
+pub async fn web_login(http: &reqwest::Client, url: &str, username: &str) -> String {
+    let response = http
+        .post(format!("{url}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("username={username}&password={PASSWORD}"))
+        .send()
+        .await
+        .expect("web login");
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("diaban_session="))
+        .expect("session cookie")
+        .split(';')
+        .next()
+        .expect("cookie pair")
+        .to_owned()
+}
+
+/// A page of the web UI, which must answer 200.
+pub async fn get(http: &reqwest::Client, url: &str, cookie: &str) -> String {
+    let response = http.get(url).header("cookie", cookie).send().await.expect("page");
+    assert_eq!(response.status(), 200, "{url}");
+    response.text().await.expect("page body")
+}
+
+/// Posts a form of the web UI with the page's CSRF token; returns the status.
+pub async fn post_form(http: &reqwest::Client, url: &str, cookie: &str, page: &str, fields: &[(&str, &str)]) -> u16 {
+    let csrf = page.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("csrf token");
+    let mut body = format!("csrf={csrf}");
+    for (k, v) in fields {
+        body.push_str(&format!("&{k}={v}"));
+    }
+    let response = http
+        .post(url)
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("form");
+    response.status().as_u16()
+}
+
 /// What a fault does to one exchange.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Fault {
