@@ -68,8 +68,6 @@ async fn session(phone: &Device, on: &str, participants: i64) {
     phone.set_field(&id, "participants", FieldValue::Integer(participants)).await.expect("participants");
 }
 
-/// Signs in on the web and returns the session cookie.
-
 /// The cells of the indicator row of `field` on a record page: label, reported, recomputed.
 fn indicator_row(html: &str, field: &str) -> Vec<String> {
     let html = &html[html.find("id=\"indicators\"").expect("indicator table")..];
