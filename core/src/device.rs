@@ -456,19 +456,17 @@ impl Device {
     /// Settles a conflict by keeping the value at `choice` (an index into the field's
     /// conflicting values); the choice is a change like any other and syncs to every phone.
     pub async fn resolve_conflict(&self, record_id: &str, path: &str, choice: u32) -> Result<(), DeviceError> {
-        let conflict = self
-            .conflicts(record_id)
-            .await?
-            .into_iter()
-            .find(|c| c.path == path)
-            .ok_or_else(|| DeviceError::InvalidValue(format!("{path} has no conflict to settle")))?;
-        let chosen = conflict
-            .values
-            .get(choice as usize)
-            .ok_or_else(|| DeviceError::InvalidValue(format!("{path} has no value number {choice}")))?;
         let (stored, form, mut doc) = self.open_record(record_id).await?;
         ensure_editable(&doc)?;
         let parsed = field_path(&form, path, false)?;
+        // The same values, in the same order, as the render model lists them.
+        let values = doc
+            .conflicts()
+            .remove(path)
+            .ok_or_else(|| DeviceError::InvalidValue(format!("{path} has no conflict to settle")))?;
+        let chosen = values
+            .get(choice as usize)
+            .ok_or_else(|| DeviceError::InvalidValue(format!("{path} has no value number {choice}")))?;
         let field_type = form
             .template()
             .find(&parsed.name)
@@ -548,7 +546,8 @@ impl Device {
             let sync::Outgoing { request: outgoing, more: more_to_push } =
                 sync::build_request(&self.store, &pushed).await?;
             pushed.extend(outgoing.push.iter().map(|p| p.record_id.clone()));
-            let (answer, traffic) = run.wire(self.link.exchange(&token, wire::encode(&outgoing))).await?;
+            let body = wire::encode(&outgoing).map_err(|e| DeviceError::Storage(e.to_string()))?;
+            let (answer, traffic) = run.wire(self.link.exchange(&token, body)).await?;
             let response: SyncResponse = wire::decode(&answer).map_err(|e| match e {
                 WireError::Version(_) => DeviceError::UpgradeRequired,
                 other => DeviceError::Server { status: 200, code: "bad_response".into(), message: other.to_string() },

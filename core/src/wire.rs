@@ -26,18 +26,20 @@ pub enum WireError {
     Corrupt(String),
     #[error("the sync message inflates beyond {MAX_MESSAGE_BYTES} bytes")]
     TooLarge,
+    #[error("the sync message cannot be encoded: {0}")]
+    Encode(String),
 }
 
 /// Frames, encodes and compresses a message.
-pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
-    let plain = postcard::to_allocvec(message).unwrap_or_default();
+pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, WireError> {
+    let encode = |e: &dyn std::fmt::Display| WireError::Encode(e.to_string());
+    let plain = postcard::to_allocvec(message).map_err(|e| encode(&e))?;
     let mut out = Vec::with_capacity(plain.len() / 2 + 8);
     out.extend_from_slice(&MAGIC);
     out.push(PROTOCOL_VERSION);
     let mut deflate = flate2::write::DeflateEncoder::new(out, Compression::default());
-    // Writing to a Vec cannot fail.
-    let _ = deflate.write_all(&plain);
-    deflate.finish().unwrap_or_default()
+    deflate.write_all(&plain).map_err(|e| encode(&e))?;
+    deflate.finish().map_err(|e| encode(&e))
 }
 
 /// The version a message was written with, if it is a sync message at all.
@@ -76,7 +78,7 @@ mod tests {
             cursor: 41,
             push: vec![PushRecord { record_id: "r1".into(), changes: vec![1, 2, 3], heads: vec![[7; 32]] }],
         };
-        let bytes = encode(&request);
+        let bytes = encode(&request).unwrap();
         assert_eq!(&bytes[..3], b"DB\x02");
         let back: SyncRequest = decode(&bytes).unwrap();
         assert_eq!(back, request);
@@ -84,7 +86,7 @@ mod tests {
 
     #[test]
     fn other_versions_and_garbage_are_refused_with_a_reason() {
-        let mut bytes = encode(&SyncRequest { cursor: 0, push: Vec::new() });
+        let mut bytes = encode(&SyncRequest { cursor: 0, push: Vec::new() }).unwrap();
         bytes[2] = 1;
         assert_eq!(decode::<SyncRequest>(&bytes), Err(WireError::Version(1)));
         assert_eq!(decode::<SyncRequest>(b"{\"cursor\":0}"), Err(WireError::NotSync));

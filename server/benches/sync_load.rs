@@ -31,16 +31,7 @@ fn meta(id: &str) -> RecordMeta {
 }
 
 fn meta_in(id: &str, unit: &str) -> RecordMeta {
-    RecordMeta {
-        record_id: id.into(),
-        template_id: "propaganda_session".into(),
-        template_version: 1,
-        unit_code: unit.into(),
-        created_by: "a".into(),
-        created_at: 1_763_769_600,
-        device_id: "d".into(),
-        period: None,
-    }
+    common::meta(id, unit, "propaganda_session")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -233,7 +224,7 @@ impl Sim {
     }
 
     async fn exchange(&mut self, push: Vec<PushRecord>) -> SyncResponse {
-        let body = wire::encode(&SyncRequest { cursor: self.cursor, push });
+        let body = wire::encode(&SyncRequest { cursor: self.cursor, push }).expect("encode");
         let answer = self
             .http
             .post(format!("{}{}", self.url, protocol::SYNC_PATH))

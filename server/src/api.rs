@@ -108,7 +108,9 @@ async fn sync(State(state): State<AppState>, device: AuthDevice, body: Bytes) ->
         other => ApiError::bad_request(other.to_string()),
     })?;
     let response = crate::sync::sync(&state.db, &device, request).await?;
-    Ok(([(axum::http::header::CONTENT_TYPE, protocol::SYNC_CONTENT_TYPE)], wire::encode(&response)).into_response())
+    let body = wire::encode(&response)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, protocol::SYNC_CONTENT_TYPE)], body).into_response())
 }
 
 /// Apps from before protocol 2 sync here; they are told to update.

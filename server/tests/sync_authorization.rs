@@ -6,7 +6,7 @@ mod common;
 use automerge::ActorId;
 use diaban_core::FieldValue;
 use diaban_core::protocol::{self, PushRecord, SyncRequest, SyncResponse};
-use diaban_core::record::{EventKind, FieldPath, RecordDoc, RecordMeta};
+use diaban_core::record::{EventKind, FieldPath, RecordDoc};
 use diaban_core::wire;
 
 use common::Server;
@@ -57,7 +57,7 @@ impl Phone {
             .http
             .post(format!("{}{}", self.url, protocol::SYNC_PATH))
             .bearer_auth(&self.token)
-            .body(wire::encode(request))
+            .body(wire::encode(request).expect("encode"))
             .send()
             .await
             .expect("sync");
@@ -71,17 +71,7 @@ fn heads(doc: &mut RecordDoc) -> Vec<protocol::Hash> {
 }
 
 fn session(id: &str, unit: &str, template: &str, actor: ActorId) -> RecordDoc {
-    let meta = RecordMeta {
-        record_id: id.into(),
-        template_id: template.into(),
-        template_version: 1,
-        unit_code: unit.into(),
-        created_by: "a".into(),
-        created_at: 1_763_769_600,
-        device_id: "d".into(),
-        period: None,
-    };
-    let mut doc = RecordDoc::create(&meta, actor).expect("create");
+    let mut doc = RecordDoc::create(&common::meta(id, unit, template), actor).expect("create");
     doc.set_field(&FieldPath::top("participants"), &FieldValue::Integer(12), 1_763_769_601).expect("edit");
     doc
 }
@@ -156,7 +146,7 @@ async fn a_revoked_or_unknown_token_is_unauthorized() {
     let response = reqwest::Client::new()
         .post(format!("{}{}", server.url, protocol::SYNC_PATH))
         .bearer_auth("not-a-token")
-        .body(wire::encode(&SyncRequest { cursor: 0, push: vec![] }))
+        .body(wire::encode(&SyncRequest { cursor: 0, push: vec![] }).expect("encode"))
         .send()
         .await
         .expect("sync");
@@ -253,7 +243,7 @@ async fn old_apps_and_garbage_get_clear_errors_and_change_nothing() {
     assert_eq!(body.error.code, "upgrade_required");
     assert!(body.error.message.contains("hãy cập nhật"), "{}", body.error.message);
     // A frame of another version on the new path: the same.
-    let mut other = wire::encode(&SyncRequest { cursor: 0, push: vec![] });
+    let mut other = wire::encode(&SyncRequest { cursor: 0, push: vec![] }).expect("encode");
     other[2] = 9;
     assert_eq!(post(protocol::SYNC_PATH, other).await.expect("sync").status(), 426);
     // Garbage: 400 with a JSON body.
@@ -263,8 +253,9 @@ async fn old_apps_and_garbage_get_clear_errors_and_change_nothing() {
     assert_eq!(body.error.code, "bad_request");
     // A bundle that is not one: refused as a whole, nothing committed.
     let bad = PushRecord { record_id: "r1".into(), changes: vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3], heads: vec![] };
-    let refused =
-        post(protocol::SYNC_PATH, wire::encode(&SyncRequest { cursor: 0, push: vec![bad] })).await.expect("sync");
+    let refused = post(protocol::SYNC_PATH, wire::encode(&SyncRequest { cursor: 0, push: vec![bad] }).expect("encode"))
+        .await
+        .expect("sync");
     assert_eq!(refused.status(), 400);
     assert!(a.send(&SyncRequest { cursor: 0, push: vec![] }).await.records.is_empty());
 }

@@ -11,10 +11,9 @@ use std::time::Duration;
 use common::{Fault, FaultyLink, KEY, PASSWORD, Server};
 use diaban_core::{Device, FieldValue};
 
+/// A signed-in phone whose later syncs go through `link`.
 async fn phone(server: &Server, user: &str, name: &str, link: &Arc<FaultyLink>) -> Device {
-    let path = server.dir.path().join(format!("{name}.sqlite"));
-    let mut device = Device::open(&path, &KEY, &server.url, name).await.expect("open store");
-    device.login(user, PASSWORD).await.expect("login");
+    let mut device = server.phone(user, name).await;
     device.set_sync_link(link.clone());
     device
 }
@@ -25,23 +24,13 @@ fn display(view: &diaban_core::device::RecordView, name: &str) -> String {
 
 /// The server holds, for `id`, exactly what `phone` holds: same answers, same events.
 async fn server_agrees(server: &Server, phone: &Device, id: &str) {
-    let probe = FaultyLink::new(&server.url);
-    let name = format!("probe-{}", uuid_like(id));
-    let other = phone_for_probe(server, &name, &probe).await;
+    let other = server.phone("a2", &format!("probe-{id}")).await;
     let mine = phone.record(id).await.expect("record");
     let theirs = other.record(id).await.expect("the server sent the record");
     for field in ["place", "participants", "notes"] {
         assert_eq!(display(&mine, field), display(&theirs, field), "{field} of {id}");
     }
     assert_eq!(mine.events.len(), theirs.events.len(), "events of {id}");
-}
-
-async fn phone_for_probe(server: &Server, name: &str, link: &Arc<FaultyLink>) -> Device {
-    phone(server, "a2", name, link).await
-}
-
-fn uuid_like(id: &str) -> &str {
-    &id[..8]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -173,6 +173,14 @@ def signed_in(browser, server: Server, username="kiemduyet.sonla", password="kie
 
 
 
+def fill_session(phone, record, place="Nhà văn hóa bản Nà Sản"):
+    """Answers every required field of a propaganda session (the pack template)."""
+    phone.set_field(record, "session_date", diaban.FieldValue.DATE("2026-11-20"))
+    phone.set_field(record, "place", diaban.FieldValue.TEXT(place))
+    phone.set_field(record, "audience_group", diaban.FieldValue.CHOICE("youth"))
+    phone.set_field(record, "participants", diaban.FieldValue.INTEGER(57))
+
+
 class Reviewer:
     """A province reviewer using the review web UI over plain HTTP (forms, session cookie,
     CSRF token), as a browser would; for tests that are about the phone, not the page."""

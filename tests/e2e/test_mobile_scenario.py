@@ -12,7 +12,7 @@ import threading
 import pytest
 
 import diaban
-from conftest import KEY, Reviewer, Server
+from conftest import KEY, Reviewer, Server, fill_session
 
 
 class Progress(diaban.SyncListener):
@@ -54,10 +54,7 @@ def test_a_day_on_the_phone(server: Server, tmp_path):
     # Offline: the record is made and kept; the sync fails with a sentence the officer reads.
     server.stop()
     record = a.create_record("propaganda_session", None)
-    a.set_field(record, "session_date", diaban.FieldValue.DATE("2026-11-20"))
-    a.set_field(record, "place", text("Bến xe khách Mường Giôn"))
-    a.set_field(record, "audience_group", diaban.FieldValue.CHOICE("youth"))
-    a.set_field(record, "participants", diaban.FieldValue.INTEGER(57))
+    fill_session(a, record, place="Bến xe khách Mường Giôn")
     with pytest.raises(diaban.DiabanError.Unreachable) as offline:
         asyncio.run(a.sync_async())
     assert "Dữ liệu vẫn được lưu trên máy" in str(offline.value)
@@ -130,10 +127,7 @@ def test_a_refused_change_stays_in_quarantine_until_the_record_can_take_it(serve
     a.login("canbo.muonggion", "canbo-mat-khau")
     b.login("canbo2.muonggion", "canbo-mat-khau")
     record = a.create_record("propaganda_session", None)
-    a.set_field(record, "session_date", diaban.FieldValue.DATE("2026-11-20"))
-    a.set_field(record, "place", text("Nhà văn hóa bản Nà Sản"))
-    a.set_field(record, "audience_group", diaban.FieldValue.CHOICE("youth"))
-    a.set_field(record, "participants", diaban.FieldValue.INTEGER(57))
+    fill_session(a, record)
     a.sync()
     b.sync()
 

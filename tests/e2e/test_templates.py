@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import diaban
-from conftest import KEY, ROOT, Server
+from conftest import KEY, ROOT, Server, fill_session
 
 PACK = json.loads((ROOT / "server" / "pack" / "propaganda_session.json").read_text(encoding="utf-8"))
 
@@ -148,12 +148,6 @@ def test_a_record_keeps_its_template_version_and_new_records_use_the_latest(serv
     phone.close_store()
 
 
-def fill(phone, record):
-    phone.set_field(record, "session_date", diaban.FieldValue.DATE("2026-11-20"))
-    phone.set_field(record, "place", diaban.FieldValue.TEXT("Nhà văn hóa bản Nà Sản"))
-    phone.set_field(record, "audience_group", diaban.FieldValue.CHOICE("youth"))
-    phone.set_field(record, "participants", diaban.FieldValue.INTEGER(57))
-
 
 def test_the_server_refuses_a_submission_that_fails_validation_and_the_phone_sees_why(server: Server, tmp_path):
     a = diaban.Device.open(str(tmp_path / "a.sqlite"), KEY, server.url, "A")
@@ -161,7 +155,7 @@ def test_the_server_refuses_a_submission_that_fails_validation_and_the_phone_see
     a.login("canbo.muonggion", "canbo-mat-khau")
     b.login("canbo2.muonggion", "canbo-mat-khau")
     record = a.create_record("propaganda_session", None)
-    fill(a, record)
+    fill_session(a, record)
     a.sync()
     b.sync()
     assert [r.id for r in b.records(None, None)] == [record]

@@ -163,6 +163,20 @@ impl Server {
     }
 }
 
+/// The meta of a record made by hand in a test (no device store).
+pub fn meta(id: &str, unit: &str, template: &str) -> diaban_core::record::RecordMeta {
+    diaban_core::record::RecordMeta {
+        record_id: id.into(),
+        template_id: template.into(),
+        template_version: 1,
+        unit_code: unit.into(),
+        created_by: "a".into(),
+        created_at: 1_763_769_600,
+        device_id: "d".into(),
+        period: None,
+    }
+}
+
 /// Registers a device for `username` over the JSON login API (no device store): its bearer
 /// token, bound to `actor`.
 pub async fn register(http: &reqwest::Client, url: &str, username: &str, device_name: &str, actor: &ActorId) -> String {
