@@ -32,7 +32,7 @@ fn check_sha(sha256: &str) -> Result<(), ApiError> {
 async fn status_of(state: &AppState, sha256: &str) -> Result<Option<AttachmentStatus>, ApiError> {
     let row = sqlx::query(
         "SELECT a.size, a.complete, COALESCE((SELECT SUM(LENGTH(data)) FROM attachment_chunks c WHERE c.sha256 = a.sha256), 0) AS received
-         FROM attachments a WHERE a.sha256 = ?",
+         FROM attachments a WHERE a.sha256 = $1",
     )
     .bind(sha256)
     .fetch_optional(&state.db.pool)
@@ -103,14 +103,14 @@ pub async fn upload(
     let complete = state
         .db
         .write(async |tx| {
-            sqlx::query("INSERT INTO attachments (sha256, content_type, size, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(sha256) DO NOTHING")
+            sqlx::query("INSERT INTO attachments (sha256, content_type, size, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT(sha256) DO NOTHING")
                 .bind(&sha)
                 .bind(&q.content_type)
                 .bind(q.size as i64)
                 .bind(diaban_core::db::now())
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("INSERT INTO attachment_chunks (sha256, offset, data) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO attachment_chunks (sha256, \"offset\", data) VALUES ($1, $2, $3)")
                 .bind(&sha)
                 .bind(q.offset as i64)
                 .bind(body.as_ref())
@@ -120,18 +120,18 @@ pub async fn upload(
                 return Ok(false);
             }
             // The last chunk: the whole must match its name, or it is thrown away.
-            let chunks: Vec<Vec<u8>> = sqlx::query_scalar("SELECT data FROM attachment_chunks WHERE sha256 = ? ORDER BY offset")
+            let chunks: Vec<Vec<u8>> = sqlx::query_scalar("SELECT data FROM attachment_chunks WHERE sha256 = $1 ORDER BY \"offset\"")
                 .bind(&sha)
                 .fetch_all(&mut *tx)
                 .await?;
             let mut hasher = Sha256::new();
             chunks.iter().for_each(|c| hasher.update(c));
             if hex::encode(hasher.finalize()) == sha {
-                sqlx::query("UPDATE attachments SET complete = 1 WHERE sha256 = ?").bind(&sha).execute(&mut *tx).await?;
+                sqlx::query("UPDATE attachments SET complete = 1 WHERE sha256 = $1").bind(&sha).execute(&mut *tx).await?;
                 Ok(true)
             } else {
-                sqlx::query("DELETE FROM attachment_chunks WHERE sha256 = ?").bind(&sha).execute(&mut *tx).await?;
-                sqlx::query("DELETE FROM attachments WHERE sha256 = ?").bind(&sha).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM attachment_chunks WHERE sha256 = $1").bind(&sha).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM attachments WHERE sha256 = $1").bind(&sha).execute(&mut *tx).await?;
                 Err(crate::db::DbError::Invalid("the uploaded bytes do not match their SHA-256".into()))
             }
         })
@@ -162,7 +162,7 @@ pub async fn download(
     let scope = state.db.unit_scope(&device.user.unit_code).await?;
     let referenced: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM record_attachments ra JOIN records r ON r.id = ra.record_id
-         WHERE ra.sha256 = ? AND r.unit_code IN (SELECT value FROM json_each(?)) LIMIT 1",
+         WHERE ra.sha256 = $1 AND r.unit_code IN (SELECT value FROM json_each($2)) LIMIT 1",
     )
     .bind(&sha256)
     .bind(serde_json::Value::from(scope).to_string())
@@ -175,7 +175,7 @@ pub async fn download(
     if q.offset >= status.size {
         return Err(ApiError::bad_request("offset past the end of the attachment"));
     }
-    let rows = sqlx::query("SELECT offset, data FROM attachment_chunks WHERE sha256 = ? ORDER BY offset")
+    let rows = sqlx::query("SELECT \"offset\", data FROM attachment_chunks WHERE sha256 = $1 ORDER BY \"offset\"")
         .bind(&sha256)
         .fetch_all(&state.db.pool)
         .await?;

@@ -3,16 +3,20 @@
 //! each runs its work inside a savepoint of the open transaction (so a failed job undoes only
 //! itself), and the last writer of a burst commits for all. Every writer returns only after the
 //! commit that holds its work is durable, so nothing is acknowledged before it is on disk.
+//!
+//! On PostgreSQL the shared transaction first takes the cluster-wide write lock
+//! ([`crate::db::PG_WRITE_LOCK`]): writers on every node read and write records one
+//! transaction at a time, as on SQLite, and change-log sequences commit in order.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool};
-use tokio::sync::{Mutex, MutexGuard, oneshot};
+use sqlx::{Any, AnyConnection, AnyPool};
+use tokio::sync::{Mutex, MutexGuard, oneshot, watch};
 
-use crate::db::DbError;
+use crate::db::{Backend, DbError};
 
 /// A batch commits once it holds this many jobs, even while more writers queue.
 const MAX_BATCH: usize = 64;
@@ -20,19 +24,21 @@ const MAX_BATCH: usize = 64;
 /// itself after this long.
 const FLUSH_AFTER: Duration = Duration::from_millis(20);
 
-#[derive(Default)]
 pub struct Committer {
     state: Mutex<Batch>,
     /// Writers waiting for `state`: while any wait, the holder leaves the batch open for them.
     queued: AtomicUsize,
     /// Transactions committed so far.
     commits: AtomicUsize,
+    /// Bumped after each commit here, and on PostgreSQL after each NOTIFY from any node:
+    /// what waiting devices watch.
+    announced: watch::Sender<u64>,
 }
 
-#[derive(Default)]
 pub struct Batch {
+    backend: Backend,
     /// The connection holding the open transaction, if one is open.
-    conn: Option<PoolConnection<Sqlite>>,
+    conn: Option<PoolConnection<Any>>,
     /// A job was cut off inside its savepoint (its future dropped): undo it first.
     dirty: bool,
     /// Writers whose work is in the open transaction, told when it is durable.
@@ -48,14 +54,29 @@ impl Drop for Queued<'_> {
 }
 
 impl Committer {
-    pub fn new() -> Arc<Committer> {
-        Arc::new(Committer::default())
+    pub fn new(backend: Backend) -> Arc<Committer> {
+        Arc::new(Committer {
+            state: Mutex::new(Batch { backend, conn: None, dirty: false, waiting: Vec::new() }),
+            queued: AtomicUsize::new(0),
+            commits: AtomicUsize::new(0),
+            announced: watch::Sender::new(0),
+        })
+    }
+
+    /// A receiver told of every commit (see `announced`).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.announced.subscribe()
+    }
+
+    /// Tells the watchers that something may have been committed.
+    pub fn announce(&self) {
+        self.announced.send_modify(|n| *n += 1);
     }
 
     /// Runs `f` in the shared write transaction and returns once it is committed.
-    pub async fn write<T, F>(&self, pool: &SqlitePool, f: F) -> Result<T, DbError>
+    pub async fn write<T, F>(&self, pool: &AnyPool, f: F) -> Result<T, DbError>
     where
-        F: for<'c> AsyncFnOnce(&'c mut SqliteConnection) -> Result<T, DbError>,
+        F: for<'c> AsyncFnOnce(&'c mut AnyConnection) -> Result<T, DbError>,
     {
         let (value, durable) = {
             let mut batch = self.lock().await;
@@ -115,6 +136,7 @@ impl Committer {
     async fn commit(&self, batch: &mut Batch) {
         if batch.commit().await {
             self.commits.fetch_add(1, Ordering::SeqCst);
+            self.announce();
         }
     }
 
@@ -130,10 +152,25 @@ impl Committer {
 impl Batch {
     /// The connection of the open transaction, beginning one if none is open and undoing a
     /// job that was cut off halfway.
-    async fn open(&mut self, pool: &SqlitePool) -> Result<&mut PoolConnection<Sqlite>, DbError> {
+    async fn open(&mut self, pool: &AnyPool) -> Result<&mut PoolConnection<Any>, DbError> {
         if self.conn.is_none() {
             let mut conn = pool.acquire().await?;
-            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+            match self.backend {
+                Backend::Sqlite => {
+                    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                }
+                Backend::Postgres => {
+                    sqlx::query("BEGIN").execute(&mut *conn).await?;
+                    let locked = sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                        .bind(crate::db::PG_WRITE_LOCK)
+                        .execute(&mut *conn)
+                        .await;
+                    if let Err(e) = locked {
+                        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                        return Err(e.into());
+                    }
+                }
+            }
             self.conn = Some(conn);
         } else if self.dirty {
             if let Some(conn) = self.conn.as_mut() {
@@ -169,16 +206,16 @@ impl Batch {
 mod tests {
     use super::*;
 
-    async fn rows(pool: &SqlitePool) -> Vec<String> {
+    async fn rows(pool: &AnyPool) -> Vec<String> {
         sqlx::query_scalar("SELECT detail FROM audit_log ORDER BY detail").fetch_all(pool).await.unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writers_that_queue_together_share_one_commit_and_a_failed_one_undoes_only_itself() {
         let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Db::open(&dir.path().join("s.sqlite")).await.unwrap();
+        let db = crate::db::Db::open(&dir.path().join("s.sqlite").to_string_lossy()).await.unwrap();
         let pool = db.pool.clone();
-        let committer = Committer::new();
+        let committer = Committer::new(Backend::Sqlite);
         // Hold the writer lock while 20 writers queue up behind it.
         let gate = committer.exclusive().await;
         let mut writers = Vec::new();
@@ -187,7 +224,7 @@ mod tests {
             writers.push(tokio::spawn(async move {
                 committer
                     .write(&pool, async |conn| {
-                        sqlx::query("INSERT INTO audit_log (at, action, detail) VALUES (0, 'test', ?)")
+                        sqlx::query("INSERT INTO audit_log (at, action, detail) VALUES (0, 'test', $1)")
                             .bind(format!("{i:02}"))
                             .execute(&mut *conn)
                             .await?;

@@ -1,8 +1,10 @@
-//! Server storage on SQLite through sqlx: units, users, devices, templates, records,
-//! web sessions and the audit log. Queries are plain SQL with bound parameters.
-
-use std::path::Path;
-use std::str::FromStr;
+//! Server storage through sqlx's `Any` driver: SQLite (one file, WAL: the embedded default)
+//! or PostgreSQL (several server nodes on one database). Units, users, devices, templates,
+//! records, web sessions and the audit log.
+//!
+//! One set of SQL serves both: numbered parameters (`$1`), `ON CONFLICT`, `RETURNING`, and
+//! `json_each(text)` for lists (built into SQLite, a small SQL function in the PostgreSQL
+//! schema). Each backend has its own migrations.
 
 use diaban_core::db::{EmbeddedMigration, migrator, now};
 use std::collections::HashMap;
@@ -10,8 +12,8 @@ use std::sync::Arc;
 
 use diaban_core::form::{Form, FormCache, PublishError};
 use diaban_core::template::{Choice, Role, Sensitivity, SharedChoiceList, Template};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool, Row};
 
 const MIGRATIONS: &[EmbeddedMigration] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
@@ -25,6 +27,23 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
     (9, "units in sync", include_str!("../migrations/sqlite/0009_units_in_sync.sql")),
     (10, "amendments", include_str!("../migrations/sqlite/0010_amendments.sql")),
 ];
+
+const PG_MIGRATIONS: &[EmbeddedMigration] = &[(1, "schema", include_str!("../migrations/postgres/0001_schema.sql"))];
+
+/// Which database a server runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// One file; one writer at a time (group commit); one server process.
+    Sqlite,
+    /// Shared by several server processes: writers serialize on one advisory lock, so change-log
+    /// sequences commit in order, and commits are announced with NOTIFY.
+    Postgres,
+}
+
+/// The PostgreSQL advisory lock every change-log writer holds until it commits.
+pub const PG_WRITE_LOCK: i64 = 0x4449_4142;
+/// The PostgreSQL channel a commit that logged changes is announced on.
+pub const PG_CHANNEL: &str = "diaban_changes";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -40,8 +59,12 @@ pub enum DbError {
 
 #[derive(Clone)]
 pub struct Db {
-    pub pool: SqlitePool,
-    /// SQLite has one writer: every write goes through the group committer.
+    pub pool: AnyPool,
+    pub backend: Backend,
+    /// The database URL (PostgreSQL: for the LISTEN connection).
+    url: String,
+    /// Every write goes through the group committer: one transaction and one fsync for all
+    /// writers that arrive together.
     committer: Arc<crate::commit::Committer>,
     /// Compiled forms by (template id, version); published versions never change.
     forms: Arc<FormCache>,
@@ -133,34 +156,87 @@ pub struct RecordWrite<'a> {
 }
 
 impl Db {
-    pub async fn open(path: &Path) -> Result<Db, DbError> {
-        let open_err = |reason: String| DbError::Open { path: path.display().to_string(), reason };
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(|e| open_err(e.to_string()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a change is on disk before the device is told it is committed.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
+    /// Opens (creating and migrating) the database: a `postgres://` URL, or else a SQLite file.
+    pub async fn open(target: &str) -> Result<Db, DbError> {
+        sqlx::any::install_default_drivers();
+        let open_err = |reason: String| DbError::Open { path: redact(target), reason };
+        let (backend, url) = if target.starts_with("postgres://") || target.starts_with("postgresql://") {
+            (Backend::Postgres, target.to_owned())
+        } else {
+            (Backend::Sqlite, format!("sqlite://{target}?mode=rwc"))
+        };
+        let pool = AnyPoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // FULL: a change is on disk before the device is told it is committed.
+                        sqlx::raw_sql(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000",
+                        )
+                        .execute(conn)
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
             .await
             .map_err(|e| open_err(e.to_string()))?;
-        migrator(MIGRATIONS).run(&pool).await.map_err(|e| open_err(e.to_string()))?;
+        let migrations = match backend {
+            Backend::Sqlite => MIGRATIONS,
+            Backend::Postgres => PG_MIGRATIONS,
+        };
+        migrator(migrations).run(&pool).await.map_err(|e| open_err(e.to_string()))?;
         Ok(Db {
             pool,
-            committer: crate::commit::Committer::new(),
+            backend,
+            url,
+            committer: crate::commit::Committer::new(backend),
             forms: Default::default(),
             restricted: Default::default(),
         })
+    }
+
+    /// A receiver that sees a new value after every commit that may have logged changes: this
+    /// process's own, and on PostgreSQL every node's (see [`Db::listen`]).
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.committer.subscribe()
+    }
+
+    /// PostgreSQL: forwards the NOTIFY of every node's commits to [`Db::commits`], for as long
+    /// as the process runs (reconnecting after a lost connection). SQLite: nothing to do.
+    pub async fn listen(&self) -> Result<(), DbError> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
+        listener.listen(PG_CHANNEL).await?;
+        let committer = self.committer.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.try_recv().await {
+                    Ok(_) => committer.announce(),
+                    Err(e) => {
+                        tracing::warn!("LISTEN {PG_CHANNEL}: {e}");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// The highest change-log sequence committed.
+    pub async fn latest_seq(&self) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log").fetch_one(&self.pool).await?)
     }
 
     /// Runs `f` in a write transaction (shared with concurrent writers: one fsync for all)
     /// and returns once it is durably committed. An error in `f` undoes only `f`'s writes.
     pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
     where
-        F: for<'c> AsyncFnOnce(&'c mut SqliteConnection) -> Result<T, DbError>,
+        F: for<'c> AsyncFnOnce(&'c mut AnyConnection) -> Result<T, DbError>,
     {
         self.committer.write(&self.pool, f).await
     }
@@ -177,7 +253,7 @@ impl Db {
             return Err(DbError::Invalid(format!("parent unit {parent} does not exist")));
         }
         let _guard = self.committer.exclusive().await;
-        sqlx::query("INSERT INTO units (code, name, level, parent_code) VALUES (?, ?, ?, ?) ON CONFLICT(code) DO UPDATE SET name = excluded.name, level = excluded.level, parent_code = excluded.parent_code")
+        sqlx::query("INSERT INTO units (code, name, level, parent_code) VALUES ($1, $2, $3, $4) ON CONFLICT(code) DO UPDATE SET name = excluded.name, level = excluded.level, parent_code = excluded.parent_code")
             .bind(&unit.code)
             .bind(&unit.name)
             .bind(&unit.level)
@@ -189,7 +265,7 @@ impl Db {
     }
 
     pub async fn unit(&self, code: &str) -> Result<Option<Unit>, DbError> {
-        Ok(sqlx::query("SELECT code, name, level, parent_code FROM units WHERE code = ?")
+        Ok(sqlx::query("SELECT code, name, level, parent_code FROM units WHERE code = $1")
             .bind(code)
             .fetch_optional(&self.pool)
             .await?
@@ -199,7 +275,7 @@ impl Db {
     /// The codes of `code` and every unit below it.
     pub async fn unit_scope(&self, code: &str) -> Result<Vec<String>, DbError> {
         Ok(sqlx::query_scalar(
-            "WITH RECURSIVE scope(code) AS (SELECT ? UNION SELECT u.code FROM units u JOIN scope s ON u.parent_code = s.code) SELECT code FROM scope",
+            "WITH RECURSIVE scope(code) AS (SELECT CAST($1 AS TEXT) UNION SELECT u.code FROM units u JOIN scope s ON u.parent_code = s.code) SELECT code FROM scope",
         )
         .bind(code)
         .fetch_all(&self.pool)
@@ -226,7 +302,7 @@ impl Db {
         }
         let hash = crate::auth::hash_password(password).map_err(|e| DbError::Invalid(e.to_string()))?;
         let _guard = self.committer.exclusive().await;
-        sqlx::query("INSERT INTO users (username, display_name, password_hash, role, unit_code, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(username) DO UPDATE SET display_name = excluded.display_name, password_hash = excluded.password_hash, role = excluded.role, unit_code = excluded.unit_code")
+        sqlx::query("INSERT INTO users (username, display_name, password_hash, role, unit_code, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT(username) DO UPDATE SET display_name = excluded.display_name, password_hash = excluded.password_hash, role = excluded.role, unit_code = excluded.unit_code")
             .bind(username)
             .bind(display_name)
             .bind(hash)
@@ -265,7 +341,7 @@ impl Db {
     /// The user and their password hash.
     pub async fn user_for_login(&self, username: &str) -> Result<Option<(User, String)>, DbError> {
         let row = sqlx::query(
-            "SELECT u.id, u.username, u.display_name, u.role, u.unit_code, n.name AS unit_name, u.password_hash FROM users u JOIN units n ON n.code = u.unit_code WHERE u.username = ?",
+            "SELECT u.id, u.username, u.display_name, u.role, u.unit_code, n.name AS unit_name, u.password_hash FROM users u JOIN units n ON n.code = u.unit_code WHERE u.username = $1",
         )
         .bind(username)
         .fetch_optional(&self.pool)
@@ -285,7 +361,7 @@ impl Db {
     ) -> Result<Option<String>, DbError> {
         let user_id = user.id;
         self.write(async move |tx| {
-            let existing = sqlx::query("SELECT id, user_id, revoked_at FROM devices WHERE actor_id = ?")
+            let existing = sqlx::query("SELECT id, user_id, revoked_at FROM devices WHERE actor_id = $1")
                 .bind(actor_id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -295,7 +371,7 @@ impl Db {
                     if owner != user_id || revoked.is_some() {
                         return Ok(None);
                     }
-                    sqlx::query("UPDATE devices SET token_hash = ?, token_expires_at = ?, name = ?, last_seen_at = ? WHERE id = ?")
+                    sqlx::query("UPDATE devices SET token_hash = $1, token_expires_at = $2, name = $3, last_seen_at = $4 WHERE id = $5")
                         .bind(token_hash)
                         .bind(now() + TOKEN_TTL_SECS)
                         .bind(name)
@@ -307,7 +383,7 @@ impl Db {
                 }
                 None => {
                     let id = uuid::Uuid::new_v4().to_string();
-                    sqlx::query("INSERT INTO devices (id, user_id, name, actor_id, token_hash, created_at, last_seen_at, token_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                    sqlx::query("INSERT INTO devices (id, user_id, name, actor_id, token_hash, created_at, last_seen_at, token_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                         .bind(&id)
                         .bind(user_id)
                         .bind(name)
@@ -329,7 +405,7 @@ impl Db {
     pub async fn refresh_token(&self, device_id: &str, new_hash: &str) -> Result<i64, DbError> {
         let expires = now() + TOKEN_TTL_SECS;
         let _guard = self.committer.exclusive().await;
-        sqlx::query("UPDATE devices SET token_hash = ?, token_expires_at = ?, last_seen_at = ? WHERE id = ? AND revoked_at IS NULL")
+        sqlx::query("UPDATE devices SET token_hash = $1, token_expires_at = $2, last_seen_at = $3 WHERE id = $4 AND revoked_at IS NULL")
             .bind(new_hash)
             .bind(expires)
             .bind(now())
@@ -341,7 +417,7 @@ impl Db {
 
     /// When a device's token expires.
     pub async fn token_expiry(&self, device_id: &str) -> Result<i64, DbError> {
-        Ok(sqlx::query_scalar("SELECT token_expires_at FROM devices WHERE id = ?")
+        Ok(sqlx::query_scalar("SELECT token_expires_at FROM devices WHERE id = $1")
             .bind(device_id)
             .fetch_one(&self.pool)
             .await?)
@@ -352,7 +428,7 @@ impl Db {
     pub async fn revoke_devices(&self, device_id: Option<&str>, username: Option<&str>) -> Result<u64, DbError> {
         let _guard = self.committer.exclusive().await;
         let done = sqlx::query(
-            "UPDATE devices SET revoked_at = ? WHERE revoked_at IS NULL AND (id = ? OR user_id = (SELECT id FROM users WHERE username = ?))",
+            "UPDATE devices SET revoked_at = $1 WHERE revoked_at IS NULL AND (id = $2 OR user_id = (SELECT id FROM users WHERE username = $3))",
         )
         .bind(now())
         .bind(device_id)
@@ -386,7 +462,7 @@ impl Db {
         let row = sqlx::query(
             "SELECT d.id AS device_id, d.actor_id, u.id, u.username, u.display_name, u.role, u.unit_code, n.name AS unit_name
              FROM devices d JOIN users u ON u.id = d.user_id JOIN units n ON n.code = u.unit_code
-             WHERE d.token_hash = ? AND d.revoked_at IS NULL AND d.token_expires_at > ?",
+             WHERE d.token_hash = $1 AND d.revoked_at IS NULL AND d.token_expires_at > $2",
         )
         .bind(token_hash)
         .bind(now())
@@ -425,9 +501,9 @@ impl Db {
         let new = self
             .write(async |tx| {
                 let existing: Option<String> =
-                    sqlx::query_scalar("SELECT body FROM templates WHERE id = ? AND version = ?")
+                    sqlx::query_scalar("SELECT body FROM templates WHERE id = $1 AND version = $2")
                         .bind(&template.id)
-                        .bind(template.version)
+                        .bind(i64::from(template.version))
                         .fetch_optional(&mut *tx)
                         .await?;
                 match existing {
@@ -440,7 +516,7 @@ impl Db {
                     }
                     None => {}
                 }
-                let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM templates WHERE id = ?")
+                let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM templates WHERE id = $1")
                     .bind(&template.id)
                     .fetch_one(&mut *tx)
                     .await?;
@@ -452,9 +528,9 @@ impl Db {
                     )));
                 }
                 let seq = log_change(tx, "template", &template.id, None).await?;
-                sqlx::query("INSERT INTO templates (id, version, body, published_at, seq) VALUES (?, ?, ?, ?, ?)")
+                sqlx::query("INSERT INTO templates (id, version, body, published_at, seq) VALUES ($1, $2, $3, $4, $5)")
                     .bind(&template.id)
-                    .bind(template.version)
+                    .bind(i64::from(template.version))
                     .bind(&body)
                     .bind(now())
                     .bind(seq)
@@ -484,7 +560,7 @@ impl Db {
         }
         let body = serde_json::to_string(&list.choices).map_err(|e| DbError::Invalid(e.to_string()))?;
         let _guard = self.committer.exclusive().await;
-        sqlx::query("INSERT INTO shared_choice_lists (name, body, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at")
+        sqlx::query("INSERT INTO shared_choice_lists (name, body, updated_at) VALUES ($1, $2, $3) ON CONFLICT(name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at")
             .bind(&list.name)
             .bind(body)
             .bind(now())
@@ -509,7 +585,7 @@ impl Db {
         if restricted.is_empty() {
             return Ok(restricted);
         }
-        let granted: Vec<String> = sqlx::query_scalar("SELECT template_id FROM template_grants WHERE username = ?")
+        let granted: Vec<String> = sqlx::query_scalar("SELECT template_id FROM template_grants WHERE username = $1")
             .bind(&user.username)
             .fetch_all(&self.pool)
             .await?;
@@ -544,7 +620,7 @@ impl Db {
 
     pub async fn grant_template(&self, username: &str, template_id: &str) -> Result<(), DbError> {
         let _guard = self.committer.exclusive().await;
-        sqlx::query("INSERT INTO template_grants (username, template_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
+        sqlx::query("INSERT INTO template_grants (username, template_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(username)
             .bind(template_id)
             .execute(&self.pool)
@@ -555,11 +631,11 @@ impl Db {
     /// A template at `version`, or its latest version.
     pub async fn template(&self, id: &str, version: Option<u32>) -> Result<Option<Template>, DbError> {
         let body: Option<String> = sqlx::query_scalar(
-            "SELECT body FROM templates WHERE id = ? AND (? IS NULL OR version = ?) ORDER BY version DESC LIMIT 1",
+            "SELECT body FROM templates WHERE id = $1 AND ($2 IS NULL OR version = $3) ORDER BY version DESC LIMIT 1",
         )
         .bind(id)
-        .bind(version)
-        .bind(version)
+        .bind(version.map(i64::from))
+        .bind(version.map(i64::from))
         .fetch_optional(&self.pool)
         .await?;
         body.map(|b| parse_template(&b)).transpose()
@@ -568,8 +644,8 @@ impl Db {
     // --- records -----------------------------------------------------------------------
 
     /// A record's document and the identity columns that must never change.
-    pub async fn record_doc(tx: &mut SqliteConnection, id: &str) -> Result<Option<(Vec<u8>, String, String)>, DbError> {
-        let row = sqlx::query("SELECT doc, template_id, unit_code FROM records WHERE id = ?")
+    pub async fn record_doc(tx: &mut AnyConnection, id: &str) -> Result<Option<(Vec<u8>, String, String)>, DbError> {
+        let row = sqlx::query("SELECT doc, template_id, unit_code FROM records WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -580,11 +656,12 @@ impl Db {
     }
 
     /// A record's document: its snapshot followed by the chunks appended since.
-    pub async fn whole_doc(conn: &mut SqliteConnection, id: &str, snapshot: Vec<u8>) -> Result<Vec<u8>, DbError> {
-        let chunks: Vec<Vec<u8>> = sqlx::query_scalar("SELECT data FROM record_chunks WHERE record_id = ? ORDER BY id")
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?;
+    pub async fn whole_doc(conn: &mut AnyConnection, id: &str, snapshot: Vec<u8>) -> Result<Vec<u8>, DbError> {
+        let chunks: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT data FROM record_chunks WHERE record_id = $1 ORDER BY id")
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await?;
         Ok(chunks.into_iter().fold(snapshot, |mut doc, chunk| {
             doc.extend(chunk);
             doc
@@ -592,20 +669,20 @@ impl Db {
     }
 
     /// How many chunks wait to be folded into a record's snapshot.
-    pub async fn chunk_count(conn: &mut SqliteConnection, id: &str) -> Result<i64, DbError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM record_chunks WHERE record_id = ?")
+    pub async fn chunk_count(conn: &mut AnyConnection, id: &str) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM record_chunks WHERE record_id = $1")
             .bind(id)
             .fetch_one(&mut *conn)
             .await?)
     }
 
     /// Stores a record after a change and gives it the next change-log sequence.
-    pub async fn put_record(tx: &mut SqliteConnection, r: &RecordWrite<'_>) -> Result<i64, DbError> {
+    pub async fn put_record(tx: &mut AnyConnection, r: &RecordWrite<'_>) -> Result<i64, DbError> {
         let seq = log_change(tx, "record", r.id, r.device_id).await?;
         let values: serde_json::Value = serde_json::from_str(r.values_json).unwrap_or_default();
-        sqlx::query("DELETE FROM record_attachments WHERE record_id = ?").bind(r.id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM record_attachments WHERE record_id = $1").bind(r.id).execute(&mut *tx).await?;
         for a in diaban_core::store::AttachmentRef::find_all(&values) {
-            sqlx::query("INSERT INTO record_attachments (record_id, sha256) VALUES (?, ?)")
+            sqlx::query("INSERT INTO record_attachments (record_id, sha256) VALUES ($1, $2)")
                 .bind(r.id)
                 .bind(&a.sha256)
                 .execute(&mut *tx)
@@ -620,25 +697,25 @@ impl Db {
         };
         match chunk {
             Some(bytes) => {
-                sqlx::query("INSERT INTO record_chunks (record_id, data) VALUES (?, ?)")
+                sqlx::query("INSERT INTO record_chunks (record_id, data) VALUES ($1, $2)")
                     .bind(r.id)
                     .bind(bytes)
                     .execute(&mut *tx)
                     .await?;
             }
             None => {
-                sqlx::query("DELETE FROM record_chunks WHERE record_id = ?").bind(r.id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM record_chunks WHERE record_id = $1").bind(r.id).execute(&mut *tx).await?;
             }
         }
         sqlx::query(
             "INSERT INTO records (id, template_id, template_version, unit_code, state, created_by, created_at, updated_at, doc, heads, values_json, seq, period)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, x''), ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9, $15), $10, $11, $12, $13)
              ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
-               doc = COALESCE(?, records.doc), heads = excluded.heads, values_json = excluded.values_json, seq = excluded.seq",
+               doc = COALESCE($14, records.doc), heads = excluded.heads, values_json = excluded.values_json, seq = excluded.seq",
         )
         .bind(r.id)
         .bind(r.template_id)
-        .bind(r.template_version)
+        .bind(i64::from(r.template_version))
         .bind(r.unit_code)
         .bind(r.state)
         .bind(r.created_by)
@@ -650,6 +727,7 @@ impl Db {
         .bind(seq)
         .bind(r.period)
         .bind(snapshot)
+        .bind(&[] as &[u8])
         .execute(&mut *tx)
         .await?;
         Ok(seq)
@@ -663,7 +741,7 @@ impl Db {
     ) -> Result<Vec<(String, String, String)>, DbError> {
         Ok(sqlx::query_as(
             "SELECT unit_code, period, state FROM records
-             WHERE template_id = ? AND period IS NOT NULL AND unit_code IN (SELECT value FROM json_each(?))",
+             WHERE template_id = $1 AND period IS NOT NULL AND unit_code IN (SELECT value FROM json_each($2))",
         )
         .bind(template_id)
         .bind(serde_json::Value::from(units.to_vec()).to_string())
@@ -673,7 +751,7 @@ impl Db {
 
     /// The given units (any level), by code.
     pub async fn units_in(&self, units: &[String]) -> Result<Vec<Unit>, DbError> {
-        Ok(sqlx::query("SELECT code, name, level, parent_code FROM units WHERE code IN (SELECT value FROM json_each(?)) ORDER BY code")
+        Ok(sqlx::query("SELECT code, name, level, parent_code FROM units WHERE code IN (SELECT value FROM json_each($1)) ORDER BY code")
             .bind(serde_json::Value::from(units.to_vec()).to_string())
             .fetch_all(&self.pool)
             .await?
@@ -697,8 +775,8 @@ impl Db {
         let rows = sqlx::query(
             "SELECT r.id, r.template_id, r.template_version, r.unit_code, n.name AS unit_name, r.state, r.created_by, r.created_at, r.updated_at, r.values_json, r.period
              FROM records r JOIN units n ON n.code = r.unit_code
-             WHERE r.unit_code IN (SELECT value FROM json_each(?)) AND r.template_id NOT IN (SELECT value FROM json_each(?))
-             ORDER BY r.updated_at DESC, r.id LIMIT ?",
+             WHERE r.unit_code IN (SELECT value FROM json_each($1)) AND r.template_id NOT IN (SELECT value FROM json_each($2))
+             ORDER BY r.updated_at DESC, r.id LIMIT $3",
         )
         .bind(serde_json::Value::from(units.to_vec()).to_string())
         .bind(serde_json::Value::from(hidden.to_vec()).to_string())
@@ -717,7 +795,7 @@ impl Db {
     ) -> Result<Vec<(String, String, serde_json::Map<String, serde_json::Value>)>, DbError> {
         let rows: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT id, unit_code, values_json FROM records
-             WHERE template_id = ? AND unit_code IN (SELECT value FROM json_each(?)) ORDER BY id",
+             WHERE template_id = $1 AND unit_code IN (SELECT value FROM json_each($2)) ORDER BY id",
         )
         .bind(template_id)
         .bind(serde_json::Value::from(units.to_vec()).to_string())
@@ -737,7 +815,7 @@ impl Db {
         let row = sqlx::query(
             "SELECT r.id, r.template_id, r.template_version, r.unit_code, n.name AS unit_name, r.state, r.created_by, r.created_at, r.updated_at, r.values_json, r.period
              FROM records r JOIN units n ON n.code = r.unit_code
-             WHERE r.id = ? AND r.unit_code IN (SELECT value FROM json_each(?))",
+             WHERE r.id = $1 AND r.unit_code IN (SELECT value FROM json_each($2))",
         )
         .bind(id)
         .bind(serde_json::Value::from(units.to_vec()).to_string())
@@ -749,7 +827,7 @@ impl Db {
     /// The template (id, version) a stored record is pinned to.
     pub async fn record_template(&self, id: &str) -> Result<Option<(String, u32)>, DbError> {
         let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT template_id, template_version FROM records WHERE id = ?")
+            sqlx::query_as("SELECT template_id, template_version FROM records WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -759,7 +837,7 @@ impl Db {
     pub async fn record_document(&self, id: &str) -> Result<Option<Vec<u8>>, DbError> {
         let mut conn = self.pool.acquire().await?;
         let snapshot: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT doc FROM records WHERE id = ?").bind(id).fetch_optional(&mut *conn).await?;
+            sqlx::query_scalar("SELECT doc FROM records WHERE id = $1").bind(id).fetch_optional(&mut *conn).await?;
         match snapshot {
             Some(s) => Ok(Some(Db::whole_doc(&mut conn, id, s).await?)),
             None => Ok(None),
@@ -776,7 +854,7 @@ impl Db {
         ttl_secs: i64,
     ) -> Result<(), DbError> {
         let _guard = self.committer.exclusive().await;
-        sqlx::query("INSERT INTO web_sessions (token_hash, user_id, csrf_token, expires_at) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO web_sessions (token_hash, user_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(token_hash)
             .bind(user_id)
             .bind(csrf)
@@ -791,7 +869,7 @@ impl Db {
         let row = sqlx::query(
             "SELECT u.id, u.username, u.display_name, u.role, u.unit_code, n.name AS unit_name, s.csrf_token
              FROM web_sessions s JOIN users u ON u.id = s.user_id JOIN units n ON n.code = u.unit_code
-             WHERE s.token_hash = ? AND s.expires_at > ?",
+             WHERE s.token_hash = $1 AND s.expires_at > $2",
         )
         .bind(token_hash)
         .bind(now())
@@ -802,13 +880,13 @@ impl Db {
 
     pub async fn delete_session(&self, token_hash: &str) -> Result<(), DbError> {
         let _guard = self.committer.exclusive().await;
-        sqlx::query("DELETE FROM web_sessions WHERE token_hash = ?").bind(token_hash).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM web_sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
         Ok(())
     }
 
     pub async fn audit(&self, username: Option<&str>, action: &str, detail: &str) -> Result<(), DbError> {
         let _guard = self.committer.exclusive().await;
-        sqlx::query("INSERT INTO audit_log (at, username, action, detail) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO audit_log (at, username, action, detail) VALUES ($1, $2, $3, $4)")
             .bind(now())
             .bind(username)
             .bind(action)
@@ -834,7 +912,7 @@ impl Db {
     /// Keeps a device's refused edits of an approved record as a proposed amendment (once per
     /// record and heads) and returns its status: `proposed`, `accepted` or `rejected`.
     pub async fn propose_amendment(
-        tx: &mut SqliteConnection,
+        tx: &mut AnyConnection,
         record_id: &str,
         device_id: &str,
         username: &str,
@@ -843,7 +921,7 @@ impl Db {
     ) -> Result<String, DbError> {
         let heads = serde_json::to_string(heads).map_err(|e| DbError::Invalid(e.to_string()))?;
         sqlx::query(
-            "INSERT INTO amendments (record_id, device_id, username, changes, heads, proposed_at) VALUES (?, ?, ?, ?, ?, ?)
+            "INSERT INTO amendments (record_id, device_id, username, changes, heads, proposed_at) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (record_id, heads) DO NOTHING",
         )
         .bind(record_id)
@@ -854,7 +932,7 @@ impl Db {
         .bind(now())
         .execute(&mut *tx)
         .await?;
-        Ok(sqlx::query_scalar("SELECT status FROM amendments WHERE record_id = ? AND heads = ?")
+        Ok(sqlx::query_scalar("SELECT status FROM amendments WHERE record_id = $1 AND heads = $2")
             .bind(record_id)
             .bind(&heads)
             .fetch_one(&mut *tx)
@@ -864,7 +942,7 @@ impl Db {
     /// A record's amendments, newest first.
     pub async fn amendments(&self, record_id: &str) -> Result<Vec<Amendment>, DbError> {
         let rows = sqlx::query(
-            "SELECT id, record_id, username, changes, proposed_at, status FROM amendments WHERE record_id = ? ORDER BY id DESC",
+            "SELECT id, record_id, username, changes, proposed_at, status FROM amendments WHERE record_id = $1 ORDER BY id DESC",
         )
         .bind(record_id)
         .fetch_all(&self.pool)
@@ -884,14 +962,14 @@ impl Db {
 
     /// Marks a proposed amendment accepted or rejected; false if it was not proposed.
     pub async fn decide_amendment(
-        tx: &mut SqliteConnection,
+        tx: &mut AnyConnection,
         id: i64,
         record_id: &str,
         status: &str,
         by: &str,
     ) -> Result<bool, DbError> {
         let done = sqlx::query(
-            "UPDATE amendments SET status = ?, decided_by = ?, decided_at = ? WHERE id = ? AND record_id = ? AND status = 'proposed'",
+            "UPDATE amendments SET status = $1, decided_by = $2, decided_at = $3 WHERE id = $4 AND record_id = $5 AND status = 'proposed'",
         )
         .bind(status)
         .bind(by)
@@ -905,24 +983,22 @@ impl Db {
 }
 
 /// Appends to the change log and returns the new sequence number.
-async fn log_change(
-    tx: &mut SqliteConnection,
-    kind: &str,
-    ref_id: &str,
-    device_id: Option<&str>,
-) -> Result<i64, DbError> {
-    let id = sqlx::query("INSERT INTO change_log (kind, ref_id, device_id, at) VALUES (?, ?, ?, ?)")
+async fn log_change(tx: &mut AnyConnection, kind: &str, ref_id: &str, device_id: Option<&str>) -> Result<i64, DbError> {
+    if tx.backend_name() == "PostgreSQL" {
+        // Held until commit: sequences commit in the order they are taken, so a device's
+        // cursor never passes a change that is still uncommitted on another node.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_WRITE_LOCK).execute(&mut *tx).await?;
+    }
+    Ok(sqlx::query_scalar("INSERT INTO change_log (kind, ref_id, device_id, at) VALUES ($1, $2, $3, $4) RETURNING seq")
         .bind(kind)
         .bind(ref_id)
         .bind(device_id)
         .bind(now())
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
-    Ok(id)
+        .fetch_one(&mut *tx)
+        .await?)
 }
 
-fn user_from_row(r: &SqliteRow) -> Result<User, DbError> {
+fn user_from_row(r: &AnyRow) -> Result<User, DbError> {
     let role: String = r.get("role");
     Ok(User {
         id: r.get("id"),
@@ -934,12 +1010,12 @@ fn user_from_row(r: &SqliteRow) -> Result<User, DbError> {
     })
 }
 
-fn record_row(r: &SqliteRow) -> Result<RecordRow, DbError> {
+fn record_row(r: &AnyRow) -> Result<RecordRow, DbError> {
     let values: String = r.get("values_json");
     Ok(RecordRow {
         id: r.get("id"),
         template_id: r.get("template_id"),
-        template_version: r.get("template_version"),
+        template_version: u32::try_from(r.get::<i64, _>("template_version")).unwrap_or_default(),
         unit_code: r.get("unit_code"),
         unit_name: r.get("unit_name"),
         state: r.get("state"),
@@ -953,4 +1029,12 @@ fn record_row(r: &SqliteRow) -> Result<RecordRow, DbError> {
 
 pub fn parse_template(body: &str) -> Result<Template, DbError> {
     serde_json::from_str(body).map_err(|e| DbError::Invalid(format!("stored template: {e}")))
+}
+
+/// A database target fit for logs and errors: a URL's password left out.
+fn redact(target: &str) -> String {
+    match (target.find("://"), target.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…{}", &target[..scheme], &target[at..]),
+        _ => target.to_owned(),
+    }
 }

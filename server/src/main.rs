@@ -14,9 +14,10 @@ use diaban_server::{demo, pack};
 #[derive(Parser)]
 #[command(name = "diaban", version, about = "Địa bàn server: sync API and review web UI")]
 struct Cli {
-    /// The SQLite database file (created if missing).
+    /// The database: a SQLite file (created if missing), or a postgres:// URL that several
+    /// server processes may share.
     #[arg(long, env = "DIABAN_DB", default_value = "diaban.sqlite", global = true)]
-    db: PathBuf,
+    db: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -109,16 +110,18 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             diaban_server::units::import_national_if_empty(&db).await?;
             pack::publish(&db).await?;
+            db.listen().await?;
             app::serve(AppState::new(db, !args.insecure_cookies), args.listen).await
         }
         Command::Demo(args) => {
             let seeded = demo::seed(&db).await?;
             pack::publish(&db).await?;
-            println!("Demo data {} in {}.", if seeded { "created" } else { "already present" }, cli.db.display());
+            println!("Demo data {} in {}.", if seeded { "created" } else { "already present" }, cli.db);
             println!("Open http://localhost:{}/ and sign in as:", args.listen.port());
             for (user, password, name, role, unit) in demo::DEMO_USERS {
                 println!("  {user:<16} {password:<16} {name} ({}, unit {unit})", role.as_str());
             }
+            db.listen().await?;
             app::serve(AppState::new(db, !args.insecure_cookies), args.listen).await
         }
         Command::Admin(admin) => run_admin(&db, admin).await,

@@ -16,7 +16,7 @@ use automerge::ChangeHash;
 use diaban_core::form::{Form, Issue};
 use diaban_core::protocol::{PulledRecord, PushRecord, Rejection, SyncRequest, SyncResponse, UnitInfo, codes};
 use diaban_core::record::{EventKind, RecordDoc, WorkflowState, heads_from_hex, heads_to_hex};
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 use std::sync::Arc;
 
 use crate::db::{AuthDevice, Db, DbError, DocBytes, FOLD_AFTER, RecordWrite};
@@ -164,7 +164,7 @@ fn refuse(code: &'static str, message: impl Into<String>) -> Result<Result<(), R
 }
 
 async fn commit_one(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     device: &AuthDevice,
     scope: &[String],
     push: &Decoded,
@@ -276,7 +276,7 @@ async fn commit_one(
 /// Stores a record after a change: a new record, and every FOLD_AFTER chunks, as a fresh
 /// snapshot; otherwise this change's bytes appended as a chunk.
 pub async fn write_record(
-    tx: &mut SqliteConnection,
+    tx: &mut AnyConnection,
     doc: &mut RecordDoc,
     projection: &Projection,
     new: bool,
@@ -361,12 +361,16 @@ async fn pull(
     pushed_heads: &[(&str, &[String])],
 ) -> Result<SyncResponse, ApiError> {
     let mut tx = db.pool.begin().await?;
+    if db.backend == crate::db::Backend::Postgres {
+        // One snapshot for every query below, as SQLite's read transaction gives.
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+    }
     let max_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log").fetch_one(&mut *tx).await?;
     let rows = sqlx::query(
         "SELECT id, doc, heads, seq FROM records
-         WHERE seq > ? AND seq <= ? AND unit_code IN (SELECT value FROM json_each(?))
-           AND template_id NOT IN (SELECT value FROM json_each(?))
-         ORDER BY seq LIMIT ?",
+         WHERE seq > $1 AND seq <= $2 AND unit_code IN (SELECT value FROM json_each($3))
+           AND template_id NOT IN (SELECT value FROM json_each($4))
+         ORDER BY seq LIMIT $5",
     )
     .bind(cursor)
     .bind(max_seq)
@@ -398,7 +402,7 @@ async fn pull(
     }
     let next_cursor = if more { last_seq } else { max_seq.max(cursor) };
     // Reference data up to the same point: templates published and units changed.
-    let templates = sqlx::query("SELECT id, body FROM templates WHERE seq > ? AND seq <= ? ORDER BY seq")
+    let templates = sqlx::query("SELECT id, body FROM templates WHERE seq > $1 AND seq <= $2 ORDER BY seq")
         .bind(cursor)
         .bind(next_cursor)
         .fetch_all(&mut *tx)
@@ -409,7 +413,7 @@ async fn pull(
         .collect();
     let units = sqlx::query(
         "SELECT code, name, level, COALESCE(parent_code, '') AS parent_code FROM units
-         WHERE seq > ? AND seq <= ? AND code IN (SELECT value FROM json_each(?)) ORDER BY code",
+         WHERE seq > $1 AND seq <= $2 AND code IN (SELECT value FROM json_each($3)) ORDER BY code",
     )
     .bind(cursor)
     .bind(next_cursor)

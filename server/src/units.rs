@@ -100,7 +100,7 @@ pub async fn import(db: &Db, csv_text: &str) -> Result<usize, DbError> {
     db.write(async |tx| {
         for r in &records {
             sqlx::query(
-                "INSERT INTO units (code, name, level, parent_code, valid_from, valid_to) VALUES (?, ?, ?, ?, ?, ?)
+                "INSERT INTO units (code, name, level, parent_code, valid_from, valid_to) VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT(code) DO UPDATE SET name = excluded.name, level = excluded.level, parent_code = excluded.parent_code,
                    valid_from = excluded.valid_from, valid_to = excluded.valid_to",
             )
@@ -113,7 +113,7 @@ pub async fn import(db: &Db, csv_text: &str) -> Result<usize, DbError> {
             .execute(&mut *tx)
             .await?;
             for p in &r.predecessors {
-                sqlx::query("INSERT INTO unit_predecessors (code, predecessor_code) VALUES (?, ?) ON CONFLICT DO NOTHING")
+                sqlx::query("INSERT INTO unit_predecessors (code, predecessor_code) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(&r.unit.code)
                     .bind(p)
                     .execute(&mut *tx)

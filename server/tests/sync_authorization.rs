@@ -205,10 +205,7 @@ async fn only_a_reviewer_approves_and_an_approved_record_is_locked() {
     assert_eq!(common::post_form(&http, &url, &cookie, &page, &[("action", "accept")]).await, 303);
     let response = a.push(&mut late, "r1").await;
     assert_eq!(response.accepted, vec!["r1".to_string()]);
-    assert_eq!(
-        server.count("SELECT COUNT(*) FROM records WHERE json_extract(values_json, '$.participants') = 99").await,
-        1
-    );
+    assert_eq!(server.count("SELECT COUNT(*) FROM records WHERE values_json LIKE '%\"participants\":99%'").await, 1);
 
     // A second late edit, rejected by the reviewer: refused with that reason, never applied.
     let mut again = RecordDoc::load(&late.save(), Some(a.actor.clone())).expect("load");
@@ -223,10 +220,7 @@ async fn only_a_reviewer_approves_and_an_approved_record_is_locked() {
     let url = format!("{}/records/r1/amendments/{id}", server.url);
     assert_eq!(common::post_form(&http, &url, &cookie, &page, &[("action", "reject")]).await, 303);
     assert_eq!(refusal(&a.push(&mut again, "r1").await), vec![("r1", "amendment_rejected")]);
-    assert_eq!(
-        server.count("SELECT COUNT(*) FROM records WHERE json_extract(values_json, '$.participants') = 99").await,
-        1
-    );
+    assert_eq!(server.count("SELECT COUNT(*) FROM records WHERE values_json LIKE '%\"participants\":99%'").await, 1);
 }
 
 #[tokio::test]

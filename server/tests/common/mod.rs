@@ -1,11 +1,14 @@
 //! What the sync tests share: a real `diaban` server process on a loopback port (which can
 //! be killed and restarted on the same port and file), and a sync link that records every
 //! exchange and injects faults into chosen ones.
+//!
+//! The database is a SQLite file in a temp dir, or, with `DIABAN_TEST_BACKEND=postgres`, a
+//! fresh database on the PostgreSQL cluster at `DIABAN_TEST_PG` (the test command starts one
+//! and runs the sync tests on both).
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
@@ -20,7 +23,8 @@ pub const KEY: [u8; 32] = [7; 32];
 pub struct Server {
     child: Option<Child>,
     pub url: String,
-    pub db: PathBuf,
+    /// The SQLite file's path or the PostgreSQL URL, as `--db` takes it.
+    pub db: String,
     port: u16,
     pub dir: tempfile::TempDir,
 }
@@ -31,7 +35,33 @@ impl Drop for Server {
     }
 }
 
-pub fn diaban(db: &Path, args: &[&str]) {
+/// The admin URL of the test PostgreSQL cluster, if the test command started one.
+pub fn postgres_cluster() -> Option<String> {
+    std::env::var("DIABAN_TEST_PG").ok().filter(|u| !u.is_empty())
+}
+
+/// A new, empty database on the test cluster; its URL.
+pub fn new_postgres_database(admin_url: &str) -> String {
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let status = Command::new("psql")
+        .args([admin_url, "-q", "-v", "ON_ERROR_STOP=1", "-c", &format!("CREATE DATABASE {name}")])
+        .status()
+        .expect("run psql");
+    assert!(status.success(), "CREATE DATABASE {name} failed");
+    let base = admin_url.rsplit_once('/').map(|(base, _)| base).expect("a URL with a database name");
+    format!("{base}/{name}")
+}
+
+/// Where a new test server keeps its data (see the module comment).
+fn new_database(dir: &tempfile::TempDir) -> String {
+    if std::env::var("DIABAN_TEST_BACKEND").as_deref() == Ok("postgres") {
+        let cluster = postgres_cluster().expect("DIABAN_TEST_BACKEND=postgres needs DIABAN_TEST_PG");
+        return new_postgres_database(&cluster);
+    }
+    dir.path().join("server.sqlite").to_string_lossy().into_owned()
+}
+
+pub fn diaban(db: &str, args: &[&str]) {
     let status = Command::new(env!("CARGO_BIN_EXE_diaban"))
         .arg("--db")
         .arg(db)
@@ -58,7 +88,7 @@ impl Server {
     /// all with the password [`PASSWORD`].
     pub fn with_users(users: &[(&str, &str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = dir.path().join("server.sqlite");
+        let db = new_database(&dir);
         diaban(&db, &["admin", "create-unit", "--code", "14", "--name", "Tỉnh Sơn La", "--level", "province"]);
         for (code, name) in [("03694", "Xã Mường Giôn"), ("04231", "Xã Sốp Cộp")] {
             diaban(
@@ -133,7 +163,7 @@ impl Server {
             let id: String = row.get("id");
             let mut bytes: Vec<u8> = row.get("doc");
             let chunks: Vec<Vec<u8>> =
-                sqlx::query_scalar("SELECT data FROM record_chunks WHERE record_id = ? ORDER BY id")
+                sqlx::query_scalar("SELECT data FROM record_chunks WHERE record_id = $1 ORDER BY id")
                     .bind(&id)
                     .fetch_all(&mut conn)
                     .await
@@ -151,15 +181,13 @@ impl Server {
         sqlx::query_scalar(sql).fetch_one(&mut conn).await.expect("query")
     }
 
-    /// A read-only connection to the server's file (beside the running server, WAL).
-    async fn read_only(&self) -> sqlx::SqliteConnection {
-        use sqlx::ConnectOptions;
-        sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&self.db)
-            .read_only(true)
-            .connect()
-            .await
-            .expect("open server db")
+    /// A connection to the server's database, beside the running server (read-only on SQLite).
+    async fn read_only(&self) -> sqlx::AnyConnection {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let url =
+            if self.db.starts_with("postgres://") { self.db.clone() } else { format!("sqlite://{}?mode=ro", self.db) };
+        sqlx::AnyConnection::connect(&url).await.expect("open server db")
     }
 }
 
