@@ -19,8 +19,20 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-step "Rust unit and integration tests"
+step "PostgreSQL test cluster (tests/pg.sh, loopback, stopped at exit)"
+pgdir=$(mktemp -d /tmp/diaban-pg.XXXXXX)
+chmod 755 "$pgdir"
+pgport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+trap 'bash tests/pg.sh stop "$pgdir" || true; rm -rf "$pgdir"' EXIT
+DIABAN_TEST_PG=$(bash tests/pg.sh start "$pgdir" "$pgport")
+export DIABAN_TEST_PG
+
+step "Rust unit and integration tests (SQLite; scale-out on PostgreSQL)"
 cargo test --workspace --quiet
+
+step "The server's sync tests again, on PostgreSQL"
+DIABAN_TEST_BACKEND=postgres cargo test -p diaban-server --quiet \
+  --test sync_authorization --test sync_faults --test sync_bytes --test reports
 
 step "Generated bindings (Python, Kotlin, Swift)"
 bash bindings/generate.sh

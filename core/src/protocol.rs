@@ -29,6 +29,19 @@ pub struct TokenResponse {
     /// Unix seconds.
     pub expires_at: i64,
 }
+
+/// `GET ?cursor=&wait=` with a token: a long poll that answers as soon as something after
+/// `cursor` in the device's scope is committed, on whichever server node (or after `wait`
+/// seconds, at most [`MAX_WATCH_SECS`]). The device then syncs.
+pub const WATCH_PATH: &str = "/api/v2/watch";
+pub const MAX_WATCH_SECS: u64 = 30;
+
+/// The answer to a watch.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WatchResponse {
+    /// Something new waits: sync now.
+    pub changed: bool,
+}
 /// `/api/v1/attachments/{sha256}`: `PUT ?offset=&size=&content_type=` a chunk, `GET
 /// ?offset=&length=` a range; `/status` tells how many bytes the server holds.
 pub const ATTACHMENTS_PATH: &str = "/api/v1/attachments";

@@ -104,6 +104,22 @@ impl HttpTransport {
         Ok(bytes.to_vec())
     }
 
+    /// Waits (long poll) until the server has something after `cursor` for this device, or
+    /// `wait_secs` pass; whether something is new.
+    pub async fn watch(&self, token: &str, cursor: i64, wait_secs: u64) -> Result<bool, TransportError> {
+        let query = [("cursor", cursor.to_string()), ("wait", wait_secs.to_string())];
+        let request = self
+            .client
+            .get(self.url(crate::protocol::WATCH_PATH))
+            .query(&query)
+            .timeout(Duration::from_secs(wait_secs + 30))
+            .bearer_auth(token);
+        let bytes = self.send(request).await?;
+        let answer: crate::protocol::WatchResponse =
+            serde_json::from_slice(&bytes).map_err(|e| TransportError::BadResponse(e.to_string()))?;
+        Ok(answer.changed)
+    }
+
     /// `POST`s an encoded sync request and returns the encoded answer.
     pub async fn post_sync(&self, token: &str, body: Vec<u8>) -> Result<(Vec<u8>, Traffic), TransportError> {
         let bytes_up = body.len() as u64;

@@ -1,7 +1,9 @@
 //! The JSON API devices talk to: login, sync, templates, health.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, State};
+use std::time::Duration;
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -11,6 +13,7 @@ use diaban_core::protocol::{self, LoginRequest, LoginResponse, SyncRequest, code
 use diaban_core::template::SharedChoiceList;
 use diaban_core::wire::{self, WireError};
 use diaban_core::{Role, Template, protocol::Account};
+use tokio::time::Instant;
 
 use crate::app::AppState;
 use crate::auth;
@@ -34,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route(protocol::LOGIN_PATH, post(login))
         .route(protocol::SYNC_PATH, post(sync))
         .route(protocol::SYNC_V1_PATH, post(sync_v1))
+        .route(protocol::WATCH_PATH, get(watch))
         .route(protocol::REFRESH_PATH, post(refresh))
         .route("/api/v1/templates/{id}", get(template))
         .route(
@@ -111,6 +115,48 @@ async fn sync(State(state): State<AppState>, device: AuthDevice, body: Bytes) ->
     let body = wire::encode(&response)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     Ok(([(axum::http::header::CONTENT_TYPE, protocol::SYNC_CONTENT_TYPE)], body).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct WatchQuery {
+    cursor: i64,
+    #[serde(default)]
+    wait: u64,
+}
+
+/// How often a watch looks again without being woken: for writers outside the server
+/// processes (the admin command on a SQLite file).
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// A long poll: answers once something after the device's cursor is committed in its scope
+/// (woken by this node's commits and, on PostgreSQL, every node's NOTIFY), or at the deadline.
+/// Holds no database connection while it waits.
+async fn watch(
+    State(state): State<AppState>,
+    device: AuthDevice,
+    Query(q): Query<WatchQuery>,
+) -> Result<Json<protocol::WatchResponse>, ApiError> {
+    let deadline = Instant::now() + Duration::from_secs(q.wait.min(protocol::MAX_WATCH_SECS));
+    let mut commits = state.db.commits();
+    let mut cursor = q.cursor;
+    loop {
+        // Seen before the check: a commit landing during the check still wakes the wait.
+        commits.borrow_and_update();
+        let latest = state.db.latest_seq().await?;
+        if latest > cursor {
+            if crate::sync::has_changes(&state.db, &device, cursor).await? {
+                return Ok(Json(protocol::WatchResponse { changed: true }));
+            }
+            // Nothing up to `latest` is for this device (sequences commit in order): a later
+            // wake looks only at what comes after.
+            cursor = latest;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(Json(protocol::WatchResponse { changed: false }));
+        }
+        let _ = tokio::time::timeout(left.min(RECHECK), commits.changed()).await;
+    }
 }
 
 /// Apps from before protocol 2 sync here; they are told to update.

@@ -441,6 +441,26 @@ async fn pull(
     })
 }
 
+/// Whether anything after `cursor` would reach the device at its next sync: records in its
+/// scope, templates it may read, units of its subtree.
+pub async fn has_changes(db: &Db, device: &AuthDevice, cursor: i64) -> Result<bool, ApiError> {
+    let scope = serde_json::Value::from(db.unit_scope(&device.user.unit_code).await?).to_string();
+    let hidden = serde_json::Value::from(db.hidden_templates(&device.user).await?).to_string();
+    let found: i64 = sqlx::query_scalar(
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM records WHERE seq > $1
+                   AND unit_code IN (SELECT value FROM json_each($2)) AND template_id NOT IN (SELECT value FROM json_each($3)))
+              OR EXISTS (SELECT 1 FROM templates WHERE seq > $1 AND id NOT IN (SELECT value FROM json_each($3)))
+              OR EXISTS (SELECT 1 FROM units WHERE seq > $1 AND code IN (SELECT value FROM json_each($2)))
+         THEN 1 ELSE 0 END",
+    )
+    .bind(cursor)
+    .bind(scope)
+    .bind(hidden)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(found == 1)
+}
+
 fn same_set(a: &[String], b: &[String]) -> bool {
     a.len() == b.len() && a.iter().all(|x| b.contains(x))
 }

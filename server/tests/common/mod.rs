@@ -61,6 +61,22 @@ fn new_database(dir: &tempfile::TempDir) -> String {
     dir.path().join("server.sqlite").to_string_lossy().into_owned()
 }
 
+/// Makes the next [`Server::start`]s of this test process use PostgreSQL (for tests that are
+/// about PostgreSQL); false, with a note, when no test cluster runs.
+pub fn use_postgres() -> bool {
+    if postgres_cluster().is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs the PostgreSQL tests: set DIABAN_TEST_PG (tests/run.sh does)"
+        );
+        eprintln!("skipped: no PostgreSQL test cluster (tests/run.sh starts one and sets DIABAN_TEST_PG)");
+        return false;
+    }
+    // SAFETY: set before any server starts; every test in this binary wants the same value.
+    unsafe { std::env::set_var("DIABAN_TEST_BACKEND", "postgres") };
+    true
+}
+
 pub fn diaban(db: &str, args: &[&str]) {
     let status = Command::new(env!("CARGO_BIN_EXE_diaban"))
         .arg("--db")
@@ -102,6 +118,15 @@ impl Server {
                 &["admin", "create-user", "--username", user, "--password", PASSWORD, "--role", role, "--unit", unit],
             );
         }
+        Server::node(db, dir)
+    }
+
+    /// Another server process on the same database (PostgreSQL: a second node).
+    pub fn second_node(&self) -> Server {
+        Server::node(self.db.clone(), tempfile::tempdir().expect("temp dir"))
+    }
+
+    fn node(db: String, dir: tempfile::TempDir) -> Server {
         let mut server = Server { child: None, url: String::new(), db, port: 0, dir };
         server.run();
         server
