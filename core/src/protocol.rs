@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::template::Role;
 
 /// Bumped on any incompatible change; the server answers 426 to other versions.
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 
 pub const LOGIN_PATH: &str = "/api/v1/login";
 pub const SYNC_PATH: &str = "/api/v2/sync";
@@ -99,6 +99,10 @@ pub type Hash = [u8; 32];
 pub struct SyncRequest {
     /// The last change-log sequence the device has received; 0 at first.
     pub cursor: i64,
+    /// The cursor at the end of the device's last complete sync (an answer without `more`):
+    /// it holds every record of its scope as of there, so the server may send a record's
+    /// later changes alone. 0 if none.
+    pub synced: i64,
     pub push: Vec<PushRecord>,
 }
 
@@ -112,7 +116,7 @@ pub struct PushRecord {
     pub heads: Vec<Hash>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyncResponse {
     /// The cursor to send next time.
     pub cursor: i64,
@@ -155,8 +159,12 @@ pub struct Rejection {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PulledRecord {
     pub record_id: String,
-    /// The server's saved document (Automerge's compressed format).
+    /// With `heads` empty: the server's whole saved document (Automerge's compressed format),
+    /// for a record new to the device. Otherwise only the changes committed after the
+    /// request's cursor, which the device applies to its own copy.
     pub doc: Vec<u8>,
+    /// The server's heads after `doc`'s changes (empty for a whole document, which carries them).
+    pub heads: Vec<[u8; 32]>,
 }
 
 /// Body of every error answer.

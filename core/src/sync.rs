@@ -16,6 +16,8 @@ use crate::record::{RecordDoc, RecordError, heads_from_hex, heads_to_hex};
 use crate::store::{self, Store, StoreError, StoredRecord};
 
 pub const CURSOR_KEY: &str = "sync_cursor";
+/// The cursor of the last complete sync (see [`SyncRequest::synced`]).
+pub const SYNCED_KEY: &str = "synced_cursor";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -72,7 +74,8 @@ pub async fn build_request(store: &Store, skip: &HashSet<String>) -> Result<Outg
             heads: heads_from_hex(&record.heads)?.into_iter().map(|h| h.0).collect(),
         });
     }
-    Ok(Outgoing { request: SyncRequest { cursor, push }, more })
+    let synced = store.setting(SYNCED_KEY).await?.and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok(Outgoing { request: SyncRequest { cursor, synced, push }, more })
 }
 
 /// Applies the server's answer in one store transaction.
@@ -105,21 +108,42 @@ pub async fn apply_response(
         }
         writes.push(record);
     }
+    // A device missing what an incremental pull builds on (it cannot happen unless its store
+    // and cursor disagree) starts over from cursor 0: whole documents, nothing lost.
+    let mut start_over = false;
     for pulled in &response.records {
         let bytes = &pulled.doc;
-        let mut server_doc = RecordDoc::load(bytes, None)?;
-        let server_heads = heads_to_hex(&server_doc.heads());
         let local = match writes.iter().position(|w| w.id == pulled.record_id) {
             Some(i) => Some(writes.swap_remove(i)),
             None => store.record(&pulled.record_id).await?,
         };
-        let merged = match local {
-            Some(local) => {
-                let mut doc = RecordDoc::load(&local.doc, Some(actor.clone()))?;
-                doc.merge_saved(bytes)?;
-                index(doc, local.rejection, server_heads, now)?
+        let merged = if pulled.heads.is_empty() {
+            let mut server_doc = RecordDoc::load(bytes, None)?;
+            let server_heads = heads_to_hex(&server_doc.heads());
+            match local {
+                Some(local) => {
+                    let mut doc = RecordDoc::load(&local.doc, Some(actor.clone()))?;
+                    doc.merge_saved(bytes)?;
+                    index(doc, local.rejection, server_heads, now)?
+                }
+                None => index(server_doc, None, server_heads, now)?,
             }
-            None => index(server_doc, None, server_heads, now)?,
+        } else {
+            let heads: Vec<ChangeHash> = pulled.heads.iter().map(|h| ChangeHash(*h)).collect();
+            let Some(local) = local else {
+                tracing::warn!(record = %pulled.record_id, "changes pulled for a record this device lacks; syncing again from the start");
+                start_over = true;
+                continue;
+            };
+            let mut doc = RecordDoc::load(&local.doc, Some(actor.clone()))?;
+            doc.merge_saved(bytes)?;
+            if !doc.missing_deps(&heads).is_empty() {
+                tracing::warn!(record = %pulled.record_id, "pulled changes miss earlier ones; syncing again from the start");
+                start_over = true;
+                writes.push(local);
+                continue;
+            }
+            index(doc, local.rejection, heads_to_hex(&heads), now)?
         };
         if merged.id != pulled.record_id {
             return Err(SyncError::Protocol(format!("record {} holds another record", pulled.record_id)));
@@ -141,7 +165,11 @@ pub async fn apply_response(
     for unit in &response.units {
         store::put_unit(&mut tx, unit).await?;
     }
-    store.set_setting_in(&mut tx, CURSOR_KEY, &response.cursor.to_string()).await?;
+    let cursor = if start_over { 0 } else { response.cursor };
+    store.set_setting_in(&mut tx, CURSOR_KEY, &cursor.to_string()).await?;
+    if start_over || !response.more {
+        store.set_setting_in(&mut tx, SYNCED_KEY, &cursor.to_string()).await?;
+    }
     tx.commit().await.map_err(StoreError::from)?;
     Ok(report)
 }

@@ -76,27 +76,29 @@ mod tests {
     fn a_message_reads_back_as_written() {
         let request = SyncRequest {
             cursor: 41,
+            synced: 40,
             push: vec![PushRecord { record_id: "r1".into(), changes: vec![1, 2, 3], heads: vec![[7; 32]] }],
         };
         let bytes = encode(&request).unwrap();
-        assert_eq!(&bytes[..3], b"DB\x02");
+        assert_eq!(&bytes[..3], b"DB\x03");
         let back: SyncRequest = decode(&bytes).unwrap();
         assert_eq!(back, request);
     }
 
     #[test]
     fn other_versions_and_garbage_are_refused_with_a_reason() {
-        let mut bytes = encode(&SyncRequest { cursor: 0, push: Vec::new() }).unwrap();
+        let mut bytes = encode(&SyncRequest { cursor: 0, synced: 0, push: Vec::new() }).unwrap();
         bytes[2] = 1;
         assert_eq!(decode::<SyncRequest>(&bytes), Err(WireError::Version(1)));
         assert_eq!(decode::<SyncRequest>(b"{\"cursor\":0}"), Err(WireError::NotSync));
-        assert!(matches!(decode::<SyncRequest>(b"DB\x02garbage"), Err(WireError::Corrupt(_))));
+        let garbage = [&b"DB"[..], &[PROTOCOL_VERSION], b"garbage"].concat();
+        assert!(matches!(decode::<SyncRequest>(&garbage), Err(WireError::Corrupt(_))));
     }
 
     #[test]
     fn a_compression_bomb_is_refused() {
         let huge = vec![0u8; (MAX_MESSAGE_BYTES + 10) as usize];
-        let mut deflate = flate2::write::DeflateEncoder::new(b"DB\x02".to_vec(), Compression::best());
+        let mut deflate = flate2::write::DeflateEncoder::new(vec![b'D', b'B', PROTOCOL_VERSION], Compression::best());
         deflate.write_all(&huge).unwrap();
         let bomb = deflate.finish().unwrap();
         assert!(bomb.len() < 200_000);

@@ -4,7 +4,10 @@
 //! (SQLite, WAL, synchronous=FULL) before it is acknowledged, with the server's resident memory
 //! once 10,000 records are stored and synced.
 //!
-//!     cargo bench -p diaban-server --bench sync_load         (DIABAN_BENCH_SECS=5 per row)
+//!     cargo bench -p diaban-server --bench sync_load
+//!
+//! DIABAN_BENCH_SECS (default 5) sets the seconds per run, DIABAN_BENCH_DEVICES (default
+//! 50,200,500) the device counts.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -224,7 +227,7 @@ impl Sim {
     }
 
     async fn exchange(&mut self, push: Vec<PushRecord>) -> SyncResponse {
-        let body = wire::encode(&SyncRequest { cursor: self.cursor, push }).expect("encode");
+        let body = wire::encode(&SyncRequest { cursor: self.cursor, synced: self.cursor, push }).expect("encode");
         let answer = self
             .http
             .post(format!("{}{}", self.url, protocol::SYNC_PATH))
@@ -334,7 +337,11 @@ async fn load_table() {
         "| devices | records stored | idle syncs/s | idle p50 | idle p99 | edit syncs/s | edit p50 | edit p99 | server RSS |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for devices in [50usize, 200, 500] {
+    let counts: Vec<usize> = std::env::var("DIABAN_BENCH_DEVICES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![50, 200, 500]);
+    for devices in counts {
         // Five phones per commune, as in a real commune's team.
         let communes: Vec<String> = (0..devices.div_ceil(5)).map(|c| format!("9{c:04}")).collect();
         let server = Server::with_users(&[]);

@@ -26,9 +26,15 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
     (8, "record period", include_str!("../migrations/sqlite/0008_record_period.sql")),
     (9, "units in sync", include_str!("../migrations/sqlite/0009_units_in_sync.sql")),
     (10, "amendments", include_str!("../migrations/sqlite/0010_amendments.sql")),
+    (11, "records by unit and seq", include_str!("../migrations/sqlite/0011_records_by_unit_and_seq.sql")),
+    (12, "incremental pull", include_str!("../migrations/sqlite/0012_incremental_pull.sql")),
 ];
 
-const PG_MIGRATIONS: &[EmbeddedMigration] = &[(1, "schema", include_str!("../migrations/postgres/0001_schema.sql"))];
+const PG_MIGRATIONS: &[EmbeddedMigration] = &[
+    (1, "schema", include_str!("../migrations/postgres/0001_schema.sql")),
+    (2, "records by unit and seq", include_str!("../migrations/postgres/0002_records_by_unit_and_seq.sql")),
+    (3, "incremental pull", include_str!("../migrations/postgres/0003_incremental_pull.sql")),
+];
 
 /// Which database a server runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +94,8 @@ pub struct User {
 pub struct AuthDevice {
     pub device_id: String,
     pub actor_id: String,
+    /// When the device's token expires (Unix seconds).
+    pub token_expires_at: i64,
     pub user: User,
 }
 
@@ -167,6 +175,9 @@ impl Db {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(8)
+            // A broken connection shows as a failed query; a ping before every query would
+            // double the round trips to the database.
+            .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -460,7 +471,7 @@ impl Db {
 
     pub async fn device_by_token(&self, token_hash: &str) -> Result<Option<AuthDevice>, DbError> {
         let row = sqlx::query(
-            "SELECT d.id AS device_id, d.actor_id, u.id, u.username, u.display_name, u.role, u.unit_code, n.name AS unit_name
+            "SELECT d.id AS device_id, d.actor_id, d.token_expires_at, u.id, u.username, u.display_name, u.role, u.unit_code, n.name AS unit_name
              FROM devices d JOIN users u ON u.id = d.user_id JOIN units n ON n.code = u.unit_code
              WHERE d.token_hash = $1 AND d.revoked_at IS NULL AND d.token_expires_at > $2",
         )
@@ -469,7 +480,12 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
-            Ok(AuthDevice { device_id: r.get("device_id"), actor_id: r.get("actor_id"), user: user_from_row(&r)? })
+            Ok(AuthDevice {
+                device_id: r.get("device_id"),
+                actor_id: r.get("actor_id"),
+                token_expires_at: r.get("token_expires_at"),
+                user: user_from_row(&r)?,
+            })
         })
         .transpose()
     }
@@ -668,6 +684,18 @@ impl Db {
         }))
     }
 
+    /// The changes committed to a record after change-log sequence `seq`, as appended (empty
+    /// when there are none).
+    pub async fn chunks_after(conn: &mut AnyConnection, id: &str, seq: i64) -> Result<Vec<u8>, DbError> {
+        let chunks: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT data FROM record_chunks WHERE record_id = $1 AND seq > $2 ORDER BY id")
+                .bind(id)
+                .bind(seq)
+                .fetch_all(&mut *conn)
+                .await?;
+        Ok(chunks.concat())
+    }
+
     /// How many chunks wait to be folded into a record's snapshot.
     pub async fn chunk_count(conn: &mut AnyConnection, id: &str) -> Result<i64, DbError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM record_chunks WHERE record_id = $1")
@@ -697,9 +725,10 @@ impl Db {
         };
         match chunk {
             Some(bytes) => {
-                sqlx::query("INSERT INTO record_chunks (record_id, data) VALUES ($1, $2)")
+                sqlx::query("INSERT INTO record_chunks (record_id, data, seq) VALUES ($1, $2, $3)")
                     .bind(r.id)
                     .bind(bytes)
+                    .bind(seq)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -708,10 +737,11 @@ impl Db {
             }
         }
         sqlx::query(
-            "INSERT INTO records (id, template_id, template_version, unit_code, state, created_by, created_at, updated_at, doc, heads, values_json, seq, period)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9, $15), $10, $11, $12, $13)
+            "INSERT INTO records (id, template_id, template_version, unit_code, state, created_by, created_at, updated_at, doc, heads, values_json, seq, period, snapshot_seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9, $15), $10, $11, $12, $13, $12)
              ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
-               doc = COALESCE($14, records.doc), heads = excluded.heads, values_json = excluded.values_json, seq = excluded.seq",
+               doc = COALESCE($14, records.doc), heads = excluded.heads, values_json = excluded.values_json, seq = excluded.seq,
+               snapshot_seq = CASE WHEN $14 IS NULL THEN records.snapshot_seq ELSE excluded.seq END",
         )
         .bind(r.id)
         .bind(r.template_id)

@@ -38,16 +38,24 @@ struct Decoded {
 
 pub async fn sync(db: &Db, device: &AuthDevice, request: SyncRequest) -> Result<SyncResponse, ApiError> {
     let pushes = decode(request.push)?;
+    // The common idle check: nothing pushed, nothing committed anywhere since the cursor.
+    if pushes.is_empty() && db.latest_seq().await? <= request.cursor {
+        return Ok(SyncResponse {
+            cursor: request.cursor,
+            token_expires_at: device.token_expires_at,
+            ..SyncResponse::default()
+        });
+    }
     let scope = db.unit_scope(&device.user.unit_code).await?;
     let hidden = db.hidden_templates(&device.user).await?;
     let (accepted, rejected) = commit(db, device, &scope, &hidden, pushes.iter()).await?;
     let pushed_heads: Vec<(&str, &[String])> =
         pushes.iter().map(|p| (p.record_id.as_str(), p.heads.as_slice())).collect();
-    let mut response = pull(db, &scope, &hidden, request.cursor, &pushed_heads).await?;
+    let mut response = pull(db, &scope, &hidden, request.cursor, request.synced, &pushed_heads).await?;
     response.accepted = accepted;
     response.rejected = rejected;
-    response.token_expires_at = db.token_expiry(&device.device_id).await?;
-    tracing::info!(
+    response.token_expires_at = device.token_expires_at;
+    tracing::debug!(
         device = %device.device_id,
         user = %device.user.username,
         accepted = response.accepted.len(),
@@ -358,6 +366,7 @@ async fn pull(
     scope: &[String],
     hidden: &[String],
     cursor: i64,
+    synced: i64,
     pushed_heads: &[(&str, &[String])],
 ) -> Result<SyncResponse, ApiError> {
     let mut tx = db.pool.begin().await?;
@@ -367,7 +376,7 @@ async fn pull(
     }
     let max_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log").fetch_one(&mut *tx).await?;
     let rows = sqlx::query(
-        "SELECT id, doc, heads, seq FROM records
+        "SELECT id, doc, heads, seq, snapshot_seq FROM records
          WHERE seq > $1 AND seq <= $2 AND unit_code IN (SELECT value FROM json_each($3))
            AND template_id NOT IN (SELECT value FROM json_each($4))
          ORDER BY seq LIMIT $5",
@@ -396,9 +405,24 @@ async fn pull(
         if pushed_heads.iter().any(|(rid, h)| *rid == id && same_set(h, &heads)) {
             continue;
         }
-        let doc = Db::whole_doc(&mut tx, &id, row.get("doc")).await?;
-        bytes += doc.len();
-        records.push(PulledRecord { record_id: id, doc });
+        // After a complete sync the device holds every record of its scope as of `synced`: a
+        // record whose snapshot is older needs only the chunks committed since. (Not `cursor`:
+        // in the middle of a paged download the device lacks records changed after the page.)
+        let synced = synced.min(cursor);
+        let since_snapshot = synced > 0 && row.get::<i64, _>("snapshot_seq") <= synced;
+        let changes = if since_snapshot { Db::chunks_after(&mut tx, &id, synced).await? } else { Vec::new() };
+        let pulled = if changes.is_empty() {
+            PulledRecord {
+                record_id: id.clone(),
+                doc: Db::whole_doc(&mut tx, &id, row.get("doc")).await?,
+                heads: Vec::new(),
+            }
+        } else {
+            let heads = heads_from_hex(&heads).map_err(|e| DbError::Invalid(format!("stored heads of {id}: {e}")))?;
+            PulledRecord { record_id: id, doc: changes, heads: heads.into_iter().map(|h| h.0).collect() }
+        };
+        bytes += pulled.doc.len();
+        records.push(pulled);
     }
     let next_cursor = if more { last_seq } else { max_seq.max(cursor) };
     // Reference data up to the same point: templates published and units changed.

@@ -48,7 +48,7 @@ impl Phone {
             .map(|(hash, _)| hash)
             .collect();
         let push = PushRecord { record_id: id.into(), changes: doc.bundle(mine).expect("bundle"), heads: heads(doc) };
-        self.send(&SyncRequest { cursor: 0, push: vec![push] }).await
+        self.send(&SyncRequest { cursor: 0, synced: 0, push: vec![push] }).await
     }
 
     /// One binary sync exchange.
@@ -119,7 +119,7 @@ async fn a_record_in_another_commune_is_refused_and_not_revealed() {
     edit.set_field(&FieldPath::top("participants"), &FieldValue::Integer(99), 1_763_769_700).expect("edit");
     let changes = edit.bundle_since(&doc.heads()).expect("bundle");
     let push = PushRecord { record_id: "r1".into(), changes, heads: heads(&mut edit) };
-    let response = b.send(&SyncRequest { cursor: 0, push: vec![push] }).await;
+    let response = b.send(&SyncRequest { cursor: 0, synced: 0, push: vec![push] }).await;
     assert_eq!(refusal(&response), vec![("r1", "out_of_scope")]);
     assert!(response.records.is_empty());
 }
@@ -146,7 +146,7 @@ async fn a_revoked_or_unknown_token_is_unauthorized() {
     let response = reqwest::Client::new()
         .post(format!("{}{}", server.url, protocol::SYNC_PATH))
         .bearer_auth("not-a-token")
-        .body(wire::encode(&SyncRequest { cursor: 0, push: vec![] }).expect("encode"))
+        .body(wire::encode(&SyncRequest { cursor: 0, synced: 0, push: vec![] }).expect("encode"))
         .send()
         .await
         .expect("sync");
@@ -237,21 +237,25 @@ async fn old_apps_and_garbage_get_clear_errors_and_change_nothing() {
     assert_eq!(body.error.code, "upgrade_required");
     assert!(body.error.message.contains("hãy cập nhật"), "{}", body.error.message);
     // A frame of another version on the new path: the same.
-    let mut other = wire::encode(&SyncRequest { cursor: 0, push: vec![] }).expect("encode");
+    let mut other = wire::encode(&SyncRequest { cursor: 0, synced: 0, push: vec![] }).expect("encode");
     other[2] = 9;
     assert_eq!(post(protocol::SYNC_PATH, other).await.expect("sync").status(), 426);
     // Garbage: 400 with a JSON body.
-    let garbage = post(protocol::SYNC_PATH, b"DB\x02not deflate".to_vec()).await.expect("sync");
+    let garbage = [&b"DB"[..], &[protocol::PROTOCOL_VERSION], b"not deflate"].concat();
+    let garbage = post(protocol::SYNC_PATH, garbage).await.expect("sync");
     assert_eq!(garbage.status(), 400);
     let body: protocol::ErrorBody = garbage.json().await.expect("json error body");
     assert_eq!(body.error.code, "bad_request");
     // A bundle that is not one: refused as a whole, nothing committed.
     let bad = PushRecord { record_id: "r1".into(), changes: vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3], heads: vec![] };
-    let refused = post(protocol::SYNC_PATH, wire::encode(&SyncRequest { cursor: 0, push: vec![bad] }).expect("encode"))
-        .await
-        .expect("sync");
+    let refused = post(
+        protocol::SYNC_PATH,
+        wire::encode(&SyncRequest { cursor: 0, synced: 0, push: vec![bad] }).expect("encode"),
+    )
+    .await
+    .expect("sync");
     assert_eq!(refused.status(), 400);
-    assert!(a.send(&SyncRequest { cursor: 0, push: vec![] }).await.records.is_empty());
+    assert!(a.send(&SyncRequest { cursor: 0, synced: 0, push: vec![] }).await.records.is_empty());
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! What sync costs on the wire, asserted exactly (bodies and round trips are deterministic):
-//! the targets of a 2G link. A real server process, real device stores, protocol 2.
+//! the targets of a 2G link. A real server process, real device stores, protocol 3.
 
 mod common;
 
@@ -99,6 +99,20 @@ async fn sync_meets_the_2g_byte_and_round_trip_targets() {
     assert!(pages.len() >= 2, "the download is paged");
     assert!(pages.iter().all(|(_, d)| *d <= 1024 * 1024), "every page is at most 1 MB: {pages:?}");
     assert!((down as f64) <= 1.1 * sum_saved as f64, "{down} bytes for {sum_saved} bytes of documents");
+
+    // A colleague's edit reaches a phone that holds the record as that one change, not the
+    // whole ~2 KB document again.
+    a.set_field(&ids[500], "participants", FieldValue::Integer(31)).await.expect("edit");
+    a.sync_records().await.expect("push the edit");
+    fresh.clear();
+    let pulled = b.sync_records().await.expect("pull the edit");
+    let bytes = total(&fresh.exchanges());
+    println!("a colleague's edit pulled: {} round trip(s), {bytes} bytes", pulled.round_trips);
+    assert_eq!((pulled.round_trips, pulled.pulled_records), (1, 1));
+    assert!(bytes <= 400, "one pulled edit: {bytes} bytes");
+    let view = b.record(&ids[500]).await.expect("record");
+    assert_eq!(view.items.iter().find(|i| i.name == "participants").map(|i| i.display.as_str()), Some("31"));
+    assert!(!view.unsent);
 
     // Resumable after a cut at any point: the answer to page k is lost; the next sync
     // carries on from the last page the phone committed, re-sending only the lost page.
