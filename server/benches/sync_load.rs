@@ -394,8 +394,13 @@ async fn load_table() {
             sim.catch_up().await;
         }
         let stored = server.count("SELECT COUNT(*) FROM records").await;
+        let cpu = server.cpu_secs();
         let (sims, idle, idle50, idle99) = load(sims, Op::Idle, secs).await;
+        let idle_cpu = (server.cpu_secs() - cpu) / (idle * secs) * 1000.0;
+        let cpu = server.cpu_secs();
         let (_, edit, edit50, edit99) = load(sims, Op::Edit, secs).await;
+        let edit_cpu = (server.cpu_secs() - cpu) / (edit * secs) * 1000.0;
+        eprintln!("server CPU per sync: idle {idle_cpu:.2} ms, edit {edit_cpu:.2} ms");
         println!(
             "| {devices} | {stored} | {idle:.0} | {:.1} ms | {:.1} ms | {edit:.0} | {:.1} ms | {:.1} ms | {:.0} MiB |",
             ms(idle50),

@@ -74,6 +74,8 @@ pub struct Db {
     committer: Arc<crate::commit::Committer>,
     /// Compiled forms by (template id, version); published versions never change.
     forms: Arc<FormCache>,
+    /// Documents of recently written records, checked against their sequence before use.
+    pub docs: Arc<crate::docs::DocCache>,
     /// Restricted template ids, with the template sequence they were read at: re-read only
     /// when a template is published (by this process or another, e.g. the admin CLI).
     restricted: Arc<std::sync::Mutex<(i64, Vec<String>)>>,
@@ -144,6 +146,9 @@ pub enum DocBytes<'a> {
 /// How long a device token lasts; a phone refreshes it at sync when it nears its end.
 pub const TOKEN_TTL_SECS: i64 = 30 * 24 * 3600;
 
+/// How many loaded record documents the server keeps in memory (the most recently written).
+pub const DOC_CACHE: usize = 512;
+
 /// Chunks a record collects before they are folded into its snapshot.
 pub const FOLD_AFTER: i64 = 32;
 
@@ -204,6 +209,7 @@ impl Db {
             backend,
             url,
             committer: crate::commit::Committer::new(backend),
+            docs: Arc::new(crate::docs::DocCache::new(DOC_CACHE)),
             forms: Default::default(),
             restricted: Default::default(),
         })
@@ -669,6 +675,21 @@ impl Db {
             Some(r) => Ok(Some((Db::whole_doc(tx, id, r.get(0)).await?, r.get(1), r.get(2)))),
             None => Ok(None),
         }
+    }
+
+    /// A record's change-log sequence and the identity columns that must never change.
+    pub async fn record_state(tx: &mut AnyConnection, id: &str) -> Result<Option<(i64, String, String)>, DbError> {
+        Ok(sqlx::query_as("SELECT seq, template_id, unit_code FROM records WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?)
+    }
+
+    /// A stored record's document bytes (snapshot and chunks), read in `tx`.
+    pub async fn stored_doc(tx: &mut AnyConnection, id: &str) -> Result<Vec<u8>, DbError> {
+        let snapshot: Vec<u8> =
+            sqlx::query_scalar("SELECT doc FROM records WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
+        Db::whole_doc(tx, id, snapshot).await
     }
 
     /// A record's document: its snapshot followed by the chunks appended since.

@@ -25,6 +25,7 @@ pub mod auth;
 pub mod commit;
 pub mod db;
 pub mod demo;
+pub mod docs;
 pub mod error;
 pub mod export;
 pub mod pack;

@@ -20,6 +20,7 @@ use sqlx::{AnyConnection, Row};
 use std::sync::Arc;
 
 use crate::db::{AuthDevice, Db, DbError, DocBytes, FOLD_AFTER, RecordWrite};
+use crate::docs::DocCache;
 use crate::error::ApiError;
 
 /// How many records one response carries at most; the device asks again for more.
@@ -103,11 +104,15 @@ async fn commit<'a>(
         .write(async |tx| {
             let mut accepted = Vec::new();
             let mut rejected = Vec::new();
+            let mut written = Vec::new();
             for (push, form) in pushes.iter().zip(&forms) {
                 // A restricted template not granted to the user is as good as unknown.
                 let form = form.as_deref().filter(|f| !hidden.contains(&f.template().id));
-                match commit_one(tx, device, scope, push, form).await? {
-                    Ok(()) => accepted.push(push.record_id.clone()),
+                match commit_one(tx, &db.docs, device, scope, push, form).await? {
+                    Ok(stored) => {
+                        accepted.push(push.record_id.clone());
+                        written.push((push.record_id.clone(), stored));
+                    }
                     Err(Refusal { code, message, issues }) => rejected.push(Rejection {
                         record_id: push.record_id.clone(),
                         code: code.into(),
@@ -116,10 +121,15 @@ async fn commit<'a>(
                     }),
                 }
             }
-            Ok((accepted, rejected))
+            Ok((accepted, rejected, written))
         })
         .await;
-    Ok(result?)
+    let (accepted, rejected, written) = result?;
+    // Durable now: the documents may serve the next commit to the same records.
+    for (id, (seq, doc)) in written {
+        db.docs.put(id, seq, doc);
+    }
+    Ok((accepted, rejected))
 }
 
 /// The compiled form of the template a pushed record names (read from its create change
@@ -167,26 +177,32 @@ struct Refusal {
     issues: Vec<Issue>,
 }
 
-fn refuse(code: &'static str, message: impl Into<String>) -> Result<Result<(), Refusal>, DbError> {
+fn refuse<T>(code: &'static str, message: impl Into<String>) -> Result<Result<T, Refusal>, DbError> {
     Ok(Err(Refusal { code, message: message.into(), issues: Vec::new() }))
 }
 
+/// Checks and commits one pushed record; on success, the record's sequence and document as
+/// now stored.
 async fn commit_one(
     tx: &mut AnyConnection,
+    docs: &DocCache,
     device: &AuthDevice,
     scope: &[String],
     push: &Decoded,
     form: Option<&Form>,
-) -> Result<Result<(), Refusal>, DbError> {
+) -> Result<Result<(i64, RecordDoc), Refusal>, DbError> {
     if let Some(c) = push.changes.iter().find(|c| c.actor_id().to_hex_string() != device.actor_id) {
         return refuse(codes::NOT_YOUR_ACTOR, format!("change {} was not made by this device", c.hash()));
     }
-    let existing = Db::record_doc(tx, &push.record_id).await?;
+    let existing = Db::record_state(tx, &push.record_id).await?;
     let mut doc = match &existing {
         // The same answer whether the record exists elsewhere or not: nothing leaks.
         Some((_, _, unit)) if !scope.contains(unit) => return refuse(codes::OUT_OF_SCOPE, OUT_OF_SCOPE),
-        Some((bytes, _, _)) => RecordDoc::load(bytes, None)
-            .map_err(|e| DbError::Invalid(format!("stored record {}: {e}", push.record_id)))?,
+        Some((seq, _, _)) => match docs.take(&push.record_id, *seq) {
+            Some(doc) => doc,
+            None => RecordDoc::load(&Db::stored_doc(tx, &push.record_id).await?, None)
+                .map_err(|e| DbError::Invalid(format!("stored record {}: {e}", push.record_id)))?,
+        },
         None => RecordDoc::empty(),
     };
     // What the record was before these changes: its events, state and values.
@@ -203,8 +219,10 @@ async fn commit_one(
         );
     }
     // A retry or a duplicate delivery: every change is here already, nothing to write.
-    if existing.is_some() && doc.heads() == heads_before {
-        return Ok(Ok(()));
+    if let Some((seq, _, _)) = &existing
+        && doc.heads() == heads_before
+    {
+        return Ok(Ok((*seq, doc)));
     }
     let meta = match doc.meta() {
         Ok(meta) => meta,
@@ -277,8 +295,8 @@ async fn commit_one(
             issues: projection.issues,
         }));
     }
-    write_record(tx, &mut doc, &projection, existing.is_none(), Some(&device.device_id)).await?;
-    Ok(Ok(()))
+    let seq = write_record(tx, &mut doc, &projection, existing.is_none(), Some(&device.device_id)).await?;
+    Ok(Ok((seq, doc)))
 }
 
 /// Stores a record after a change: a new record, and every FOLD_AFTER chunks, as a fresh

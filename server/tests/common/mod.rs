@@ -161,6 +161,18 @@ impl Server {
             .unwrap_or(0)
     }
 
+    /// CPU time the server process has used so far (user + system), in seconds.
+    pub fn cpu_secs(&self) -> f64 {
+        let Some(child) = &self.child else { return 0.0 };
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+        let ticks: f64 =
+            fields.get(11..13).map(|f| f.iter().filter_map(|t| t.parse::<f64>().ok()).sum()).unwrap_or(0.0);
+        ticks / 100.0
+    }
+
     /// SIGKILL: no graceful shutdown, whatever was in flight is cut.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
