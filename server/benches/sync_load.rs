@@ -7,7 +7,8 @@
 //!     cargo bench -p diaban-server --bench sync_load
 //!
 //! DIABAN_BENCH_SECS (default 5) sets the seconds per run, DIABAN_BENCH_DEVICES (default
-//! 50,200,500) the device counts.
+//! 50,200,500) the device counts. With DIABAN_TEST_PG set to a cluster's URL (`tests/pg.sh
+//! start DIR` starts one and prints it), the throughput table is printed for PostgreSQL too.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -25,7 +26,11 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         bytes_table().await;
-        load_table().await;
+        load_table("SQLite (WAL, synchronous=FULL)").await;
+        // The same on PostgreSQL, when a cluster is given (tests/pg.sh start DIR prints its URL).
+        if common::use_postgres() {
+            load_table("PostgreSQL (one node, synchronous_commit=on)").await;
+        }
     });
 }
 
@@ -327,16 +332,14 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn load_table() {
+async fn load_table(backend: &str) {
     let secs: f64 = std::env::var("DIABAN_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0);
     let http = reqwest::Client::builder().pool_max_idle_per_host(600).build().expect("client");
+    println!("\nServer on {backend}; an edit is committed before it is answered; {secs} s per run");
     println!(
-        "\nServer on SQLite (WAL, synchronous=FULL; an edit is committed before it is answered), {secs} s per run"
+        "| devices | records stored | idle syncs/s | idle p50 | idle p99 | idle CPU/sync | edit syncs/s | edit p50 | edit p99 | edit CPU/sync | server RSS |"
     );
-    println!(
-        "| devices | records stored | idle syncs/s | idle p50 | idle p99 | edit syncs/s | edit p50 | edit p99 | server RSS |"
-    );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let counts: Vec<usize> = std::env::var("DIABAN_BENCH_DEVICES")
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
@@ -400,9 +403,9 @@ async fn load_table() {
         let cpu = server.cpu_secs();
         let (_, edit, edit50, edit99) = load(sims, Op::Edit, secs).await;
         let edit_cpu = (server.cpu_secs() - cpu) / (edit * secs) * 1000.0;
-        eprintln!("server CPU per sync: idle {idle_cpu:.2} ms, edit {edit_cpu:.2} ms");
+
         println!(
-            "| {devices} | {stored} | {idle:.0} | {:.1} ms | {:.1} ms | {edit:.0} | {:.1} ms | {:.1} ms | {:.0} MiB |",
+            "| {devices} | {stored} | {idle:.0} | {:.1} ms | {:.1} ms | {idle_cpu:.2} ms | {edit:.0} | {:.1} ms | {:.1} ms | {edit_cpu:.2} ms | {:.0} MiB |",
             ms(idle50),
             ms(idle99),
             ms(edit50),
