@@ -902,6 +902,13 @@ impl Device {
         self.with(async |d| d.sync_records().await).map(Into::into)
     }
 
+    /// Blocks until the server holds something new for this phone (committed through any
+    /// server node) or `wait_secs` pass (at most 30): whether a sync would bring something.
+    /// Call it from a background thread while the app is open, then `sync`.
+    pub fn wait_for_changes(&self, wait_secs: u64) -> Result<bool, DiabanError> {
+        self.with(async |d| d.wait_for_changes(wait_secs).await)
+    }
+
     /// Syncs the documents, then every pending attachment.
     pub fn sync(&self) -> Result<SyncReport, DiabanError> {
         self.with(async |d| d.sync().await).map(Into::into)

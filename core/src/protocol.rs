@@ -1,6 +1,6 @@
 //! The HTTP API's message types, shared by the device and the server.
 //!
-//! Sync (protocol version 2, `docs/sync-protocol.md`): one `POST /api/v2/sync` carries the
+//! Sync (protocol version 3, `docs/sync-protocol.md`): one `POST /api/v2/sync` carries the
 //! device's unacknowledged changes (one Automerge bundle per record) and its cursor; the
 //! answer says, per record, what the server committed or refused, and brings everything new
 //! in the device's scope. Both are binary ([`crate::wire`]: postcard, DEFLATE). Login, tokens,

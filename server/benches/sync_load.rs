@@ -179,7 +179,8 @@ async fn bytes_table() {
     let plain = plain_automerge();
     let ours = ours().await;
     println!(
-        "\nBytes (request + answer bodies) and round trips: Địa bàn protocol 2 vs plain per-document Automerge sync"
+        "\nBytes (request + answer bodies) and round trips: Địa bàn protocol {} vs plain per-document Automerge sync",
+        protocol::PROTOCOL_VERSION
     );
     println!(
         "| workload | ours: bytes | ours: round trips | Automerge: bytes | Automerge: round trips | Automerge / ours |"
