@@ -32,6 +32,19 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
     }
 }
 
+/// `Query` whose rejections are our JSON errors.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(value) =
+            Query::<T>::from_request_parts(parts, state).await.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        Ok(ApiQuery(value))
+    }
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(protocol::LOGIN_PATH, post(login))
@@ -134,7 +147,7 @@ const RECHECK: Duration = Duration::from_secs(5);
 async fn watch(
     State(state): State<AppState>,
     device: AuthDevice,
-    Query(q): Query<WatchQuery>,
+    ApiQuery(q): ApiQuery<WatchQuery>,
 ) -> Result<Json<protocol::WatchResponse>, ApiError> {
     let deadline = Instant::now() + Duration::from_secs(q.wait.min(protocol::MAX_WATCH_SECS));
     let mut commits = state.db.commits();

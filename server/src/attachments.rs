@@ -10,13 +10,14 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use diaban_core::protocol::{AttachmentStatus, CHUNK_BYTES, MAX_ATTACHMENT_BYTES};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
+use crate::api::ApiQuery;
 use crate::app::AppState;
 use crate::db::AuthDevice;
 use crate::error::ApiError;
@@ -40,7 +41,8 @@ async fn status_of(state: &AppState, sha256: &str) -> Result<Option<AttachmentSt
     Ok(row.map(|r| AttachmentStatus {
         size: r.get::<i64, _>("size") as u64,
         received: r.get::<i64, _>("received") as u64,
-        complete: r.get("complete"),
+        // Stored as 0/1 (an integer on both databases).
+        complete: r.get::<i64, _>("complete") != 0,
     }))
 }
 
@@ -64,7 +66,7 @@ pub async fn upload(
     State(state): State<AppState>,
     device: AuthDevice,
     Path(sha256): Path<String>,
-    Query(q): Query<UploadQuery>,
+    ApiQuery(q): ApiQuery<UploadQuery>,
     body: Bytes,
 ) -> Result<Json<AttachmentStatus>, ApiError> {
     check_sha(&sha256)?;
@@ -156,7 +158,7 @@ pub async fn download(
     State(state): State<AppState>,
     device: AuthDevice,
     Path(sha256): Path<String>,
-    Query(q): Query<RangeQuery>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> Result<Vec<u8>, ApiError> {
     check_sha(&sha256)?;
     let scope = state.db.unit_scope(&device.user.unit_code).await?;

@@ -156,6 +156,25 @@ async fn a_revoked_or_unknown_token_is_unauthorized() {
 }
 
 #[tokio::test]
+async fn a_watch_needs_a_token_and_a_well_formed_query() {
+    let server = start();
+    let a = login(&server, "a").await;
+    let watch = |query: &str, token: &str| {
+        a.http.get(format!("{}{}?{query}", server.url, protocol::WATCH_PATH)).bearer_auth(token.to_owned()).send()
+    };
+    let refused = watch("cursor=0&wait=0", "not-a-token").await.expect("watch");
+    assert_eq!(refused.status(), 401);
+    let bad = watch("cursor=yesterday", &a.token).await.expect("watch");
+    assert_eq!(bad.status(), 400);
+    let body: protocol::ErrorBody = bad.json().await.expect("json error body");
+    assert_eq!(body.error.code, "bad_request");
+    // A new phone has everything to fetch: the watch answers at once.
+    let fresh = watch("cursor=0&wait=30", &a.token).await.expect("watch");
+    assert_eq!(fresh.status(), 200);
+    assert_eq!(fresh.json::<protocol::WatchResponse>().await.expect("json"), protocol::WatchResponse { changed: true });
+}
+
+#[tokio::test]
 async fn only_a_reviewer_approves_and_an_approved_record_is_locked() {
     let server = start();
     let a = login(&server, "a").await;
