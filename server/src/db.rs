@@ -667,14 +667,8 @@ impl Db {
 
     /// A record's document and the identity columns that must never change.
     pub async fn record_doc(tx: &mut AnyConnection, id: &str) -> Result<Option<(Vec<u8>, String, String)>, DbError> {
-        let row = sqlx::query("SELECT doc, template_id, unit_code FROM records WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        match row {
-            Some(r) => Ok(Some((Db::whole_doc(tx, id, r.get(0)).await?, r.get(1), r.get(2)))),
-            None => Ok(None),
-        }
+        let Some((_, template_id, unit_code)) = Db::record_state(tx, id).await? else { return Ok(None) };
+        Ok(Some((Db::stored_doc(tx, id).await?, template_id, unit_code)))
     }
 
     /// A record's change-log sequence and the identity columns that must never change.
@@ -887,12 +881,10 @@ impl Db {
 
     pub async fn record_document(&self, id: &str) -> Result<Option<Vec<u8>>, DbError> {
         let mut conn = self.pool.acquire().await?;
-        let snapshot: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT doc FROM records WHERE id = $1").bind(id).fetch_optional(&mut *conn).await?;
-        match snapshot {
-            Some(s) => Ok(Some(Db::whole_doc(&mut conn, id, s).await?)),
-            None => Ok(None),
+        if Db::record_state(&mut conn, id).await?.is_none() {
+            return Ok(None);
         }
+        Ok(Some(Db::stored_doc(&mut conn, id).await?))
     }
 
     // --- web sessions and audit --------------------------------------------------------

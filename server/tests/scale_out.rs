@@ -10,6 +10,16 @@ use std::time::{Duration, Instant};
 use common::Server;
 use diaban_core::{Device, FieldValue};
 
+/// Two server processes on one new PostgreSQL database; none without a test cluster.
+fn two_nodes() -> Option<(Server, Server)> {
+    if !common::use_postgres() {
+        return None;
+    }
+    let node_a = Server::start();
+    let node_b = node_a.second_node();
+    Some((node_a, node_b))
+}
+
 fn display(view: &diaban_core::device::RecordView, name: &str) -> String {
     view.items.iter().find(|i| i.name == name).map(|i| i.display.clone()).unwrap_or_default()
 }
@@ -20,11 +30,7 @@ async fn value(phone: &Device, id: &str, field: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_through_node_a_wakes_and_reaches_a_phone_on_node_b() {
-    if !common::use_postgres() {
-        return;
-    }
-    let node_a = Server::start();
-    let node_b = node_a.second_node();
+    let Some((node_a, node_b)) = two_nodes() else { return };
     let writer = node_a.phone("a", "writer").await;
     let reader = node_b.phone("a2", "reader").await;
     let elsewhere = node_b.phone("b", "elsewhere").await;
@@ -65,11 +71,7 @@ async fn a_change_through_node_a_wakes_and_reaches_a_phone_on_node_b() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phones_editing_one_record_through_two_nodes_at_once_lose_nothing() {
-    if !common::use_postgres() {
-        return;
-    }
-    let node_a = Server::start();
-    let node_b = node_a.second_node();
+    let Some((node_a, node_b)) = two_nodes() else { return };
     let a = node_a.phone("a", "on-a").await;
     let b = node_b.phone("a2", "on-b").await;
     let id = a.create_record("propaganda_session", None).await.expect("create");
