@@ -85,8 +85,12 @@ impl Committer {
             batch.dirty = true;
             let conn = batch.conn.as_mut().ok_or_else(|| DbError::Invalid("no open transaction".into()))?;
             let value = f(&mut **conn).await;
-            let settle = if value.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-            sqlx::raw_sql(settle).execute(&mut **conn).await?;
+            if value.is_ok() {
+                // A prepared statement, reused: the common path parses nothing.
+                sqlx::query("RELEASE job").execute(&mut **conn).await?;
+            } else {
+                sqlx::raw_sql("ROLLBACK TO job; RELEASE job").execute(&mut **conn).await?;
+            }
             batch.dirty = false;
             let last = self.queued.load(Ordering::SeqCst) == 0;
             let value = match value {

@@ -34,6 +34,7 @@ const PG_MIGRATIONS: &[EmbeddedMigration] = &[
     (1, "schema", include_str!("../migrations/postgres/0001_schema.sql")),
     (2, "records by unit and seq", include_str!("../migrations/postgres/0002_records_by_unit_and_seq.sql")),
     (3, "incremental pull", include_str!("../migrations/postgres/0003_incremental_pull.sql")),
+    (4, "json_group_array", include_str!("../migrations/postgres/0004_json_group_array.sql")),
 ];
 
 /// Which database a server runs on.
@@ -79,6 +80,33 @@ pub struct Db {
     /// Restricted template ids, with the template sequence they were read at: re-read only
     /// when a template is published (by this process or another, e.g. the admin CLI).
     restricted: Arc<std::sync::Mutex<(i64, Vec<String>)>>,
+    /// Unit subtrees by unit code, with the unit sequence they were read at.
+    scopes: Arc<std::sync::Mutex<HashMap<String, (i64, Vec<String>)>>>,
+}
+
+/// Where the database stood as a sync began: the newest sequences of the change log, of the
+/// units and of the templates, and the restricted templates granted to the user. One
+/// statement; the caches of scopes and restricted templates are checked against it.
+#[derive(Clone, Debug, Default)]
+pub struct Marks {
+    pub latest: i64,
+    pub units: i64,
+    pub templates: i64,
+    pub grants: Vec<String>,
+}
+
+/// What a write needs to know of a stored record, read in one statement.
+#[derive(Clone, Debug)]
+pub struct StoredState {
+    /// The change-log sequence of its last change.
+    pub seq: i64,
+    pub template_id: String,
+    pub template_version: u32,
+    pub unit_code: String,
+    /// Chunks appended since its snapshot.
+    pub chunks: i64,
+    /// Attachments its current values refer to.
+    pub attachments: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -166,6 +194,8 @@ pub struct RecordWrite<'a> {
     pub values_json: &'a str,
     pub device_id: Option<&'a str>,
     pub period: Option<&'a str>,
+    /// How many attachments the stored values referred to before this write.
+    pub attachments_before: i64,
 }
 
 impl Db {
@@ -212,6 +242,7 @@ impl Db {
             docs: Arc::new(crate::docs::DocCache::new(DOC_CACHE)),
             forms: Default::default(),
             restricted: Default::default(),
+            scopes: Default::default(),
         })
     }
 
@@ -242,6 +273,20 @@ impl Db {
             }
         });
         Ok(())
+    }
+
+    /// Where the database stands for a sync of `username`'s (see [`Marks`]).
+    pub async fn marks(&self, username: &str) -> Result<Marks, DbError> {
+        let (latest, units, templates, grants): (i64, i64, i64, String) = sqlx::query_as(
+            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM change_log), (SELECT COALESCE(MAX(seq), 0) FROM units),
+                    (SELECT COALESCE(MAX(seq), 0) FROM templates),
+                    (SELECT json_group_array(template_id) FROM template_grants WHERE username = $1)",
+        )
+        .bind(username)
+        .fetch_one(&self.pool)
+        .await?;
+        let grants = serde_json::from_str(&grants).map_err(|e| DbError::Invalid(format!("grants: {e}")))?;
+        Ok(Marks { latest, units, templates, grants })
     }
 
     /// The highest change-log sequence committed.
@@ -287,6 +332,25 @@ impl Db {
             .fetch_optional(&self.pool)
             .await?
             .map(|r| Unit { code: r.get(0), name: r.get(1), level: r.get(2), parent_code: r.get(3) }))
+    }
+
+    /// [`Db::unit_scope`], from memory while the units stand at sequence `units_seq`.
+    pub async fn unit_scope_at(&self, code: &str, units_seq: i64) -> Result<Vec<String>, DbError> {
+        if let Ok(scopes) = self.scopes.lock()
+            && let Some((seq, scope)) = scopes.get(code)
+            && *seq == units_seq
+        {
+            return Ok(scope.clone());
+        }
+        let scope = self.unit_scope(code).await?;
+        if let Ok(mut scopes) = self.scopes.lock() {
+            // Bounded: there are as many entries as units that have users.
+            if scopes.len() >= 20_000 {
+                scopes.clear();
+            }
+            scopes.insert(code.to_owned(), (units_seq, scope.clone()));
+        }
+        Ok(scope)
     }
 
     /// The codes of `code` and every unit below it.
@@ -603,22 +667,19 @@ impl Db {
     /// Restricted templates the user has not been granted: neither they nor their records
     /// reach the user's devices or pages.
     pub async fn hidden_templates(&self, user: &User) -> Result<Vec<String>, DbError> {
-        let restricted = self.restricted_templates().await?;
-        if restricted.is_empty() {
-            return Ok(restricted);
-        }
-        let granted: Vec<String> = sqlx::query_scalar("SELECT template_id FROM template_grants WHERE username = $1")
-            .bind(&user.username)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(restricted.into_iter().filter(|id| !granted.contains(id)).collect())
+        let marks = self.marks(&user.username).await?;
+        self.hidden_at(&marks).await
     }
 
-    /// Ids of restricted templates (any version restricted), sorted; parsed again only after
-    /// a publication, not at every sync.
-    async fn restricted_templates(&self) -> Result<Vec<String>, DbError> {
-        let latest: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM templates").fetch_one(&self.pool).await?;
+    /// [`Db::hidden_templates`] for the user whose [`Marks`] these are.
+    pub async fn hidden_at(&self, marks: &Marks) -> Result<Vec<String>, DbError> {
+        let restricted = self.restricted_templates(marks.templates).await?;
+        Ok(restricted.into_iter().filter(|id| !marks.grants.contains(id)).collect())
+    }
+
+    /// Ids of restricted templates (any version restricted) while the templates stand at
+    /// sequence `latest`, sorted; parsed again only after a publication, not at every sync.
+    async fn restricted_templates(&self, latest: i64) -> Result<Vec<String>, DbError> {
         if let Ok(cached) = self.restricted.lock()
             && cached.0 == latest
             && latest != 0
@@ -665,18 +726,30 @@ impl Db {
 
     // --- records -----------------------------------------------------------------------
 
-    /// A record's document and the identity columns that must never change.
-    pub async fn record_doc(tx: &mut AnyConnection, id: &str) -> Result<Option<(Vec<u8>, String, String)>, DbError> {
-        let Some((_, template_id, unit_code)) = Db::record_state(tx, id).await? else { return Ok(None) };
-        Ok(Some((Db::stored_doc(tx, id).await?, template_id, unit_code)))
+    /// A record's document and its stored state.
+    pub async fn record_doc(tx: &mut AnyConnection, id: &str) -> Result<Option<(Vec<u8>, StoredState)>, DbError> {
+        let Some(state) = Db::record_state(tx, id).await? else { return Ok(None) };
+        Ok(Some((Db::stored_doc(tx, id).await?, state)))
     }
 
-    /// A record's change-log sequence and the identity columns that must never change.
-    pub async fn record_state(tx: &mut AnyConnection, id: &str) -> Result<Option<(i64, String, String)>, DbError> {
-        Ok(sqlx::query_as("SELECT seq, template_id, unit_code FROM records WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?)
+    /// A record's sequence, the identity columns that must never change, and the counts a
+    /// write needs.
+    pub async fn record_state(tx: &mut AnyConnection, id: &str) -> Result<Option<StoredState>, DbError> {
+        let row: Option<(i64, String, i64, String, i64, i64)> = sqlx::query_as(
+            "SELECT seq, template_id, template_version, unit_code,
+                    (SELECT COUNT(*) FROM record_chunks c WHERE c.record_id = r.id),
+                    (SELECT COUNT(*) FROM record_attachments a WHERE a.record_id = r.id)
+             FROM records r WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        row.map(|(seq, template_id, version, unit_code, chunks, attachments)| {
+            let template_version = u32::try_from(version)
+                .map_err(|_| DbError::Invalid(format!("record {id}: template version {version}")))?;
+            Ok(StoredState { seq, template_id, template_version, unit_code, chunks, attachments })
+        })
+        .transpose()
     }
 
     /// A stored record's document bytes (snapshot and chunks), read in `tx`.
@@ -699,32 +772,38 @@ impl Db {
         }))
     }
 
-    /// The changes committed to a record after change-log sequence `seq`, as appended (empty
-    /// when there are none).
-    pub async fn chunks_after(conn: &mut AnyConnection, id: &str, seq: i64) -> Result<Vec<u8>, DbError> {
-        let chunks: Vec<Vec<u8>> =
-            sqlx::query_scalar("SELECT data FROM record_chunks WHERE record_id = $1 AND seq > $2 ORDER BY id")
-                .bind(id)
-                .bind(seq)
-                .fetch_all(&mut *conn)
-                .await?;
-        Ok(chunks.concat())
-    }
-
-    /// How many chunks wait to be folded into a record's snapshot.
-    pub async fn chunk_count(conn: &mut AnyConnection, id: &str) -> Result<i64, DbError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM record_chunks WHERE record_id = $1")
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?)
+    /// The chunks of the given records, each record's in the order appended, with the
+    /// change-log sequence of each: one statement for a whole page of a pull.
+    pub async fn chunks_of(
+        conn: &mut AnyConnection,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Vec<(i64, Vec<u8>)>>, DbError> {
+        let mut chunks: HashMap<String, Vec<(i64, Vec<u8>)>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(chunks);
+        }
+        let rows: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT record_id, seq, data FROM record_chunks
+             WHERE record_id IN (SELECT value FROM json_each($1)) ORDER BY record_id, id",
+        )
+        .bind(serde_json::Value::from(ids.to_vec()).to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+        for (id, seq, data) in rows {
+            chunks.entry(id).or_default().push((seq, data));
+        }
+        Ok(chunks)
     }
 
     /// Stores a record after a change and gives it the next change-log sequence.
     pub async fn put_record(tx: &mut AnyConnection, r: &RecordWrite<'_>) -> Result<i64, DbError> {
         let seq = log_change(tx, "record", r.id, r.device_id).await?;
         let values: serde_json::Value = serde_json::from_str(r.values_json).unwrap_or_default();
-        sqlx::query("DELETE FROM record_attachments WHERE record_id = $1").bind(r.id).execute(&mut *tx).await?;
-        for a in diaban_core::store::AttachmentRef::find_all(&values) {
+        let attachments = diaban_core::store::AttachmentRef::find_all(&values);
+        if r.attachments_before > 0 {
+            sqlx::query("DELETE FROM record_attachments WHERE record_id = $1").bind(r.id).execute(&mut *tx).await?;
+        }
+        for a in attachments {
             sqlx::query("INSERT INTO record_attachments (record_id, sha256) VALUES ($1, $2)")
                 .bind(r.id)
                 .bind(&a.sha256)
@@ -867,16 +946,6 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| record_row(&r)).transpose()
-    }
-
-    /// The template (id, version) a stored record is pinned to.
-    pub async fn record_template(&self, id: &str) -> Result<Option<(String, u32)>, DbError> {
-        let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT template_id, template_version FROM records WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(t, v)| (t, v as u32)))
     }
 
     pub async fn record_document(&self, id: &str) -> Result<Option<Vec<u8>>, DbError> {

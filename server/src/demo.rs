@@ -283,7 +283,7 @@ pub async fn seed(db: &Db) -> Result<bool, DbError> {
     let done = std::mem::take(&mut demo.done);
     db.write(async |tx| {
         for (mut doc, projection) in done {
-            crate::sync::write_record(tx, &mut doc, &projection, true, None).await?;
+            crate::sync::write_record(tx, &mut doc, &projection, None, None).await?;
         }
         Ok(())
     })

@@ -74,7 +74,7 @@ pub async fn review(
     };
     let state = db
         .write(async |tx| {
-            let (bytes, _, _) =
+            let (bytes, stored) =
                 Db::record_doc(tx, record_id).await?.ok_or_else(|| DbError::Invalid("record vanished".into()))?;
             let mut doc =
                 RecordDoc::load(&bytes, Some(ActorId::random())).map_err(|e| DbError::Invalid(e.to_string()))?;
@@ -85,7 +85,7 @@ pub async fn review(
             doc.set_author(Author { user: user.username.clone(), device: "web".into() });
             doc.append_event(kind, &user.username, comment, now()).map_err(|e| DbError::Invalid(e.to_string()))?;
             let projection = project(&mut doc, &form);
-            write_record(tx, &mut doc, &projection, false, None).await?;
+            write_record(tx, &mut doc, &projection, Some(&stored), None).await?;
             Ok(Ok(projection.state))
         })
         .await??;
@@ -120,7 +120,7 @@ pub async fn decide_amendment(
             return Ok(Err(ReviewError::NotFound));
         }
         if accept {
-            let (bytes, _, _) =
+            let (bytes, stored) =
                 Db::record_doc(tx, record_id).await?.ok_or_else(|| DbError::Invalid("record vanished".into()))?;
             let mut doc =
                 RecordDoc::load(&bytes, Some(ActorId::random())).map_err(|e| DbError::Invalid(e.to_string()))?;
@@ -131,7 +131,7 @@ pub async fn decide_amendment(
             doc.append_event(EventKind::Comment, &user.username, Some(&note), now())
                 .map_err(|e| DbError::Invalid(e.to_string()))?;
             let projection = project(&mut doc, &form);
-            write_record(tx, &mut doc, &projection, false, None).await?;
+            write_record(tx, &mut doc, &projection, Some(&stored), None).await?;
         }
         Ok(Ok(()))
     })

@@ -17,10 +17,8 @@ use diaban_core::form::{Form, Issue};
 use diaban_core::protocol::{PulledRecord, PushRecord, Rejection, SyncRequest, SyncResponse, UnitInfo, codes};
 use diaban_core::record::{EventKind, RecordDoc, WorkflowState, heads_from_hex, heads_to_hex};
 use sqlx::{AnyConnection, Row};
-use std::sync::Arc;
 
-use crate::db::{AuthDevice, Db, DbError, DocBytes, FOLD_AFTER, RecordWrite};
-use crate::docs::DocCache;
+use crate::db::{AuthDevice, Db, DbError, DocBytes, FOLD_AFTER, RecordWrite, StoredState};
 use crate::error::ApiError;
 
 /// How many records one response carries at most; the device asks again for more.
@@ -39,16 +37,17 @@ struct Decoded {
 
 pub async fn sync(db: &Db, device: &AuthDevice, request: SyncRequest) -> Result<SyncResponse, ApiError> {
     let pushes = decode(request.push)?;
+    let marks = db.marks(&device.user.username).await?;
     // The common idle check: nothing pushed, nothing committed anywhere since the cursor.
-    if pushes.is_empty() && db.latest_seq().await? <= request.cursor {
+    if pushes.is_empty() && marks.latest <= request.cursor {
         return Ok(SyncResponse {
             cursor: request.cursor,
             token_expires_at: device.token_expires_at,
             ..SyncResponse::default()
         });
     }
-    let scope = db.unit_scope(&device.user.unit_code).await?;
-    let hidden = db.hidden_templates(&device.user).await?;
+    let scope = db.unit_scope_at(&device.user.unit_code, marks.units).await?;
+    let hidden = db.hidden_at(&marks).await?;
     let (accepted, rejected) = commit(db, device, &scope, &hidden, pushes.iter()).await?;
     let pushed_heads: Vec<(&str, &[String])> =
         pushes.iter().map(|p| (p.record_id.as_str(), p.heads.as_slice())).collect();
@@ -95,20 +94,13 @@ async fn commit<'a>(
     if pushes.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    // Forms are read before the write transaction; templates never change once published.
-    let mut forms = Vec::new();
-    for p in &pushes {
-        forms.push(template_of_push(db, p).await?);
-    }
     let result = db
         .write(async |tx| {
             let mut accepted = Vec::new();
             let mut rejected = Vec::new();
             let mut written = Vec::new();
-            for (push, form) in pushes.iter().zip(&forms) {
-                // A restricted template not granted to the user is as good as unknown.
-                let form = form.as_deref().filter(|f| !hidden.contains(&f.template().id));
-                match commit_one(tx, &db.docs, device, scope, push, form).await? {
+            for push in &pushes {
+                match commit_one(tx, db, device, scope, hidden, push).await? {
                     Ok(stored) => {
                         accepted.push(push.record_id.clone());
                         written.push((push.record_id.clone(), stored));
@@ -130,23 +122,6 @@ async fn commit<'a>(
         db.docs.put(id, seq, doc);
     }
     Ok((accepted, rejected))
-}
-
-/// The compiled form of the template a pushed record names (read from its create change
-/// when the record is new).
-async fn template_of_push(db: &Db, push: &Decoded) -> Result<Option<Arc<Form>>, ApiError> {
-    // A stored record keeps its template for life (checked again in the commit).
-    if let Some((id, version)) = db.record_template(&push.record_id).await? {
-        return Ok(db.form(&id, version).await?);
-    }
-    let mut probe = RecordDoc::empty();
-    if probe.apply_changes(push.changes.clone()).is_err() {
-        return Ok(None);
-    }
-    match probe.meta() {
-        Ok(meta) => Ok(db.form(&meta.template_id, meta.template_version).await?),
-        Err(_) => Ok(None),
-    }
 }
 
 /// What the server stores beside a record's document, computed from the document.
@@ -185,11 +160,11 @@ fn refuse<T>(code: &'static str, message: impl Into<String>) -> Result<Result<T,
 /// now stored.
 async fn commit_one(
     tx: &mut AnyConnection,
-    docs: &DocCache,
+    db: &Db,
     device: &AuthDevice,
     scope: &[String],
+    hidden: &[String],
     push: &Decoded,
-    form: Option<&Form>,
 ) -> Result<Result<(i64, RecordDoc), Refusal>, DbError> {
     if let Some(c) = push.changes.iter().find(|c| c.actor_id().to_hex_string() != device.actor_id) {
         return refuse(codes::NOT_YOUR_ACTOR, format!("change {} was not made by this device", c.hash()));
@@ -197,8 +172,8 @@ async fn commit_one(
     let existing = Db::record_state(tx, &push.record_id).await?;
     let mut doc = match &existing {
         // The same answer whether the record exists elsewhere or not: nothing leaks.
-        Some((_, _, unit)) if !scope.contains(unit) => return refuse(codes::OUT_OF_SCOPE, OUT_OF_SCOPE),
-        Some((seq, _, _)) => match docs.take(&push.record_id, *seq) {
+        Some(stored) if !scope.contains(&stored.unit_code) => return refuse(codes::OUT_OF_SCOPE, OUT_OF_SCOPE),
+        Some(stored) => match db.docs.take(&push.record_id, stored.seq) {
             Some(doc) => doc,
             None => RecordDoc::load(&Db::stored_doc(tx, &push.record_id).await?, None)
                 .map_err(|e| DbError::Invalid(format!("stored record {}: {e}", push.record_id)))?,
@@ -219,10 +194,10 @@ async fn commit_one(
         );
     }
     // A retry or a duplicate delivery: every change is here already, nothing to write.
-    if let Some((seq, _, _)) = &existing
+    if let Some(stored) = &existing
         && doc.heads() == heads_before
     {
-        return Ok(Ok((*seq, doc)));
+        return Ok(Ok((stored.seq, doc)));
     }
     let meta = match doc.meta() {
         Ok(meta) => meta,
@@ -231,17 +206,23 @@ async fn commit_one(
     if meta.record_id != push.record_id {
         return refuse(codes::RECORD_IDENTITY, "the document belongs to another record id");
     }
-    if let Some((_, template_id, unit)) = &existing
-        && (&meta.template_id != template_id || &meta.unit_code != unit)
+    if let Some(stored) = &existing
+        && (meta.template_id != stored.template_id
+            || meta.template_version != stored.template_version
+            || meta.unit_code != stored.unit_code)
     {
         return refuse(codes::RECORD_IDENTITY, "a record's template and unit cannot change");
     }
     if !scope.contains(&meta.unit_code) {
         return refuse(codes::OUT_OF_SCOPE, OUT_OF_SCOPE);
     }
-    let Some(form) =
-        form.filter(|f| f.template().id == meta.template_id && f.template().version == meta.template_version)
-    else {
+    // Templates never change once published: the compiled form comes from memory. A restricted
+    // template not granted to the user is as good as unknown.
+    let form = match db.form(&meta.template_id, meta.template_version).await? {
+        Some(form) if !hidden.contains(&form.template().id) => Some(form),
+        _ => None,
+    };
+    let Some(form) = form.as_deref() else {
         return refuse(
             codes::UNKNOWN_TEMPLATE,
             format!("template {} version {} is not published", meta.template_id, meta.template_version),
@@ -295,21 +276,22 @@ async fn commit_one(
             issues: projection.issues,
         }));
     }
-    let seq = write_record(tx, &mut doc, &projection, existing.is_none(), Some(&device.device_id)).await?;
+    let seq = write_record(tx, &mut doc, &projection, existing.as_ref(), Some(&device.device_id)).await?;
     Ok(Ok((seq, doc)))
 }
 
-/// Stores a record after a change: a new record, and every FOLD_AFTER chunks, as a fresh
-/// snapshot; otherwise this change's bytes appended as a chunk.
+/// Stores a record after a change (`stored`: as it was, `None` for a new record): a new
+/// record, and every FOLD_AFTER chunks, as a fresh snapshot; otherwise this change's bytes
+/// appended as a chunk.
 pub async fn write_record(
     tx: &mut AnyConnection,
     doc: &mut RecordDoc,
     projection: &Projection,
-    new: bool,
+    stored: Option<&StoredState>,
     device_id: Option<&str>,
 ) -> Result<i64, DbError> {
     let meta = doc.meta().map_err(|e| DbError::Invalid(e.to_string()))?;
-    let fold = new || Db::chunk_count(tx, &meta.record_id).await? + 1 >= FOLD_AFTER;
+    let fold = stored.is_none_or(|s| s.chunks + 1 >= FOLD_AFTER);
     let bytes = if fold { doc.save() } else { doc.save_incremental() };
     Db::put_record(
         tx,
@@ -326,6 +308,7 @@ pub async fn write_record(
             values_json: &projection.values_json,
             device_id,
             period: meta.period.as_deref(),
+            attachments_before: stored.map_or(0, |s| s.attachments),
         },
     )
     .await
@@ -392,8 +375,14 @@ async fn pull(
         // One snapshot for every query below, as SQLite's read transaction gives.
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
     }
-    let max_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log").fetch_one(&mut *tx).await?;
-    let rows = sqlx::query(
+    // Where this snapshot stands: the change log, the units, the templates.
+    let (max_seq, units_seq, templates_seq): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM change_log), (SELECT COALESCE(MAX(seq), 0) FROM units),
+                (SELECT COALESCE(MAX(seq), 0) FROM templates)",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let rows: Vec<(String, Vec<u8>, String, i64, i64)> = sqlx::query_as(
         "SELECT id, doc, heads, seq, snapshot_seq FROM records
          WHERE seq > $1 AND seq <= $2 AND unit_code IN (SELECT value FROM json_each($3))
            AND template_id NOT IN (SELECT value FROM json_each($4))
@@ -406,70 +395,82 @@ async fn pull(
     .bind(PAGE_RECORDS + 1)
     .fetch_all(&mut *tx)
     .await?;
-
     let mut more = rows.len() as i64 > PAGE_RECORDS;
+    let page = &rows[..rows.len().min(PAGE_RECORDS as usize)];
+    let ids: Vec<&str> = page.iter().map(|r| r.0.as_str()).collect();
+    let mut chunks = Db::chunks_of(&mut tx, &ids).await?;
+
     let mut records = Vec::new();
     let mut bytes = 0;
     let mut last_seq = cursor;
-    for row in rows.iter().take(PAGE_RECORDS as usize) {
+    for (id, snapshot, heads, seq, snapshot_seq) in page {
         if bytes >= PAGE_BYTES {
             more = true;
             break;
         }
-        last_seq = row.get("seq");
-        let id: String = row.get("id");
-        let heads: Vec<String> = serde_json::from_str(row.get("heads")).unwrap_or_default();
+        last_seq = *seq;
+        let heads: Vec<String> = serde_json::from_str(heads).unwrap_or_default();
         // The device that just pushed exactly this state has it already.
-        if pushed_heads.iter().any(|(rid, h)| *rid == id && same_set(h, &heads)) {
+        if pushed_heads.iter().any(|(rid, h)| rid == id && same_set(h, &heads)) {
             continue;
         }
+        let chunks = chunks.remove(id).unwrap_or_default();
         // After a complete sync the device holds every record of its scope as of `synced`: a
         // record whose snapshot is older needs only the chunks committed since. (Not `cursor`:
         // in the middle of a paged download the device lacks records changed after the page.)
         let synced = synced.min(cursor);
-        let since_snapshot = synced > 0 && row.get::<i64, _>("snapshot_seq") <= synced;
-        let changes = if since_snapshot { Db::chunks_after(&mut tx, &id, synced).await? } else { Vec::new() };
+        let since_snapshot = synced > 0 && *snapshot_seq <= synced;
+        let changes: Vec<u8> = if since_snapshot {
+            chunks.iter().filter(|(s, _)| *s > synced).flat_map(|(_, data)| data.iter().copied()).collect()
+        } else {
+            Vec::new()
+        };
         let pulled = if changes.is_empty() {
-            PulledRecord {
-                record_id: id.clone(),
-                doc: Db::whole_doc(&mut tx, &id, row.get("doc")).await?,
-                heads: Vec::new(),
-            }
+            let mut doc = snapshot.clone();
+            chunks.iter().for_each(|(_, data)| doc.extend_from_slice(data));
+            PulledRecord { record_id: id.clone(), doc, heads: Vec::new() }
         } else {
             let heads = heads_from_hex(&heads).map_err(|e| DbError::Invalid(format!("stored heads of {id}: {e}")))?;
-            PulledRecord { record_id: id, doc: changes, heads: heads.into_iter().map(|h| h.0).collect() }
+            PulledRecord { record_id: id.clone(), doc: changes, heads: heads.into_iter().map(|h| h.0).collect() }
         };
         bytes += pulled.doc.len();
         records.push(pulled);
     }
     let next_cursor = if more { last_seq } else { max_seq.max(cursor) };
-    // Reference data up to the same point: templates published and units changed.
-    let templates = sqlx::query("SELECT id, body FROM templates WHERE seq > $1 AND seq <= $2 ORDER BY seq")
+    // Reference data up to the same point: templates published and units changed (read only
+    // when there are any).
+    let mut templates = Vec::new();
+    if templates_seq > cursor {
+        templates = sqlx::query("SELECT id, body FROM templates WHERE seq > $1 AND seq <= $2 ORDER BY seq")
+            .bind(cursor)
+            .bind(next_cursor)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .filter(|r| !hidden.contains(&r.get::<String, _>("id")))
+            .map(|r| r.get::<String, _>("body"))
+            .collect();
+    }
+    let mut units = Vec::new();
+    if units_seq > cursor {
+        units = sqlx::query(
+            "SELECT code, name, level, COALESCE(parent_code, '') AS parent_code FROM units
+             WHERE seq > $1 AND seq <= $2 AND code IN (SELECT value FROM json_each($3)) ORDER BY code",
+        )
         .bind(cursor)
         .bind(next_cursor)
+        .bind(serde_json::Value::from(scope.to_vec()).to_string())
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .filter(|r| !hidden.contains(&r.get::<String, _>("id")))
-        .map(|r| r.get::<String, _>("body"))
+        .map(|r| UnitInfo {
+            code: r.get("code"),
+            name: r.get("name"),
+            level: r.get("level"),
+            parent_code: r.get("parent_code"),
+        })
         .collect();
-    let units = sqlx::query(
-        "SELECT code, name, level, COALESCE(parent_code, '') AS parent_code FROM units
-         WHERE seq > $1 AND seq <= $2 AND code IN (SELECT value FROM json_each($3)) ORDER BY code",
-    )
-    .bind(cursor)
-    .bind(next_cursor)
-    .bind(serde_json::Value::from(scope.to_vec()).to_string())
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(|r| UnitInfo {
-        code: r.get("code"),
-        name: r.get("name"),
-        level: r.get("level"),
-        parent_code: r.get("parent_code"),
-    })
-    .collect();
+    }
     tx.commit().await?;
     Ok(SyncResponse {
         token_expires_at: 0,
@@ -486,8 +487,9 @@ async fn pull(
 /// Whether anything after `cursor` would reach the device at its next sync: records in its
 /// scope, templates it may read, units of its subtree.
 pub async fn has_changes(db: &Db, device: &AuthDevice, cursor: i64) -> Result<bool, ApiError> {
-    let scope = serde_json::Value::from(db.unit_scope(&device.user.unit_code).await?).to_string();
-    let hidden = serde_json::Value::from(db.hidden_templates(&device.user).await?).to_string();
+    let marks = db.marks(&device.user.username).await?;
+    let scope = serde_json::Value::from(db.unit_scope_at(&device.user.unit_code, marks.units).await?).to_string();
+    let hidden = serde_json::Value::from(db.hidden_at(&marks).await?).to_string();
     let found: i64 = sqlx::query_scalar(
         "SELECT CASE WHEN EXISTS (SELECT 1 FROM records WHERE seq > $1
                    AND unit_code IN (SELECT value FROM json_each($2)) AND template_id NOT IN (SELECT value FROM json_each($3)))
