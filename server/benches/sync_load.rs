@@ -299,19 +299,55 @@ enum Op {
     Edit,
 }
 
-/// Every device runs `op` back to back for `secs`: (devices, syncs per second, p50, p99).
-async fn load(sims: Vec<Sim>, op: Op, secs: f64) -> (Vec<Sim>, f64, Duration, Duration) {
+/// How the devices offer their syncs: back to back (each starts its next sync when its last
+/// is answered: the most the server manages), or together at a fixed rate per second, each at
+/// its own even interval (latency then counts from when a sync was due, so a server that falls
+/// behind shows it).
+#[derive(Clone, Copy)]
+enum Pace {
+    BackToBack,
+    Rate(f64),
+}
+
+struct Run {
+    per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+    /// Milliseconds of CPU per sync: the server's, and the simulated devices' (this process).
+    server_cpu: f64,
+    devices_cpu: f64,
+}
+
+/// Every device runs `op` for `secs` at `pace`.
+async fn load(server: &Server, sims: Vec<Sim>, op: Op, secs: f64, pace: Pace) -> (Vec<Sim>, Run) {
+    let (server_cpu, devices_cpu) = (server.cpu_secs(), common::cpu_secs(std::process::id()));
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(secs);
+    let count = sims.len();
     let tasks: Vec<_> = sims
         .into_iter()
-        .map(|mut sim| {
+        .enumerate()
+        .map(|(i, mut sim)| {
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
-                while Instant::now() < deadline {
-                    let t = Instant::now();
+                let interval = match pace {
+                    Pace::BackToBack => Duration::ZERO,
+                    Pace::Rate(rate) => Duration::from_secs_f64(count as f64 / rate),
+                };
+                let mut due = started + interval.mul_f64(i as f64 / count as f64);
+                while due < deadline {
+                    tokio::time::sleep_until(due.into()).await;
+                    let begun = Instant::now();
                     sim.run(op).await;
-                    latencies.push(t.elapsed());
+                    let done = Instant::now();
+                    latencies.push(match pace {
+                        Pace::BackToBack => done - begun,
+                        Pace::Rate(_) => done - due,
+                    });
+                    due = match pace {
+                        Pace::BackToBack => done,
+                        Pace::Rate(_) => due + interval,
+                    };
                 }
                 (sim, latencies)
             })
@@ -326,21 +362,37 @@ async fn load(sims: Vec<Sim>, op: Op, secs: f64) -> (Vec<Sim>, f64, Duration, Du
     let elapsed = started.elapsed().as_secs_f64();
     all.sort();
     let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied();
-    (sims, all.len() as f64 / elapsed, pct(0.50).unwrap_or_default(), pct(0.99).unwrap_or_default())
+    let syncs = all.len().max(1) as f64;
+    let run = Run {
+        per_sec: all.len() as f64 / elapsed,
+        p50: pct(0.50).unwrap_or_default(),
+        p99: pct(0.99).unwrap_or_default(),
+        server_cpu: (server.cpu_secs() - server_cpu) / syncs * 1000.0,
+        devices_cpu: (common::cpu_secs(std::process::id()) - devices_cpu) / syncs * 1000.0,
+    };
+    (sims, run)
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// The targets the paced runs offer: idle and single-edit syncs per second.
+const IDLE_RATE: f64 = 2000.0;
+const EDIT_RATE: f64 = 1500.0;
+
 async fn load_table(backend: &str) {
     let secs: f64 = std::env::var("DIABAN_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0);
     let http = reqwest::Client::builder().pool_max_idle_per_host(600).build().expect("client");
-    println!("\nServer on {backend}; an edit is committed before it is answered; {secs} s per run");
+    println!("\nServer on {backend}; an edit is committed before it is answered; {secs} s per run.");
     println!(
-        "| devices | records stored | idle syncs/s | idle p50 | idle p99 | idle CPU/sync | edit syncs/s | edit p50 | edit p99 | edit CPU/sync | server RSS |"
+        "Back to back: each device syncs again as soon as it is answered. Paced: the devices together offer {IDLE_RATE} idle / {EDIT_RATE} edit syncs per second, latency counted from when each sync was due."
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("CPU per sync: the server's, and the simulated devices' (the bench process, on the same 2 cores).");
+    println!(
+        "| devices | records stored | sync | back to back: syncs/s | p50 | p99 | server CPU/sync | devices CPU/sync | paced: syncs/s | p50 | p99 | server RSS |"
+    );
+    println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let counts: Vec<usize> = std::env::var("DIABAN_BENCH_DEVICES")
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
@@ -398,20 +450,22 @@ async fn load_table(backend: &str) {
             sim.catch_up().await;
         }
         let stored = server.count("SELECT COUNT(*) FROM records").await;
-        let cpu = server.cpu_secs();
-        let (sims, idle, idle50, idle99) = load(sims, Op::Idle, secs).await;
-        let idle_cpu = (server.cpu_secs() - cpu) / (idle * secs) * 1000.0;
-        let cpu = server.cpu_secs();
-        let (_, edit, edit50, edit99) = load(sims, Op::Edit, secs).await;
-        let edit_cpu = (server.cpu_secs() - cpu) / (edit * secs) * 1000.0;
-
-        println!(
-            "| {devices} | {stored} | {idle:.0} | {:.1} ms | {:.1} ms | {idle_cpu:.2} ms | {edit:.0} | {:.1} ms | {:.1} ms | {edit_cpu:.2} ms | {:.0} MiB |",
-            ms(idle50),
-            ms(idle99),
-            ms(edit50),
-            ms(edit99),
-            server.rss_kib() as f64 / 1024.0
-        );
+        for (name, op, rate) in [("idle", Op::Idle, IDLE_RATE), ("edit", Op::Edit, EDIT_RATE)] {
+            let (back, flat) = load(&server, sims, op, secs, Pace::BackToBack).await;
+            let (back, paced) = load(&server, back, op, secs, Pace::Rate(rate)).await;
+            sims = back;
+            println!(
+                "| {devices} | {stored} | {name} | {:.0} | {:.1} ms | {:.1} ms | {:.2} ms | {:.2} ms | {:.0} | {:.1} ms | {:.1} ms | {:.0} MiB |",
+                flat.per_sec,
+                ms(flat.p50),
+                ms(flat.p99),
+                flat.server_cpu,
+                flat.devices_cpu,
+                paced.per_sec,
+                ms(paced.p50),
+                ms(paced.p99),
+                server.rss_kib() as f64 / 1024.0
+            );
+        }
     }
 }

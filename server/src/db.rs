@@ -217,8 +217,10 @@ impl Db {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // FULL: a change is on disk before the device is told it is committed.
+                        // mmap: pages are read from the OS cache in place, not copied into
+                        // each connection's cache again after every commit.
                         sqlx::raw_sql(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000",
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA mmap_size = 268435456",
                         )
                         .execute(conn)
                         .await?;
@@ -664,6 +666,25 @@ impl Db {
         Ok(Some(self.forms.insert(Form::compile(template)?)))
     }
 
+    /// [`Db::form`], reading through `conn` (a caller holding a connection takes no second).
+    pub async fn form_in(
+        &self,
+        conn: &mut AnyConnection,
+        id: &str,
+        version: u32,
+    ) -> Result<Option<Arc<Form>>, DbError> {
+        if let Some(form) = self.forms.get(id, version) {
+            return Ok(Some(form));
+        }
+        let body: Option<String> = sqlx::query_scalar("SELECT body FROM templates WHERE id = $1 AND version = $2")
+            .bind(id)
+            .bind(i64::from(version))
+            .fetch_optional(&mut *conn)
+            .await?;
+        let Some(template) = body.map(|b| parse_template(&b)).transpose()? else { return Ok(None) };
+        Ok(Some(self.forms.insert(Form::compile(template)?)))
+    }
+
     /// Restricted templates the user has not been granted: neither they nor their records
     /// reach the user's devices or pages.
     pub async fn hidden_templates(&self, user: &User) -> Result<Vec<String>, DbError> {
@@ -730,6 +751,11 @@ impl Db {
     pub async fn record_doc(tx: &mut AnyConnection, id: &str) -> Result<Option<(Vec<u8>, StoredState)>, DbError> {
         let Some(state) = Db::record_state(tx, id).await? else { return Ok(None) };
         Ok(Some((Db::stored_doc(tx, id).await?, state)))
+    }
+
+    /// The change-log sequence of a record's last change, if it is stored.
+    pub async fn record_seq(tx: &mut AnyConnection, id: &str) -> Result<Option<i64>, DbError> {
+        Ok(sqlx::query_scalar("SELECT seq FROM records WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?)
     }
 
     /// A record's sequence, the identity columns that must never change, and the counts a

@@ -94,32 +94,81 @@ async fn commit<'a>(
     if pushes.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let result = db
-        .write(async |tx| {
-            let mut accepted = Vec::new();
-            let mut rejected = Vec::new();
-            let mut written = Vec::new();
-            for push in &pushes {
-                match commit_one(tx, db, device, scope, hidden, push).await? {
-                    Ok(stored) => {
-                        accepted.push(push.record_id.clone());
-                        written.push((push.record_id.clone(), stored));
-                    }
-                    Err(Refusal { code, message, issues }) => rejected.push(Rejection {
-                        record_id: push.record_id.clone(),
-                        code: code.into(),
-                        message,
-                        issues,
-                    }),
-                }
+    // Outside the write lock, where pushes of many devices run side by side: check each push
+    // against its record as last committed and prepare what to write. The lock then holds
+    // only the writes (and a fresh check of a record changed in between).
+    let mut prepared = Vec::new();
+    {
+        let mut conn = db.pool.acquire().await?;
+        for push in &pushes {
+            let stored = Db::record_state(&mut conn, &push.record_id).await?;
+            let verdict = check(&mut conn, db, stored.as_ref(), device, scope, hidden, push).await?;
+            prepared.push((stored, verdict));
+        }
+    }
+    let mut outcomes = Vec::new();
+    let mut to_write = Vec::new();
+    for (push, (stored, verdict)) in pushes.iter().zip(prepared) {
+        match verdict {
+            // Nothing to write: a refusal, or changes that are all stored already.
+            Verdict::Refused(refusal) => outcomes.push((push.record_id.clone(), Err(refusal))),
+            Verdict::Unchanged(seq, doc) => {
+                db.docs.put(push.record_id.clone(), seq, doc);
+                outcomes.push((push.record_id.clone(), Ok(())));
             }
-            Ok((accepted, rejected, written))
-        })
-        .await;
-    let (accepted, rejected, written) = result?;
-    // Durable now: the documents may serve the next commit to the same records.
-    for (id, (seq, doc)) in written {
-        db.docs.put(id, seq, doc);
+            verdict => to_write.push((*push, stored, verdict)),
+        }
+    }
+    if !to_write.is_empty() {
+        let written = db
+            .write(async |tx| {
+                let mut written = Vec::new();
+                for (push, stored, verdict) in to_write {
+                    // Changed since it was checked (another device, node or batch): check again.
+                    let (stored, verdict) =
+                        if Db::record_seq(tx, &push.record_id).await? == stored.as_ref().map(|s| s.seq) {
+                            (stored, verdict)
+                        } else {
+                            let stored = Db::record_state(tx, &push.record_id).await?;
+                            let verdict = check(tx, db, stored.as_ref(), device, scope, hidden, push).await?;
+                            (stored, verdict)
+                        };
+                    let outcome = match verdict {
+                        Verdict::Refused(refusal) => Err(refusal),
+                        Verdict::Unchanged(seq, doc) => Ok(Some((seq, doc))),
+                        Verdict::Amend => Err(propose_amendment(tx, device, push).await?),
+                        Verdict::Write(mut doc, projection) => {
+                            let seq = write_record(tx, &mut doc, &projection, stored.as_ref(), Some(&device.device_id))
+                                .await?;
+                            Ok(Some((seq, doc)))
+                        }
+                    };
+                    written.push((push.record_id.clone(), outcome));
+                }
+                Ok(written)
+            })
+            .await?;
+        for (id, outcome) in written {
+            outcomes.push((
+                id.clone(),
+                outcome.map(|doc| {
+                    // Durable now: the document may serve the next commit to the same record.
+                    if let Some((seq, doc)) = doc {
+                        db.docs.put(id, seq, doc);
+                    }
+                }),
+            ));
+        }
+    }
+    let mut accepted = Vec::new();
+    let mut rejected = Vec::new();
+    for (record_id, outcome) in outcomes {
+        match outcome {
+            Ok(()) => accepted.push(record_id),
+            Err(Refusal { code, message, issues }) => {
+                rejected.push(Rejection { record_id, code: code.into(), message, issues })
+            }
+        }
     }
     Ok((accepted, rejected))
 }
@@ -152,30 +201,41 @@ struct Refusal {
     issues: Vec<Issue>,
 }
 
-fn refuse<T>(code: &'static str, message: impl Into<String>) -> Result<Result<T, Refusal>, DbError> {
-    Ok(Err(Refusal { code, message: message.into(), issues: Vec::new() }))
+fn refuse(code: &'static str, message: impl Into<String>) -> Result<Verdict, DbError> {
+    Ok(Verdict::Refused(Refusal { code, message: message.into(), issues: Vec::new() }))
 }
 
-/// Checks and commits one pushed record; on success, the record's sequence and document as
-/// now stored.
-async fn commit_one(
-    tx: &mut AnyConnection,
+/// What checking one pushed record against its stored state decided.
+enum Verdict {
+    Refused(Refusal),
+    /// Every change is stored already (a retry, a duplicate): the record's sequence and document.
+    Unchanged(i64, RecordDoc),
+    /// Edits to an approved record: kept as a proposed amendment, not written.
+    Amend,
+    /// The document with the changes applied, and its projection: to be written.
+    Write(RecordDoc, Projection),
+}
+
+/// Checks one pushed record against the record as stored (`existing`, read by the caller in
+/// `conn`), and prepares what to write; writes nothing.
+async fn check(
+    conn: &mut AnyConnection,
     db: &Db,
+    existing: Option<&StoredState>,
     device: &AuthDevice,
     scope: &[String],
     hidden: &[String],
     push: &Decoded,
-) -> Result<Result<(i64, RecordDoc), Refusal>, DbError> {
+) -> Result<Verdict, DbError> {
     if let Some(c) = push.changes.iter().find(|c| c.actor_id().to_hex_string() != device.actor_id) {
         return refuse(codes::NOT_YOUR_ACTOR, format!("change {} was not made by this device", c.hash()));
     }
-    let existing = Db::record_state(tx, &push.record_id).await?;
-    let mut doc = match &existing {
+    let mut doc = match existing {
         // The same answer whether the record exists elsewhere or not: nothing leaks.
         Some(stored) if !scope.contains(&stored.unit_code) => return refuse(codes::OUT_OF_SCOPE, OUT_OF_SCOPE),
         Some(stored) => match db.docs.take(&push.record_id, stored.seq) {
             Some(doc) => doc,
-            None => RecordDoc::load(&Db::stored_doc(tx, &push.record_id).await?, None)
+            None => RecordDoc::load(&Db::stored_doc(conn, &push.record_id).await?, None)
                 .map_err(|e| DbError::Invalid(format!("stored record {}: {e}", push.record_id)))?,
         },
         None => RecordDoc::empty(),
@@ -194,10 +254,10 @@ async fn commit_one(
         );
     }
     // A retry or a duplicate delivery: every change is here already, nothing to write.
-    if let Some(stored) = &existing
+    if let Some(stored) = existing
         && doc.heads() == heads_before
     {
-        return Ok(Ok((stored.seq, doc)));
+        return Ok(Verdict::Unchanged(stored.seq, doc));
     }
     let meta = match doc.meta() {
         Ok(meta) => meta,
@@ -206,7 +266,7 @@ async fn commit_one(
     if meta.record_id != push.record_id {
         return refuse(codes::RECORD_IDENTITY, "the document belongs to another record id");
     }
-    if let Some(stored) = &existing
+    if let Some(stored) = existing
         && (meta.template_id != stored.template_id
             || meta.template_version != stored.template_version
             || meta.unit_code != stored.unit_code)
@@ -218,7 +278,7 @@ async fn commit_one(
     }
     // Templates never change once published: the compiled form comes from memory. A restricted
     // template not granted to the user is as good as unknown.
-    let form = match db.form(&meta.template_id, meta.template_version).await? {
+    let form = match db.form_in(conn, &meta.template_id, meta.template_version).await? {
         Some(form) if !hidden.contains(&form.template().id) => Some(form),
         _ => None,
     };
@@ -238,46 +298,41 @@ async fn commit_one(
         );
     }
     if let Some(refusal) = check_events_and_lock(&before, &doc, device, form) {
-        if refusal.code != codes::RECORD_LOCKED {
-            return Ok(Err(refusal));
-        }
-        // Not overwritten, not lost: the edits wait for a reviewer as a proposed amendment.
-        let status = Db::propose_amendment(
-            tx,
-            &push.record_id,
-            &device.device_id,
-            &device.user.username,
-            &push.bundle,
-            &push.heads,
-        )
-        .await?;
-        return Ok(Err(if status == "rejected" {
-            Refusal {
-                code: codes::AMENDMENT_REJECTED,
-                message: "Cấp tỉnh không chấp nhận đề nghị sửa đổi hồ sơ đã phê duyệt này.".into(),
-                issues: Vec::new(),
-            }
-        } else {
-            Refusal {
-                code: codes::AMENDMENT_PROPOSED,
-                message: "Hồ sơ đã được phê duyệt: thay đổi được gửi thành đề nghị sửa đổi, chờ cấp tỉnh xem xét."
-                    .into(),
-                issues: Vec::new(),
-            }
-        }));
+        // Not overwritten, not lost: edits to an approved record wait for a reviewer.
+        return Ok(if refusal.code == codes::RECORD_LOCKED { Verdict::Amend } else { Verdict::Refused(refusal) });
     }
     let projection = project(&mut doc, form);
     // The same validation as on the phone: a submitted record must pass it.
     if projection.state == WorkflowState::Submitted && !projection.issues.is_empty() {
         let message = projection.issues.iter().map(|i| i.message.as_str()).collect::<Vec<_>>().join("; ");
-        return Ok(Err(Refusal {
+        return Ok(Verdict::Refused(Refusal {
             code: codes::INVALID_SUBMISSION,
             message: format!("Hồ sơ chưa hợp lệ: {message}"),
             issues: projection.issues,
         }));
     }
-    let seq = write_record(tx, &mut doc, &projection, existing.as_ref(), Some(&device.device_id)).await?;
-    Ok(Ok((seq, doc)))
+    Ok(Verdict::Write(doc, projection))
+}
+
+/// Keeps a device's edits to an approved record as a proposed amendment; the refusal that
+/// tells the device so.
+async fn propose_amendment(tx: &mut AnyConnection, device: &AuthDevice, push: &Decoded) -> Result<Refusal, DbError> {
+    let status =
+        Db::propose_amendment(tx, &push.record_id, &device.device_id, &device.user.username, &push.bundle, &push.heads)
+            .await?;
+    Ok(if status == "rejected" {
+        Refusal {
+            code: codes::AMENDMENT_REJECTED,
+            message: "Cấp tỉnh không chấp nhận đề nghị sửa đổi hồ sơ đã phê duyệt này.".into(),
+            issues: Vec::new(),
+        }
+    } else {
+        Refusal {
+            code: codes::AMENDMENT_PROPOSED,
+            message: "Hồ sơ đã được phê duyệt: thay đổi được gửi thành đề nghị sửa đổi, chờ cấp tỉnh xem xét.".into(),
+            issues: Vec::new(),
+        }
+    })
 }
 
 /// Stores a record after a change (`stored`: as it was, `None` for a new record): a new
@@ -382,16 +437,23 @@ async fn pull(
     )
     .fetch_one(&mut *tx)
     .await?;
-    let rows: Vec<(String, Vec<u8>, String, i64, i64)> = sqlx::query_as(
-        "SELECT id, doc, heads, seq, snapshot_seq FROM records
+    // After a complete sync the device holds every record of its scope as of `synced`: a
+    // record whose snapshot is older needs only the chunks committed since, not its snapshot.
+    // (Not `cursor`: in the middle of a paged download the device lacks records changed after
+    // the page.)
+    let synced = synced.min(cursor);
+    let rows: Vec<(String, Option<Vec<u8>>, String, i64, i64)> = sqlx::query_as(
+        "SELECT id, CASE WHEN $5 > 0 AND snapshot_seq <= $5 THEN NULL ELSE doc END, heads, seq, snapshot_seq
+         FROM records
          WHERE seq > $1 AND seq <= $2 AND unit_code IN (SELECT value FROM json_each($3))
            AND template_id NOT IN (SELECT value FROM json_each($4))
-         ORDER BY seq LIMIT $5",
+         ORDER BY seq LIMIT $6",
     )
     .bind(cursor)
     .bind(max_seq)
     .bind(serde_json::Value::from(scope.to_vec()).to_string())
     .bind(serde_json::Value::from(hidden.to_vec()).to_string())
+    .bind(synced)
     .bind(PAGE_RECORDS + 1)
     .fetch_all(&mut *tx)
     .await?;
@@ -415,10 +477,6 @@ async fn pull(
             continue;
         }
         let chunks = chunks.remove(id).unwrap_or_default();
-        // After a complete sync the device holds every record of its scope as of `synced`: a
-        // record whose snapshot is older needs only the chunks committed since. (Not `cursor`:
-        // in the middle of a paged download the device lacks records changed after the page.)
-        let synced = synced.min(cursor);
         let since_snapshot = synced > 0 && *snapshot_seq <= synced;
         let changes: Vec<u8> = if since_snapshot {
             chunks.iter().filter(|(s, _)| *s > synced).flat_map(|(_, data)| data.iter().copied()).collect()
@@ -426,7 +484,12 @@ async fn pull(
             Vec::new()
         };
         let pulled = if changes.is_empty() {
-            let mut doc = snapshot.clone();
+            let mut doc = match snapshot {
+                Some(snapshot) => snapshot.clone(),
+                None => {
+                    sqlx::query_scalar("SELECT doc FROM records WHERE id = $1").bind(id).fetch_one(&mut *tx).await?
+                }
+            };
             chunks.iter().for_each(|(_, data)| doc.extend_from_slice(data));
             PulledRecord { record_id: id.clone(), doc, heads: Vec::new() }
         } else {

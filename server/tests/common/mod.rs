@@ -163,14 +163,7 @@ impl Server {
 
     /// CPU time the server process has used so far (user + system), in seconds.
     pub fn cpu_secs(&self) -> f64 {
-        let Some(child) = &self.child else { return 0.0 };
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
-        // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
-        let fields: Vec<&str> =
-            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-        let ticks: f64 =
-            fields.get(11..13).map(|f| f.iter().filter_map(|t| t.parse::<f64>().ok()).sum()).unwrap_or(0.0);
-        ticks / 100.0
+        self.child.as_ref().map_or(0.0, |child| cpu_secs(child.id()))
     }
 
     /// SIGKILL: no graceful shutdown, whatever was in flight is cut.
@@ -392,4 +385,14 @@ impl SyncLink for FaultyLink {
     fn exchange<'a>(&'a self, token: &'a str, body: Vec<u8>) -> Exchange<'a> {
         Box::pin(self.run(token, body))
     }
+}
+
+/// CPU time process `pid` has used so far (user + system), in seconds.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks: f64 = fields.get(11..13).map(|f| f.iter().filter_map(|t| t.parse::<f64>().ok()).sum()).unwrap_or(0.0);
+    ticks / 100.0
 }
