@@ -209,7 +209,7 @@ impl Db {
             (Backend::Sqlite, format!("sqlite://{target}?mode=rwc"))
         };
         let pool = AnyPoolOptions::new()
-            .max_connections(8)
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
             // A broken connection shows as a failed query; a ping before every query would
             // double the round trips to the database.
             .test_before_acquire(false)

@@ -11,6 +11,9 @@ use diaban_server::app::{self, AppState};
 use diaban_server::db::{Db, Unit};
 use diaban_server::{demo, pack};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "diaban", version, about = "Địa bàn server: sync API and review web UI")]
 struct Cli {
