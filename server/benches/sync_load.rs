@@ -26,11 +26,12 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         bytes_table().await;
-        load_table("SQLite (WAL, synchronous=FULL)").await;
+        let ours = load_table("SQLite (WAL, synchronous=FULL)").await;
         // The same on PostgreSQL, when a cluster is given (tests/pg.sh start DIR prints its URL).
         if common::use_postgres() {
             load_table("PostgreSQL (one node, synchronous_commit=on)").await;
         }
+        automerge_repo_table(&ours);
     });
 }
 
@@ -381,7 +382,11 @@ fn ms(d: Duration) -> f64 {
 const IDLE_RATE: f64 = 2000.0;
 const EDIT_RATE: f64 = 1500.0;
 
-async fn load_table(backend: &str) {
+/// Our back-to-back edit runs: (devices, syncs per second, p50, p99, server RSS in MiB).
+type EditRuns = Vec<(usize, f64, Duration, Duration, f64)>;
+
+async fn load_table(backend: &str) -> EditRuns {
+    let mut edits = Vec::new();
     let secs: f64 = std::env::var("DIABAN_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0);
     let http = reqwest::Client::builder().pool_max_idle_per_host(600).build().expect("client");
     println!("\nServer on {backend}; an edit is committed before it is answered; {secs} s per run.");
@@ -466,6 +471,88 @@ async fn load_table(backend: &str) {
                 ms(paced.p99),
                 server.rss_kib() as f64 / 1024.0
             );
+            if name == "edit" {
+                edits.push((devices, flat.per_sec, flat.p50, flat.p99, server.rss_kib() as f64 / 1024.0));
+            }
         }
+    }
+    edits
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. The automerge-repo sync server (npm) on the same edit workload, when node and npm are here.
+
+fn automerge_repo_table(ours: &EditRuns) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/automerge-repo");
+    let npm_ok = dir.join("node_modules").exists()
+        || std::process::Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--silent"])
+            .current_dir(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+    if !npm_ok {
+        println!("\nskipped: the automerge-repo comparison needs node and npm (npm install in {})", dir.display());
+        return;
+    }
+    let secs = std::env::var("DIABAN_BENCH_SECS").unwrap_or_else(|_| "5".into());
+    println!(
+        "\nThe automerge-repo sync server (npm 2.5.6, Node {}) on the same single-field edit workload: each device its own WebSocket and 10,000 / devices documents, edits back to back round robin over them, an edit done when the server's sync reply carries its heads. It checks no rights.",
+        std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    );
+    println!(
+        "| devices | automerge-repo: edit syncs/s | p50 | p99 | devices CPU/sync | server RSS | ours: edit syncs/s | p50 | p99 | server RSS | ours / automerge-repo |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (devices, our_rate, our50, our99, our_rss) in ours {
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
+        let storage = tempfile::tempdir().expect("tempdir");
+        let mut server = std::process::Command::new("node")
+            .arg("server.mjs")
+            .arg(port.to_string())
+            .arg(storage.path())
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("node server.mjs");
+        let mut ready = String::new();
+        if let Some(out) = server.stdout.take() {
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut ready).expect("ready line");
+        }
+        let load = std::process::Command::new("node")
+            .args(["load.mjs", &format!("ws://127.0.0.1:{port}"), &devices.to_string(), "10000", &secs])
+            .current_dir(&dir)
+            .output()
+            .expect("node load.mjs");
+        let rss = std::fs::read_to_string(format!("/proc/{}/status", server.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            })
+            .unwrap_or(0.0)
+            / 1024.0;
+        let _ = server.kill();
+        let _ = server.wait();
+        let Ok(run) = serde_json::from_slice::<serde_json::Value>(&load.stdout) else {
+            println!("| {devices} | failed: {} |", String::from_utf8_lossy(&load.stderr).lines().last().unwrap_or(""));
+            continue;
+        };
+        let number = |k: &str| run[k].as_f64().unwrap_or(0.0);
+        println!(
+            "| {devices} | {:.0} | {:.1} ms | {:.1} ms | {:.2} ms | {rss:.0} MiB | {our_rate:.0} | {:.1} ms | {:.1} ms | {our_rss:.0} MiB | {:.1}× |",
+            number("edits_per_sec"),
+            number("p50_ms"),
+            number("p99_ms"),
+            number("devices_cpu_ms_per_edit"),
+            ms(*our50),
+            ms(*our99),
+            our_rate / number("edits_per_sec").max(0.001)
+        );
     }
 }

@@ -81,8 +81,11 @@ pub struct Db {
     /// when a template is published (by this process or another, e.g. the admin CLI).
     restricted: Arc<std::sync::Mutex<(i64, Vec<String>)>>,
     /// Unit subtrees by unit code, with the unit sequence they were read at.
-    scopes: Arc<std::sync::Mutex<HashMap<String, (i64, Vec<String>)>>>,
+    scopes: Arc<std::sync::Mutex<Scopes>>,
 }
+
+/// Unit subtrees by unit code, each with the unit sequence it was read at.
+type Scopes = HashMap<String, (i64, Vec<String>)>;
 
 /// Where the database stood as a sync began: the newest sequences of the change log, of the
 /// units and of the templates, and the restricted templates granted to the user. One

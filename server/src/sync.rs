@@ -416,6 +416,10 @@ fn check_events_and_lock(before: &Before, doc: &RecordDoc, device: &AuthDevice, 
     None
 }
 
+/// A record on a pull's page: id, snapshot (when the device needs the whole document),
+/// heads (JSON), sequence, snapshot sequence.
+type PageRow = (String, Option<Vec<u8>>, String, i64, i64);
+
 /// Everything in scope after `cursor`, read in one snapshot.
 async fn pull(
     db: &Db,
@@ -442,7 +446,7 @@ async fn pull(
     // (Not `cursor`: in the middle of a paged download the device lacks records changed after
     // the page.)
     let synced = synced.min(cursor);
-    let rows: Vec<(String, Option<Vec<u8>>, String, i64, i64)> = sqlx::query_as(
+    let rows: Vec<PageRow> = sqlx::query_as(
         "SELECT id, CASE WHEN $5 > 0 AND snapshot_seq <= $5 THEN NULL ELSE doc END, heads, seq, snapshot_seq
          FROM records
          WHERE seq > $1 AND seq <= $2 AND unit_code IN (SELECT value FROM json_each($3))
