@@ -495,13 +495,16 @@ fn automerge_repo_table(ours: &EditRuns) {
         return;
     }
     let secs = std::env::var("DIABAN_BENCH_SECS").unwrap_or_else(|_| "5".into());
+    // With 10,000 documents stored by 50 clients, the automerge-repo server exits with an
+    // unhandled "withTimeout: timed out after 60000ms" (Node 20, 2.5.6); 2,000 it holds.
+    let records = std::env::var("DIABAN_BENCH_AMR_RECORDS").unwrap_or_else(|_| "2000".into());
     println!(
-        "\nThe automerge-repo sync server (npm 2.5.6, Node {}) on the same single-field edit workload: each device its own WebSocket and 10,000 / devices documents, edits back to back round robin over them, an edit done when the server's sync reply carries its heads. It checks no rights.",
+        "\nThe automerge-repo sync server (npm 2.5.6, Node {}) on the same single-field edit workload: each device its own WebSocket and {records} / devices documents (DIABAN_BENCH_AMR_RECORDS), edits back to back round robin over them, an edit done when the server's sync reply carries its heads. It checks no rights.",
         std::process::Command::new("node")
             .arg("--version")
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default()
+            .unwrap_or_default(),
     );
     println!(
         "| devices | automerge-repo: edit syncs/s | p50 | p99 | devices CPU/sync | server RSS | ours: edit syncs/s | p50 | p99 | server RSS | ours / automerge-repo |"
@@ -521,13 +524,27 @@ fn automerge_repo_table(ours: &EditRuns) {
             .expect("node server.mjs");
         let mut ready = String::new();
         if let Some(out) = server.stdout.take() {
-            std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut ready).expect("ready line");
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut ready);
         }
-        let load = std::process::Command::new("node")
-            .args(["load.mjs", &format!("ws://127.0.0.1:{port}"), &devices.to_string(), "10000", &secs])
+        if ready.trim() != "ready" {
+            let _ = server.kill();
+            println!("| {devices} | failed: the automerge-repo server did not start |");
+            continue;
+        }
+        // The load generator reconnects forever if the server goes away: give it ten minutes.
+        let mut load = std::process::Command::new("node")
+            .args(["load.mjs", &format!("ws://127.0.0.1:{port}"), &devices.to_string(), &records, &secs])
             .current_dir(&dir)
-            .output()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .expect("node load.mjs");
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while load.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = load.kill();
+        let load = load.wait_with_output().expect("load output");
         let rss = std::fs::read_to_string(format!("/proc/{}/status", server.id()))
             .ok()
             .and_then(|s| {

@@ -39,15 +39,20 @@ async function change(handle, edit) {
 
 async function device(n) {
   const repo = new Repo({ network: [new WebSocketClientAdapter(url)], sharePolicy: async () => true })
-  const docs = Array.from({ length: perDevice }, () => repo.create())
-  await Promise.all(
-    docs.map((handle, k) =>
-      change(handle, d => {
-        d.template = "propaganda_session"
-        d.fields = { place: `Nhà văn hoá bản ${n}-${k}`, participants: 0 }
-      }),
-    ),
-  )
+  // A few documents at a time: all 10,000 at once make the server time out and exit.
+  const docs = []
+  for (let k = 0; k < perDevice; k += 4) {
+    const batch = Array.from({ length: Math.min(4, perDevice - k) }, () => repo.create())
+    await Promise.all(
+      batch.map((handle, i) =>
+        change(handle, d => {
+          d.template = "propaganda_session"
+          d.fields = { place: `Nhà văn hoá bản ${n}-${k + i}`, participants: 0 }
+        }),
+      ),
+    )
+    docs.push(...batch)
+  }
   return { repo, docs, edits: 0 }
 }
 
