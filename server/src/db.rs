@@ -84,6 +84,16 @@ pub struct Db {
     scopes: Arc<std::sync::Mutex<Scopes>>,
 }
 
+/// The newest sequences of the change log, the units and the templates, as three SQL columns
+/// (a macro, so queries built from it stay static strings).
+macro_rules! sequences {
+    () => {
+        "(SELECT COALESCE(MAX(seq), 0) FROM change_log), (SELECT COALESCE(MAX(seq), 0) FROM units),
+         (SELECT COALESCE(MAX(seq), 0) FROM templates)"
+    };
+}
+pub(crate) use sequences;
+
 /// Unit subtrees by unit code, each with the unit sequence it was read at.
 type Scopes = HashMap<String, (i64, Vec<String>)>;
 
@@ -282,11 +292,11 @@ impl Db {
 
     /// Where the database stands for a sync of `username`'s (see [`Marks`]).
     pub async fn marks(&self, username: &str) -> Result<Marks, DbError> {
-        let (latest, units, templates, grants): (i64, i64, i64, String) = sqlx::query_as(
-            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM change_log), (SELECT COALESCE(MAX(seq), 0) FROM units),
-                    (SELECT COALESCE(MAX(seq), 0) FROM templates),
-                    (SELECT json_group_array(template_id) FROM template_grants WHERE username = $1)",
-        )
+        let (latest, units, templates, grants): (i64, i64, i64, String) = sqlx::query_as(concat!(
+            "SELECT ",
+            sequences!(),
+            ", (SELECT json_group_array(template_id) FROM template_grants WHERE username = $1)"
+        ))
         .bind(username)
         .fetch_one(&self.pool)
         .await?;
@@ -665,8 +675,8 @@ impl Db {
         if let Some(form) = self.forms.get(id, version) {
             return Ok(Some(form));
         }
-        let Some(template) = self.template(id, Some(version)).await? else { return Ok(None) };
-        Ok(Some(self.forms.insert(Form::compile(template)?)))
+        let mut conn = self.pool.acquire().await?;
+        self.form_in(&mut conn, id, version).await
     }
 
     /// [`Db::form`], reading through `conn` (a caller holding a connection takes no second).

@@ -435,12 +435,8 @@ async fn pull(
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
     }
     // Where this snapshot stands: the change log, the units, the templates.
-    let (max_seq, units_seq, templates_seq): (i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT COALESCE(MAX(seq), 0) FROM change_log), (SELECT COALESCE(MAX(seq), 0) FROM units),
-                (SELECT COALESCE(MAX(seq), 0) FROM templates)",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let (max_seq, units_seq, templates_seq): (i64, i64, i64) =
+        sqlx::query_as(concat!("SELECT ", crate::db::sequences!())).fetch_one(&mut *tx).await?;
     // After a complete sync the device holds every record of its scope as of `synced`: a
     // record whose snapshot is older needs only the chunks committed since, not its snapshot.
     // (Not `cursor`: in the middle of a paged download the device lacks records changed after
