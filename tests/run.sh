@@ -32,7 +32,7 @@ cargo test --workspace --quiet
 
 step "The server's sync tests again, on PostgreSQL"
 DIABAN_TEST_BACKEND=postgres cargo test -p diaban-server --quiet \
-  --test sync_authorization --test sync_faults --test sync_bytes --test reports
+  --test sync_authorization --test sync_faults --test sync_bytes --test sync_scope --test reports
 
 step "Generated bindings (Python, Kotlin, Swift)"
 bash bindings/generate.sh

@@ -605,6 +605,11 @@ pub struct SyncReport {
     pub bytes_up: u64,
     pub bytes_down: u64,
     pub attachments: TransferReport,
+    /// The account and scope came anew (first sync, or an administrator changed them):
+    /// read `account()` again.
+    pub account_updated: bool,
+    /// Records removed because they left the user's scope.
+    pub forgotten_records: u64,
 }
 
 impl From<core::SyncReport> for SyncReport {
@@ -627,6 +632,8 @@ impl From<core::SyncReport> for SyncReport {
             bytes_up: r.bytes_up,
             bytes_down: r.bytes_down,
             attachments: r.attachments.into(),
+            account_updated: r.account_updated,
+            forgotten_records: r.forgotten_records,
         }
     }
 }

@@ -182,6 +182,11 @@ pub struct SyncReport {
     pub bytes_up: u64,
     pub bytes_down: u64,
     pub attachments: TransferReport,
+    /// The server sent the account and scope anew: at the first sync, or after an
+    /// administrator changed the user's unit, role or restricted-template grants.
+    pub account_updated: bool,
+    /// Records removed from the phone because they left the user's scope.
+    pub forgotten_records: u64,
 }
 
 pub struct Device {
@@ -580,6 +585,8 @@ impl Device {
             report.rejected.extend(step.rejected);
             report.pulled_records += step.pulled_records;
             report.pulled_templates += step.pulled_templates;
+            report.account_updated |= step.reach_changed;
+            report.forgotten_records += step.forgotten_records;
             if !step.more && !more_to_push {
                 break;
             }

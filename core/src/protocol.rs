@@ -1,6 +1,6 @@
 //! The HTTP API's message types, shared by the device and the server.
 //!
-//! Sync (protocol version 3, `docs/sync-protocol.md`): one `POST /api/v2/sync` carries the
+//! Sync (protocol version 4, `docs/sync-protocol.md`): one `POST /api/v2/sync` carries the
 //! device's unacknowledged changes (one Automerge bundle per record) and its cursor; the
 //! answer says, per record, what the server committed or refused, and brings everything new
 //! in the device's scope. Both are binary ([`crate::wire`]: postcard, DEFLATE). Login, tokens,
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::template::Role;
 
 /// Bumped on any incompatible change; the server answers 426 to other versions.
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 
 pub const LOGIN_PATH: &str = "/api/v1/login";
 pub const SYNC_PATH: &str = "/api/v2/sync";
@@ -103,6 +103,8 @@ pub struct SyncRequest {
     /// it holds every record of its scope as of there, so the server may send a record's
     /// later changes alone. 0 if none.
     pub synced: i64,
+    /// The [`Reach::token`] of the last reach the device stored; 0 if none.
+    pub reach: u64,
     pub push: Vec<PushRecord>,
 }
 
@@ -134,6 +136,53 @@ pub struct SyncResponse {
     pub token_expires_at: i64,
     /// Units of the user's subtree added or changed since the cursor (all of them at first).
     pub units: Vec<UnitInfo>,
+    /// The account and what it may read, when they differ from what the request's `reach`
+    /// token stands for (at the first sync, after the account or its scope changed).
+    pub reach: Option<Reach>,
+}
+
+/// Who the device's user is now and what they may read. An administrator may move a user
+/// to another unit, change their role or grant and revoke restricted templates while the
+/// phone is offline; the next sync brings the change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reach {
+    /// Identifies this account and scope; the device sends it back as [`SyncRequest::reach`].
+    /// The high 32 bits stand for the scope (units and hidden templates), the low 32 bits for
+    /// the account.
+    pub token: u64,
+    pub account: Account,
+    /// Codes of the units whose records the user may read (the user's unit and all below).
+    pub units: Vec<String>,
+    /// Restricted templates the user may not read: their records and the templates
+    /// themselves are not for this device.
+    pub hidden_templates: Vec<String>,
+    /// Records older than the device's cursor came into its scope: this answer starts a new
+    /// download of everything in the scope from cursor 0. Either way the device removes what
+    /// has left its scope.
+    pub rescan: bool,
+}
+
+impl Reach {
+    /// The token for an account and its scope (`units` and `hidden_templates` sorted).
+    pub fn token_for(account: &Account, units: &[String], hidden_templates: &[String]) -> u64 {
+        let scope = digest32(&(units, hidden_templates));
+        let account = digest32(account);
+        (u64::from(scope) << 32) | u64::from(account)
+    }
+
+    /// Whether two tokens stand for the same scope (the account may differ).
+    pub fn same_scope(a: u64, b: u64) -> bool {
+        a >> 32 == b >> 32
+    }
+}
+
+/// The first 32 bits of the SHA-256 of a value's postcard encoding: stable across builds
+/// and platforms, unlike `std`'s hasher.
+fn digest32(value: &impl Serialize) -> u32 {
+    use sha2::Digest;
+    let bytes = postcard::to_allocvec(value).unwrap_or_default();
+    let hash = sha2::Sha256::digest(&bytes);
+    u32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]])
 }
 
 /// An administrative unit as a device knows it.

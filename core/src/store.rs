@@ -494,6 +494,47 @@ pub(crate) async fn put_unit(
     Ok(())
 }
 
+/// Removes what lies outside the user's reach now (after a move to another unit, a revoked
+/// grant): records of other units or of hidden templates, with their chunks and attachments,
+/// other units, hidden templates. A record with changes the server has not committed stays:
+/// nothing made on this phone is lost, and sync shows why the server refuses it. Returns how
+/// many records were removed.
+pub(crate) async fn forget_outside(
+    tx: &mut sqlx::SqliteConnection,
+    units: &[String],
+    hidden_templates: &[String],
+) -> Result<u64, StoreError> {
+    let units = serde_json::Value::from(units.to_vec()).to_string();
+    let hidden = serde_json::Value::from(hidden_templates.to_vec()).to_string();
+    let gone: Vec<String> = sqlx::query_scalar(
+        "DELETE FROM records
+         WHERE (unit_code NOT IN (SELECT value FROM json_each(?1)) OR template_id IN (SELECT value FROM json_each(?2)))
+           AND heads = server_heads AND rejection_code IS NULL
+         RETURNING id",
+    )
+    .bind(&units)
+    .bind(&hidden)
+    .fetch_all(&mut *tx)
+    .await?;
+    let ids = serde_json::Value::from(gone.clone()).to_string();
+    for statement in [
+        "DELETE FROM record_chunks WHERE record_id IN (SELECT value FROM json_each(?1))",
+        "DELETE FROM attachment_refs WHERE record_id IN (SELECT value FROM json_each(?1))",
+        "DELETE FROM attachments WHERE uploaded = 1 AND record_id IN (SELECT value FROM json_each(?1))",
+    ] {
+        sqlx::query(statement).bind(&ids).execute(&mut *tx).await?;
+    }
+    sqlx::query("DELETE FROM units WHERE code NOT IN (SELECT value FROM json_each(?1))")
+        .bind(&units)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM templates WHERE id IN (SELECT value FROM json_each(?1))")
+        .bind(&hidden)
+        .execute(&mut *tx)
+        .await?;
+    Ok(gone.len() as u64)
+}
+
 pub(crate) async fn put_template(tx: &mut sqlx::SqliteConnection, t: &Template) -> Result<(), StoreError> {
     let body = serde_json::to_string(t).map_err(|e| StoreError::Damaged(e.to_string()))?;
     sqlx::query("INSERT INTO templates (id, version, body) VALUES (?, ?, ?) ON CONFLICT(id, version) DO UPDATE SET body = excluded.body")

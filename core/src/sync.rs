@@ -18,6 +18,8 @@ use crate::store::{self, Store, StoreError, StoredRecord};
 pub const CURSOR_KEY: &str = "sync_cursor";
 /// The cursor of the last complete sync (see [`SyncRequest::synced`]).
 pub const SYNCED_KEY: &str = "synced_cursor";
+/// The token of the account and scope last received (see [`protocol::Reach`]).
+pub const REACH_KEY: &str = "reach_token";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -37,6 +39,10 @@ pub struct StepReport {
     pub pulled_records: usize,
     pub pulled_templates: usize,
     pub more: bool,
+    /// The server sent the account and scope anew (first sync, or an administrator changed them).
+    pub reach_changed: bool,
+    /// Records removed because they left the user's scope.
+    pub forgotten_records: u64,
 }
 
 /// A request stops taking records once their changes pass this many bytes; the rest go in
@@ -75,7 +81,8 @@ pub async fn build_request(store: &Store, skip: &HashSet<String>) -> Result<Outg
         });
     }
     let synced = store.setting(SYNCED_KEY).await?.and_then(|c| c.parse().ok()).unwrap_or(0);
-    Ok(Outgoing { request: SyncRequest { cursor, synced, push }, more })
+    let reach = store.setting(REACH_KEY).await?.and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok(Outgoing { request: SyncRequest { cursor, synced, reach, push }, more })
 }
 
 /// Applies the server's answer in one store transaction.
@@ -86,7 +93,8 @@ pub async fn apply_response(
     actor: &ActorId,
     now: i64,
 ) -> Result<StepReport, SyncError> {
-    let mut report = StepReport { more: response.more, ..StepReport::default() };
+    let mut report =
+        StepReport { more: response.more, reach_changed: response.reach.is_some(), ..StepReport::default() };
     // Read what is needed first, then write everything in one transaction.
     let mut writes: Vec<StoredRecord> = Vec::new();
     for pushed in &sent.push {
@@ -152,6 +160,14 @@ pub async fn apply_response(
         report.pulled_records += 1;
     }
     let mut tx = store.begin().await?;
+    // A new scope first: what left it goes before what the pull brings is stored.
+    let rescan = response.reach.as_ref().is_some_and(|r| r.rescan);
+    if let Some(reach) = &response.reach {
+        report.forgotten_records = store::forget_outside(&mut tx, &reach.units, &reach.hidden_templates).await?;
+        let account = serde_json::to_string(&reach.account).map_err(|e| SyncError::Protocol(e.to_string()))?;
+        store.set_setting_in(&mut tx, crate::device::ACCOUNT_KEY, &account).await?;
+        store.set_setting_in(&mut tx, REACH_KEY, &reach.token.to_string()).await?;
+    }
     for text in &response.templates {
         // The same publication checks as on the server: a template the engine cannot run is
         // refused here rather than failing in front of an officer.
@@ -169,6 +185,9 @@ pub async fn apply_response(
     store.set_setting_in(&mut tx, CURSOR_KEY, &cursor.to_string()).await?;
     if start_over || !response.more {
         store.set_setting_in(&mut tx, SYNCED_KEY, &cursor.to_string()).await?;
+    } else if rescan {
+        // Until the new download is complete the device does not hold its whole scope.
+        store.set_setting_in(&mut tx, SYNCED_KEY, "0").await?;
     }
     tx.commit().await.map_err(StoreError::from)?;
     Ok(report)

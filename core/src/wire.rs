@@ -77,17 +77,18 @@ mod tests {
         let request = SyncRequest {
             cursor: 41,
             synced: 40,
+            reach: u64::MAX,
             push: vec![PushRecord { record_id: "r1".into(), changes: vec![1, 2, 3], heads: vec![[7; 32]] }],
         };
         let bytes = encode(&request).unwrap();
-        assert_eq!(&bytes[..3], b"DB\x03");
+        assert_eq!(&bytes[..3], b"DB\x04");
         let back: SyncRequest = decode(&bytes).unwrap();
         assert_eq!(back, request);
     }
 
     #[test]
     fn other_versions_and_garbage_are_refused_with_a_reason() {
-        let mut bytes = encode(&SyncRequest { cursor: 0, synced: 0, push: Vec::new() }).unwrap();
+        let mut bytes = encode(&SyncRequest { cursor: 0, synced: 0, reach: 0, push: Vec::new() }).unwrap();
         bytes[2] = 1;
         assert_eq!(decode::<SyncRequest>(&bytes), Err(WireError::Version(1)));
         assert_eq!(decode::<SyncRequest>(b"{\"cursor\":0}"), Err(WireError::NotSync));

@@ -209,6 +209,8 @@ struct Sim {
     record_id: String,
     acked: Vec<ChangeHash>,
     cursor: i64,
+    /// The account-and-scope token last received.
+    reach: u64,
     edits: i64,
 }
 
@@ -229,12 +231,14 @@ impl Sim {
             record_id,
             acked: Vec::new(),
             cursor: 0,
+            reach: 0,
             edits: 0,
         }
     }
 
     async fn exchange(&mut self, push: Vec<PushRecord>) -> SyncResponse {
-        let body = wire::encode(&SyncRequest { cursor: self.cursor, synced: self.cursor, push }).expect("encode");
+        let body = wire::encode(&SyncRequest { cursor: self.cursor, synced: self.cursor, reach: self.reach, push })
+            .expect("encode");
         let answer = self
             .http
             .post(format!("{}{}", self.url, protocol::SYNC_PATH))
@@ -246,6 +250,9 @@ impl Sim {
         assert_eq!(answer.status(), 200);
         let response: SyncResponse = wire::decode(&answer.bytes().await.expect("body")).expect("answer");
         self.cursor = response.cursor;
+        if let Some(reach) = &response.reach {
+            self.reach = reach.token;
+        }
         response
     }
 

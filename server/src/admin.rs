@@ -18,6 +18,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin", get(admin_page))
         .route("/admin/users", post(create_user))
+        .route("/admin/users/edit", post(edit_user))
+        .route("/admin/grants/revoke", post(revoke_grant))
         .route("/admin/devices/{id}/revoke", post(revoke_device))
         .route("/admin/grants", post(grant))
         .route("/admin/templates", post(publish_template))
@@ -84,6 +86,18 @@ async fn admin_view(state: &AppState, web: &WebUser, message: Option<(bool, Stri
             label for="u-unit" { (lang.t("Mã đơn vị", "Unit code")) } input id="u-unit" name="unit" required;
             div { button type="submit" { (lang.t("Tạo / cập nhật người dùng", "Create / update user")) } }
         }
+        form id="edit-user" method="post" action="/admin/users/edit" {
+            (csrf_field(web))
+            label for="e-username" { (lang.t("Chuyển / sửa người dùng", "Move / edit user")) } input id="e-username" name="username" required;
+            label for="e-unit" { (lang.t("Đơn vị mới (để trống: giữ nguyên)", "New unit (empty: unchanged)")) } input id="e-unit" name="unit";
+            label for="e-role" { (lang.t("Vai trò", "Role")) }
+            select id="e-role" name="role" {
+                option value="" { (lang.t("(giữ nguyên)", "(unchanged)")) }
+                @for r in roles { option value=(r) { (r) } }
+            }
+            label for="e-name" { (lang.t("Họ tên (để trống: giữ nguyên)", "Name (empty: unchanged)")) } input id="e-name" name="display_name";
+            div { button type="submit" { (lang.t("Lưu thay đổi", "Save changes")) } }
+        }
         h2 { (lang.t("Thiết bị", "Devices")) }
         table id="devices" {
             thead { tr { th { (lang.t("Người dùng", "User")) } th { (lang.t("Thiết bị", "Device")) } th { (lang.t("Đăng ký", "Registered")) } th { (lang.t("Trạng thái", "State")) } th {} } }
@@ -117,6 +131,12 @@ async fn admin_view(state: &AppState, web: &WebUser, message: Option<(bool, Stri
             label for="g-user" { (lang.t("Cấp quyền xem biểu mẫu hạn chế cho", "Grant a restricted template to")) } input id="g-user" name="username" required;
             label for="g-template" { (lang.t("Biểu mẫu", "Template")) } input id="g-template" name="template" required;
             div { button type="submit" { (lang.t("Cấp quyền", "Grant")) } }
+        }
+        form id="revoke-grant" method="post" action="/admin/grants/revoke" {
+            (csrf_field(web))
+            label for="r-user" { (lang.t("Thu hồi quyền xem biểu mẫu hạn chế của", "Take a restricted template back from")) } input id="r-user" name="username" required;
+            label for="r-template" { (lang.t("Biểu mẫu", "Template")) } input id="r-template" name="template" required;
+            div { button type="submit" { (lang.t("Thu hồi quyền", "Revoke")) } }
         }
         h2 { (lang.t("Đơn vị hành chính", "Administrative units")) }
         p { (units) " " (lang.t("đơn vị", "units")) }
@@ -167,6 +187,49 @@ async fn create_user(State(state): State<AppState>, web: WebUser, Form(f): Form<
         None => Err(format!("{:?} is not a role", f.role)),
     };
     outcome(&state, &web, result, "create_user").await
+}
+
+#[derive(Deserialize)]
+struct EditUserForm {
+    csrf: String,
+    username: String,
+    #[serde(default)]
+    unit: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    display_name: String,
+}
+
+async fn edit_user(State(state): State<AppState>, web: WebUser, Form(f): Form<EditUserForm>) -> Response {
+    if let Some(r) = refusal(&web, &f.csrf) {
+        return r;
+    }
+    let filled = |s: &str| Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned);
+    let (unit, name) = (filled(&f.unit), filled(&f.display_name));
+    let result = match filled(&f.role).map(|r| Role::parse(&r).ok_or(r)).transpose() {
+        Ok(role) => state
+            .db
+            .update_user(f.username.trim(), role, unit.as_deref(), name.as_deref())
+            .await
+            .map(|_| format!("{} ✓ unit={unit:?} role={role:?} name={name:?}", f.username.trim()))
+            .map_err(|e| e.to_string()),
+        Err(role) => Err(format!("{role:?} is not a role")),
+    };
+    outcome(&state, &web, result, "update_user").await
+}
+
+async fn revoke_grant(State(state): State<AppState>, web: WebUser, Form(f): Form<GrantForm>) -> Response {
+    if let Some(r) = refusal(&web, &f.csrf) {
+        return r;
+    }
+    let (username, template) = (f.username.trim(), f.template.trim());
+    let result = match state.db.revoke_template(username, template).await {
+        Ok(true) => Ok(format!("{username} ✗ {template}")),
+        Ok(false) => Err(format!("{username} does not hold {template}")),
+        Err(e) => Err(e.to_string()),
+    };
+    outcome(&state, &web, result, "revoke_template").await
 }
 
 #[derive(Deserialize)]

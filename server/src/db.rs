@@ -28,6 +28,7 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
     (10, "amendments", include_str!("../migrations/sqlite/0010_amendments.sql")),
     (11, "records by unit and seq", include_str!("../migrations/sqlite/0011_records_by_unit_and_seq.sql")),
     (12, "incremental pull", include_str!("../migrations/sqlite/0012_incremental_pull.sql")),
+    (13, "device reach", include_str!("../migrations/sqlite/0013_device_reach.sql")),
 ];
 
 const PG_MIGRATIONS: &[EmbeddedMigration] = &[
@@ -35,6 +36,7 @@ const PG_MIGRATIONS: &[EmbeddedMigration] = &[
     (2, "records by unit and seq", include_str!("../migrations/postgres/0002_records_by_unit_and_seq.sql")),
     (3, "incremental pull", include_str!("../migrations/postgres/0003_incremental_pull.sql")),
     (4, "json_group_array", include_str!("../migrations/postgres/0004_json_group_array.sql")),
+    (5, "device reach", include_str!("../migrations/postgres/0005_device_reach.sql")),
 ];
 
 /// Which database a server runs on.
@@ -410,6 +412,40 @@ impl Db {
         Ok(())
     }
 
+    /// Moves a user to another unit, changes their role or name (what is `None` stays); their
+    /// devices learn it at their next sync, and their scope follows the new unit at once.
+    pub async fn update_user(
+        &self,
+        username: &str,
+        role: Option<Role>,
+        unit_code: Option<&str>,
+        display_name: Option<&str>,
+    ) -> Result<(), DbError> {
+        if let Some(code) = unit_code
+            && self.unit(code).await?.is_none()
+        {
+            return Err(DbError::Invalid(format!("unit {code} does not exist")));
+        }
+        if display_name.is_some_and(|n| n.trim().is_empty()) {
+            return Err(DbError::Invalid("a user's name must not be empty".into()));
+        }
+        let _guard = self.committer.exclusive().await;
+        let updated = sqlx::query(
+            "UPDATE users SET role = COALESCE($2, role), unit_code = COALESCE($3, unit_code),
+               display_name = COALESCE($4, display_name) WHERE username = $1",
+        )
+        .bind(username)
+        .bind(role.map(|r| r.as_str()))
+        .bind(unit_code)
+        .bind(display_name)
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(DbError::Invalid(format!("user {username} does not exist")));
+        }
+        Ok(())
+    }
+
     /// Every user, by username.
     pub async fn users(&self) -> Result<Vec<User>, DbError> {
         let rows = sqlx::query(
@@ -746,6 +782,98 @@ impl Db {
     }
 
     /// A template at `version`, or its latest version.
+    /// The scope sent to a device under `token` (units, hidden templates), if it is kept.
+    pub async fn served_reach(
+        &self,
+        device_id: &str,
+        token: u64,
+    ) -> Result<Option<(Vec<String>, Vec<String>)>, DbError> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT units, hidden FROM device_reach WHERE device_id = $1 AND token = $2")
+                .bind(device_id)
+                .bind(token as i64)
+                .fetch_optional(&self.pool)
+                .await?;
+        let parse = |text: &str| -> Result<Vec<String>, DbError> {
+            serde_json::from_str(text).map_err(|e| DbError::Invalid(format!("device reach: {e}")))
+        };
+        row.map(|(units, hidden)| Ok((parse(&units)?, parse(&hidden)?))).transpose()
+    }
+
+    /// Keeps the scope just sent to a device under its token, beside the one the device held
+    /// (`known`); older ones go.
+    pub async fn keep_reach(
+        &self,
+        device_id: &str,
+        known: u64,
+        token: u64,
+        units: &[String],
+        hidden: &[String],
+    ) -> Result<(), DbError> {
+        let units = serde_json::Value::from(units.to_vec()).to_string();
+        let hidden = serde_json::Value::from(hidden.to_vec()).to_string();
+        self.write(async |tx| {
+            sqlx::query("DELETE FROM device_reach WHERE device_id = $1 AND token <> $2 AND token <> $3")
+                .bind(device_id)
+                .bind(known as i64)
+                .bind(token as i64)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO device_reach (device_id, token, units, hidden) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (device_id, token) DO NOTHING",
+            )
+            .bind(device_id)
+            .bind(token as i64)
+            .bind(&units)
+            .bind(&hidden)
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Whether any record committed up to `seq` lies in `scope` and in units `added` or
+    /// templates `unhidden` (what came into a user's reach), among templates not `hidden`.
+    pub async fn records_came_into_reach(
+        &self,
+        seq: i64,
+        scope: &[String],
+        hidden: &[String],
+        added: &[String],
+        unhidden: &[String],
+    ) -> Result<bool, DbError> {
+        let json = |list: &[String]| serde_json::Value::from(list.to_vec()).to_string();
+        let found: i64 = sqlx::query_scalar(
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM records
+               WHERE seq <= $1 AND unit_code IN (SELECT value FROM json_each($2))
+                 AND template_id NOT IN (SELECT value FROM json_each($3))
+                 AND (unit_code IN (SELECT value FROM json_each($4)) OR template_id IN (SELECT value FROM json_each($5))))
+             THEN 1 ELSE 0 END",
+        )
+        .bind(seq)
+        .bind(json(scope))
+        .bind(json(hidden))
+        .bind(json(added))
+        .bind(json(unhidden))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(found == 1)
+    }
+
+    /// Takes a restricted template back from a user; whether they had it. Their devices drop
+    /// its records at their next sync.
+    pub async fn revoke_template(&self, username: &str, template_id: &str) -> Result<bool, DbError> {
+        let _guard = self.committer.exclusive().await;
+        let done = sqlx::query("DELETE FROM template_grants WHERE username = $1 AND template_id = $2")
+            .bind(username)
+            .bind(template_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     pub async fn template(&self, id: &str, version: Option<u32>) -> Result<Option<Template>, DbError> {
         let body: Option<String> = sqlx::query_scalar(
             "SELECT body FROM templates WHERE id = $1 AND ($2 IS NULL OR version = $3) ORDER BY version DESC LIMIT 1",

@@ -75,6 +75,19 @@ enum Admin {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Move a user to another unit, or change their role or name; their phones follow at the
+    /// next sync (records of the old unit leave the phone, those of the new one arrive).
+    UpdateUser {
+        #[arg(long)]
+        username: String,
+        /// field_officer, commune_lead, reviewer or admin.
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        unit: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// List registered devices.
     ListDevices,
     /// Revoke a lost phone (by device id) or every device of a user: cut off at its next sync.
@@ -86,6 +99,13 @@ enum Admin {
     },
     /// Grant a user a restricted template (e.g. tips from informants).
     GrantTemplate {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        template: String,
+    },
+    /// Take a restricted template back from a user; its records leave their phones.
+    RevokeTemplate {
         #[arg(long)]
         user: String,
         #[arg(long)]
@@ -145,6 +165,25 @@ async fn run_admin(db: &Db, admin: Admin) -> anyhow::Result<()> {
             let role = Role::parse(&role).context("role must be field_officer, commune_lead, reviewer or admin")?;
             db.create_user(&username, name.as_deref().unwrap_or(&username), &password, role, &unit).await?;
             println!("user {username} saved");
+        }
+        Admin::UpdateUser { username, role, unit, name } => {
+            let role = match role {
+                Some(role) => {
+                    Some(Role::parse(&role).context("role must be field_officer, commune_lead, reviewer or admin")?)
+                }
+                None => None,
+            };
+            db.update_user(&username, role, unit.as_deref(), name.as_deref()).await?;
+            db.audit(None, "update_user", &format!("{username} role={role:?} unit={unit:?} name={name:?}")).await?;
+            println!("user {username} updated");
+        }
+        Admin::RevokeTemplate { user, template } => {
+            if db.revoke_template(&user, &template).await? {
+                db.audit(None, "revoke_template", &format!("{user} {template}")).await?;
+                println!("{user} may no longer read {template}");
+            } else {
+                println!("{user} did not hold {template}");
+            }
         }
         Admin::PublishTemplate { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;

@@ -14,7 +14,9 @@ use std::collections::HashSet;
 use automerge::Change;
 use automerge::ChangeHash;
 use diaban_core::form::{Form, Issue};
-use diaban_core::protocol::{PulledRecord, PushRecord, Rejection, SyncRequest, SyncResponse, UnitInfo, codes};
+use diaban_core::protocol::{
+    Account, PulledRecord, PushRecord, Reach, Rejection, SyncRequest, SyncResponse, UnitInfo, codes,
+};
 use diaban_core::record::{EventKind, RecordDoc, WorkflowState, heads_from_hex, heads_to_hex};
 use sqlx::{AnyConnection, Row};
 
@@ -38,23 +40,31 @@ struct Decoded {
 pub async fn sync(db: &Db, device: &AuthDevice, request: SyncRequest) -> Result<SyncResponse, ApiError> {
     let pushes = decode(request.push)?;
     let marks = db.marks(&device.user.username).await?;
-    // The common idle check: nothing pushed, nothing committed anywhere since the cursor.
-    if pushes.is_empty() && marks.latest <= request.cursor {
+    let scope = db.unit_scope_at(&device.user.unit_code, marks.units).await?;
+    let hidden = db.hidden_at(&marks).await?;
+    let reach = reach(db, device, &scope, &hidden, request.reach, request.cursor).await?;
+    // The common idle check: nothing pushed, nothing committed anywhere since the cursor,
+    // account and scope as the device knows them.
+    if pushes.is_empty() && marks.latest <= request.cursor && reach.is_none() {
         return Ok(SyncResponse {
             cursor: request.cursor,
             token_expires_at: device.token_expires_at,
             ..SyncResponse::default()
         });
     }
-    let scope = db.unit_scope_at(&device.user.unit_code, marks.units).await?;
-    let hidden = db.hidden_at(&marks).await?;
     let (accepted, rejected) = commit(db, device, &scope, &hidden, pushes.iter()).await?;
     let pushed_heads: Vec<(&str, &[String])> =
         pushes.iter().map(|p| (p.record_id.as_str(), p.heads.as_slice())).collect();
-    let mut response = pull(db, &scope, &hidden, request.cursor, request.synced, &pushed_heads).await?;
+    // A new scope may hold records older than the cursor: download all of it again.
+    let (cursor, synced) = match &reach {
+        Some(reach) if reach.rescan => (0, 0),
+        _ => (request.cursor, request.synced),
+    };
+    let mut response = pull(db, &scope, &hidden, cursor, synced, &pushed_heads).await?;
     response.accepted = accepted;
     response.rejected = rejected;
     response.token_expires_at = device.token_expires_at;
+    response.reach = reach;
     tracing::debug!(
         device = %device.device_id,
         user = %device.user.username,
@@ -65,6 +75,48 @@ pub async fn sync(db: &Db, device: &AuthDevice, request: SyncRequest) -> Result<
         "sync"
     );
     Ok(response)
+}
+
+/// The user's account and scope, if the device's token stands for another, and whether the
+/// device must download its scope again: when records it has passed with its cursor lie in
+/// units or templates that came into its reach (or when what it held is not known).
+async fn reach(
+    db: &Db,
+    device: &AuthDevice,
+    scope: &[String],
+    hidden: &[String],
+    known: u64,
+    cursor: i64,
+) -> Result<Option<Reach>, DbError> {
+    let user = &device.user;
+    let account = Account {
+        username: user.username.clone(),
+        display_name: user.display_name.clone(),
+        role: user.role,
+        unit_code: user.unit_code.clone(),
+        unit_name: user.unit_name.clone(),
+    };
+    let mut units = scope.to_vec();
+    units.sort();
+    let token = Reach::token_for(&account, &units, hidden);
+    if token == known {
+        return Ok(None);
+    }
+    let rescan = if cursor == 0 || (known != 0 && Reach::same_scope(token, known)) {
+        false
+    } else {
+        match db.served_reach(&device.device_id, known).await? {
+            Some((old_units, old_hidden)) => {
+                let added: Vec<String> = units.iter().filter(|u| !old_units.contains(u)).cloned().collect();
+                let unhidden: Vec<String> = old_hidden.into_iter().filter(|t| !hidden.contains(t)).collect();
+                (!added.is_empty() || !unhidden.is_empty())
+                    && db.records_came_into_reach(cursor, &units, hidden, &added, &unhidden).await?
+            }
+            None => true,
+        }
+    };
+    db.keep_reach(&device.device_id, known, token, &units, hidden).await?;
+    Ok(Some(Reach { token, account, units, hidden_templates: hidden.to_vec(), rescan }))
 }
 
 /// Malformed input refuses the whole request before anything is written.
@@ -544,6 +596,7 @@ async fn pull(
         records,
         more,
         units,
+        reach: None,
     })
 }
 

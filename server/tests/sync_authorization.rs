@@ -48,7 +48,7 @@ impl Phone {
             .map(|(hash, _)| hash)
             .collect();
         let push = PushRecord { record_id: id.into(), changes: doc.bundle(mine).expect("bundle"), heads: heads(doc) };
-        self.send(&SyncRequest { cursor: 0, synced: 0, push: vec![push] }).await
+        self.send(&SyncRequest { cursor: 0, synced: 0, reach: 0, push: vec![push] }).await
     }
 
     /// One binary sync exchange.
@@ -119,7 +119,7 @@ async fn a_record_in_another_commune_is_refused_and_not_revealed() {
     edit.set_field(&FieldPath::top("participants"), &FieldValue::Integer(99), 1_763_769_700).expect("edit");
     let changes = edit.bundle_since(&doc.heads()).expect("bundle");
     let push = PushRecord { record_id: "r1".into(), changes, heads: heads(&mut edit) };
-    let response = b.send(&SyncRequest { cursor: 0, synced: 0, push: vec![push] }).await;
+    let response = b.send(&SyncRequest { cursor: 0, synced: 0, reach: 0, push: vec![push] }).await;
     assert_eq!(refusal(&response), vec![("r1", "out_of_scope")]);
     assert!(response.records.is_empty());
 }
@@ -146,7 +146,7 @@ async fn a_revoked_or_unknown_token_is_unauthorized() {
     let response = reqwest::Client::new()
         .post(format!("{}{}", server.url, protocol::SYNC_PATH))
         .bearer_auth("not-a-token")
-        .body(wire::encode(&SyncRequest { cursor: 0, synced: 0, push: vec![] }).expect("encode"))
+        .body(wire::encode(&SyncRequest { cursor: 0, synced: 0, reach: 0, push: vec![] }).expect("encode"))
         .send()
         .await
         .expect("sync");
@@ -256,7 +256,7 @@ async fn old_apps_and_garbage_get_clear_errors_and_change_nothing() {
     assert_eq!(body.error.code, "upgrade_required");
     assert!(body.error.message.contains("hãy cập nhật"), "{}", body.error.message);
     // A frame of another version on the new path: the same.
-    let mut other = wire::encode(&SyncRequest { cursor: 0, synced: 0, push: vec![] }).expect("encode");
+    let mut other = wire::encode(&SyncRequest { cursor: 0, synced: 0, reach: 0, push: vec![] }).expect("encode");
     other[2] = 9;
     assert_eq!(post(protocol::SYNC_PATH, other).await.expect("sync").status(), 426);
     // Garbage: 400 with a JSON body.
@@ -269,12 +269,12 @@ async fn old_apps_and_garbage_get_clear_errors_and_change_nothing() {
     let bad = PushRecord { record_id: "r1".into(), changes: vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3], heads: vec![] };
     let refused = post(
         protocol::SYNC_PATH,
-        wire::encode(&SyncRequest { cursor: 0, synced: 0, push: vec![bad] }).expect("encode"),
+        wire::encode(&SyncRequest { cursor: 0, synced: 0, reach: 0, push: vec![bad] }).expect("encode"),
     )
     .await
     .expect("sync");
     assert_eq!(refused.status(), 400);
-    assert!(a.send(&SyncRequest { cursor: 0, synced: 0, push: vec![] }).await.records.is_empty());
+    assert!(a.send(&SyncRequest { cursor: 0, synced: 0, reach: 0, push: vec![] }).await.records.is_empty());
 }
 
 #[tokio::test]
@@ -303,7 +303,8 @@ async fn a_device_receives_its_unit_subtree_and_later_only_what_changed_in_it() 
     reviewer.sync_records().await.expect("sync");
     assert_eq!(codes(reviewer.units().await.expect("units")), ["03694", "04231", "04232", "14"]);
     let [(_, down)] = link.exchanges()[..] else { panic!("one exchange") };
-    assert!(down < 120, "only the new unit travels: {down} bytes");
+    // The new unit, and the scope token and unit codes that say the scope changed.
+    assert!(down < 200, "only the new unit and scope travel: {down} bytes");
     officer.sync_records().await.expect("sync");
     assert_eq!(codes(officer.units().await.expect("units")), ["03694"]);
 }
