@@ -611,18 +611,7 @@ impl RecordDoc {
 
     /// The workflow state: the last state-changing event decides; comments do not.
     pub fn state(&self) -> WorkflowState {
-        self.events()
-            .iter()
-            .rev()
-            .find_map(|e| match e.kind {
-                EventKind::Submit => Some(WorkflowState::Submitted),
-                EventKind::SignOff => Some(WorkflowState::SignedOff),
-                EventKind::Return => Some(WorkflowState::Returned),
-                EventKind::Approve => Some(WorkflowState::Approved),
-                EventKind::Reopen => Some(WorkflowState::Reopened),
-                EventKind::Comment => None,
-            })
-            .unwrap_or(WorkflowState::Draft)
+        state_of(&self.events())
     }
 
     pub fn heads(&mut self) -> Vec<ChangeHash> {
@@ -778,6 +767,22 @@ pub fn heads_to_hex(heads: &[ChangeHash]) -> Vec<String> {
 
 pub fn heads_from_hex(hex: &[String]) -> Result<Vec<ChangeHash>, RecordError> {
     hex.iter().map(|h| h.parse().map_err(|_| RecordError::Corrupt(format!("bad change hash {h:?}")))).collect()
+}
+
+/// The workflow state a list of events (oldest first) leaves a record in.
+pub fn state_of(events: &[Event]) -> WorkflowState {
+    events
+        .iter()
+        .rev()
+        .find_map(|e| match e.kind {
+            EventKind::Submit => Some(WorkflowState::Submitted),
+            EventKind::SignOff => Some(WorkflowState::SignedOff),
+            EventKind::Return => Some(WorkflowState::Returned),
+            EventKind::Approve => Some(WorkflowState::Approved),
+            EventKind::Reopen => Some(WorkflowState::Reopened),
+            EventKind::Comment => None,
+        })
+        .unwrap_or(WorkflowState::Draft)
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 //! message is read exactly as it was written; the version byte is the handshake (a server
 //! answers 426 Upgrade Required to any version it does not speak).
 
-use std::io::{Read, Write};
+use std::cell::RefCell;
 
-use flate2::Compression;
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -30,16 +30,31 @@ pub enum WireError {
     Encode(String),
 }
 
+// One DEFLATE state per thread, reset for each message: setting one up costs more than
+// compressing a small sync message (its tables are hundreds of kilobytes).
+thread_local! {
+    static DEFLATE: RefCell<Compress> = RefCell::new(Compress::new(Compression::default(), false));
+    static INFLATE: RefCell<Decompress> = RefCell::new(Decompress::new(false));
+}
+
 /// Frames, encodes and compresses a message.
 pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, WireError> {
     let encode = |e: &dyn std::fmt::Display| WireError::Encode(e.to_string());
     let plain = postcard::to_allocvec(message).map_err(|e| encode(&e))?;
-    let mut out = Vec::with_capacity(plain.len() / 2 + 8);
+    let mut out = Vec::with_capacity(plain.len() / 2 + 64);
     out.extend_from_slice(&MAGIC);
     out.push(PROTOCOL_VERSION);
-    let mut deflate = flate2::write::DeflateEncoder::new(out, Compression::default());
-    deflate.write_all(&plain).map_err(|e| encode(&e))?;
-    deflate.finish().map_err(|e| encode(&e))
+    DEFLATE.with_borrow_mut(|deflate| {
+        deflate.reset();
+        loop {
+            let consumed = deflate.total_in() as usize;
+            match deflate.compress_vec(&plain[consumed..], &mut out, FlushCompress::Finish).map_err(|e| encode(&e))? {
+                Status::StreamEnd => return Ok(out),
+                // Out of room: grow and go on.
+                Status::Ok | Status::BufError => out.reserve(out.capacity().max(64)),
+            }
+        }
+    })
 }
 
 /// The version a message was written with, if it is a sync message at all.
@@ -56,19 +71,43 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
     if version != PROTOCOL_VERSION {
         return Err(WireError::Version(version));
     }
-    let mut plain = Vec::new();
-    flate2::read::DeflateDecoder::new(&bytes[3..])
-        .take(MAX_MESSAGE_BYTES + 1)
-        .read_to_end(&mut plain)
-        .map_err(|e| WireError::Corrupt(e.to_string()))?;
-    if plain.len() as u64 > MAX_MESSAGE_BYTES {
-        return Err(WireError::TooLarge);
-    }
+    let compressed = &bytes[3..];
+    let plain = INFLATE.with_borrow_mut(|inflate| {
+        inflate.reset(false);
+        let mut plain = Vec::with_capacity((compressed.len() * 4).clamp(256, 1 << 20));
+        loop {
+            if plain.len() == plain.capacity() {
+                // Grown only while under the limit: a small bomb cannot allocate gigabytes.
+                let room = (MAX_MESSAGE_BYTES as usize + 1).saturating_sub(plain.len());
+                if room == 0 {
+                    return Err(WireError::TooLarge);
+                }
+                plain.reserve(plain.capacity().clamp(1, room));
+            }
+            let (read, written) = (inflate.total_in(), inflate.total_out());
+            let status = inflate
+                .decompress_vec(&compressed[read as usize..], &mut plain, FlushDecompress::Finish)
+                .map_err(|e| WireError::Corrupt(e.to_string()))?;
+            if plain.len() as u64 > MAX_MESSAGE_BYTES {
+                return Err(WireError::TooLarge);
+            }
+            let stuck = inflate.total_in() == read && inflate.total_out() == written;
+            match status {
+                Status::StreamEnd => return Ok(plain),
+                _ if stuck && plain.len() < plain.capacity() => {
+                    return Err(WireError::Corrupt("the message ends too early".into()));
+                }
+                _ => {}
+            }
+        }
+    })?;
     postcard::from_bytes(&plain).map_err(|e| WireError::Corrupt(e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
     use crate::protocol::{PushRecord, SyncRequest};
 
@@ -94,6 +133,28 @@ mod tests {
         assert_eq!(decode::<SyncRequest>(b"{\"cursor\":0}"), Err(WireError::NotSync));
         let garbage = [&b"DB"[..], &[PROTOCOL_VERSION], b"garbage"].concat();
         assert!(matches!(decode::<SyncRequest>(&garbage), Err(WireError::Corrupt(_))));
+        let whole = encode(&SyncRequest { cursor: 7, synced: 7, reach: 9, push: Vec::new() }).unwrap();
+        let cut = &whole[..whole.len() - 2];
+        assert!(matches!(decode::<SyncRequest>(cut), Err(WireError::Corrupt(_))), "a message cut short");
+    }
+
+    #[test]
+    fn the_reused_compression_state_gives_each_message_alone() {
+        let big = SyncRequest {
+            cursor: 1,
+            synced: 1,
+            reach: 1,
+            push: vec![PushRecord {
+                record_id: "r".repeat(100),
+                changes: (0..200_000u32).map(|i| (i * 7919 % 251) as u8).collect(),
+                heads: vec![[1; 32]],
+            }],
+        };
+        let small = SyncRequest { cursor: 2, synced: 2, reach: 2, push: Vec::new() };
+        let first = encode(&small).unwrap();
+        assert_eq!(decode::<SyncRequest>(&encode(&big).unwrap()).unwrap(), big);
+        assert_eq!(encode(&small).unwrap(), first, "nothing of the big message carries over");
+        assert_eq!(decode::<SyncRequest>(&first).unwrap(), small);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!
 //! A record that fails is refused with a reason; the others are committed.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use automerge::Change;
 use automerge::ChangeHash;
@@ -17,7 +17,7 @@ use diaban_core::form::{Form, Issue};
 use diaban_core::protocol::{
     Account, PulledRecord, PushRecord, Reach, Rejection, SyncRequest, SyncResponse, UnitInfo, codes,
 };
-use diaban_core::record::{EventKind, RecordDoc, WorkflowState, heads_from_hex, heads_to_hex};
+use diaban_core::record::{Event, EventKind, RecordDoc, WorkflowState, heads_from_hex, heads_to_hex, state_of};
 use sqlx::{AnyConnection, Row};
 
 use crate::db::{AuthDevice, Db, DbError, DocBytes, FOLD_AFTER, RecordWrite, StoredState};
@@ -235,12 +235,26 @@ pub struct Projection {
 
 /// Values (with calculated ones), state, heads and validation issues of a record.
 pub fn project(doc: &mut RecordDoc, form: &Form) -> Projection {
-    let evaluation = form.evaluate_record(doc, "vi");
-    let mut values: serde_json::Map<String, serde_json::Value> = doc.values().into_iter().collect();
+    let period = doc.meta().ok().and_then(|m| m.period);
+    let (values, events) = (doc.values(), doc.events());
+    project_read(doc, form, period.as_deref(), values, &events)
+}
+
+/// [`project`], given what was read of the document already: its period, values and events
+/// (reading a document's values walks all of it).
+fn project_read(
+    doc: &mut RecordDoc,
+    form: &Form,
+    period: Option<&str>,
+    values: BTreeMap<String, serde_json::Value>,
+    events: &[Event],
+) -> Projection {
+    let mut values: serde_json::Map<String, serde_json::Value> = values.into_iter().collect();
+    let evaluation = form.evaluate(&values, &form.env(period, "vi"), &doc.conflicts());
     values.extend(evaluation.calculated);
     Projection {
         values_json: serde_json::Value::Object(values).to_string(),
-        state: doc.state(),
+        state: state_of(events),
         heads: heads_to_hex(&doc.heads()),
         issues: evaluation.issues,
     }
@@ -293,7 +307,8 @@ async fn check(
         None => RecordDoc::empty(),
     };
     // What the record was before these changes: its events, state and values.
-    let before = Before { events: doc.events(), state: doc.state(), values: doc.values() };
+    let events = doc.events();
+    let before = Before { state: state_of(&events), events, values: doc.values() };
     let heads_before = doc.heads();
     if let Err(e) = doc.apply_changes(push.changes.clone()) {
         return refuse(codes::BAD_CHANGE, e.to_string());
@@ -340,20 +355,22 @@ async fn check(
             format!("template {} version {} is not published", meta.template_id, meta.template_version),
         );
     };
+    // Read once, used by every check below and the projection.
+    let (values, events) = (doc.values(), doc.events());
     // Creating a record or changing its answers needs the fill role; a reviewer's return or
     // approve changes only the events (checked below).
-    let fills = existing.is_none() || doc.values() != before.values;
+    let fills = existing.is_none() || values != before.values;
     if fills && !form.template().roles.fill.contains(&device.user.role) {
         return refuse(
             codes::OUT_OF_SCOPE,
             format!("role {} may not fill {}", device.user.role.as_str(), form.template().id),
         );
     }
-    if let Some(refusal) = check_events_and_lock(&before, &doc, device, form) {
+    if let Some(refusal) = check_events_and_lock(&before, &events, &values, device, form) {
         // Not overwritten, not lost: edits to an approved record wait for a reviewer.
         return Ok(if refusal.code == codes::RECORD_LOCKED { Verdict::Amend } else { Verdict::Refused(refusal) });
     }
-    let projection = project(&mut doc, form);
+    let projection = project_read(&mut doc, form, meta.period.as_deref(), values, &events);
     // The same validation as on the phone: a submitted record must pass it.
     if projection.state == WorkflowState::Submitted && !projection.issues.is_empty() {
         let message = projection.issues.iter().map(|i| i.message.as_str()).collect::<Vec<_>>().join("; ");
@@ -426,16 +443,22 @@ const OUT_OF_SCOPE: &str = "this record is outside your units";
 struct Before {
     events: Vec<diaban_core::record::Event>,
     state: WorkflowState,
-    values: std::collections::BTreeMap<String, serde_json::Value>,
+    values: BTreeMap<String, serde_json::Value>,
 }
 
 /// Workflow rules a change must respect: only a template's reviewers return or approve; an
 /// event is signed with the pushing user's own name; an approved record's answers are locked.
-fn check_events_and_lock(before: &Before, doc: &RecordDoc, device: &AuthDevice, form: &Form) -> Option<Refusal> {
+fn check_events_and_lock(
+    before: &Before,
+    events: &[Event],
+    values: &BTreeMap<String, serde_json::Value>,
+    device: &AuthDevice,
+    form: &Form,
+) -> Option<Refusal> {
     let roles = &form.template().roles;
     let reviewer = roles.review.contains(&device.user.role);
     let signer = roles.sign_off.contains(&device.user.role) || reviewer;
-    for event in doc.events().iter().filter(|e| !before.events.contains(e)) {
+    for event in events.iter().filter(|e| !before.events.contains(e)) {
         if event.by != device.user.username {
             return Some(Refusal {
                 code: codes::FORBIDDEN_EVENT,
@@ -458,7 +481,7 @@ fn check_events_and_lock(before: &Before, doc: &RecordDoc, device: &AuthDevice, 
             });
         }
     }
-    if before.state == WorkflowState::Approved && doc.values() != before.values {
+    if before.state == WorkflowState::Approved && *values != before.values {
         return Some(Refusal {
             code: codes::RECORD_LOCKED,
             message: "the record is approved: its answers can change only after it is reopened".into(),
@@ -511,21 +534,25 @@ async fn pull(
     .await?;
     let mut more = rows.len() as i64 > PAGE_RECORDS;
     let page = &rows[..rows.len().min(PAGE_RECORDS as usize)];
-    let ids: Vec<&str> = page.iter().map(|r| r.0.as_str()).collect();
-    let mut chunks = Db::chunks_of(&mut tx, &ids).await?;
+    // The device that just pushed exactly a record's state has it already (after an edit,
+    // often the whole page): its chunks are not read.
+    let held = |id: &str, heads: &[String]| pushed_heads.iter().any(|(rid, h)| *rid == id && same_set(h, heads));
+    let page: Vec<(&PageRow, Vec<String>)> =
+        page.iter().map(|row| (row, serde_json::from_str(&row.2).unwrap_or_default())).collect();
+    let ids: Vec<&str> =
+        page.iter().filter(|(row, heads)| !held(&row.0, heads)).map(|(row, _)| row.0.as_str()).collect();
+    let mut chunks = if ids.is_empty() { Default::default() } else { Db::chunks_of(&mut tx, &ids).await? };
 
     let mut records = Vec::new();
     let mut bytes = 0;
     let mut last_seq = cursor;
-    for (id, snapshot, heads, seq, snapshot_seq) in page {
+    for ((id, snapshot, _, seq, snapshot_seq), heads) in page {
         if bytes >= PAGE_BYTES {
             more = true;
             break;
         }
         last_seq = *seq;
-        let heads: Vec<String> = serde_json::from_str(heads).unwrap_or_default();
-        // The device that just pushed exactly this state has it already.
-        if pushed_heads.iter().any(|(rid, h)| rid == id && same_set(h, &heads)) {
+        if held(id, &heads) {
             continue;
         }
         let chunks = chunks.remove(id).unwrap_or_default();

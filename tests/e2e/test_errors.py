@@ -73,7 +73,7 @@ def test_server_answers_malformed_requests_with_json_4xx_and_changes_nothing(ser
     status, body = server.post("/api/v1/login", json.dumps(login).encode())
     assert status == 401 and body["error"]["code"] == "invalid_credentials"
 
-    status, body = server.post("/api/v2/sync", b"DB\x03")
+    status, body = server.post("/api/v2/sync", b"DB\x04")
     assert status == 401 and body["error"]["code"] == "unauthorized"
 
     login["password"] = "canbo-mat-khau"
@@ -87,7 +87,7 @@ def test_server_answers_malformed_requests_with_json_4xx_and_changes_nothing(ser
     # Sync is binary (docs/sync-protocol.md): JSON or damaged frames are refused.
     status, body = server.post("/api/v2/sync", b'{"cursor":0,"push":[]}', auth)
     assert status == 400 and body["error"]["code"] == "bad_request"
-    status, body = server.post("/api/v2/sync", b"DB\x03\x00\x01garbage", auth)
+    status, body = server.post("/api/v2/sync", b"DB\x04\x00\x01garbage", auth)
     assert status == 400 and body["error"]["code"] == "bad_request"
 
     # Apps of protocol 1 (JSON, /api/v1/sync) or any other version are asked to update.
