@@ -20,6 +20,8 @@ use diaban_core::protocol::{
 use diaban_core::record::{Event, EventKind, RecordDoc, WorkflowState, heads_from_hex, heads_to_hex, state_of};
 use sqlx::{AnyConnection, Row};
 
+use diaban_core::store::AttachmentRef;
+
 use crate::db::{AuthDevice, Db, DbError, DocBytes, FOLD_AFTER, RecordWrite, StoredState};
 use crate::error::ApiError;
 
@@ -176,25 +178,22 @@ async fn commit<'a>(
             .write(async |tx| {
                 let mut written = Vec::new();
                 for (push, stored, verdict) in to_write {
-                    // Changed since it was checked (another device, node or batch): check again.
-                    let (stored, verdict) =
-                        if Db::record_seq(tx, &push.record_id).await? == stored.as_ref().map(|s| s.seq) {
-                            (stored, verdict)
-                        } else {
-                            let stored = Db::record_state(tx, &push.record_id).await?;
-                            let verdict = check(tx, db, stored.as_ref(), device, scope, hidden, push).await?;
-                            (stored, verdict)
-                        };
-                    let outcome = match verdict {
-                        Verdict::Refused(refusal) => Err(refusal),
-                        Verdict::Unchanged(seq, doc) => Ok(Some((seq, doc))),
-                        Verdict::Amend => Err(propose_amendment(tx, device, push).await?),
-                        Verdict::Write(mut doc, projection) => {
-                            let seq = write_record(tx, &mut doc, &projection, stored.as_ref(), Some(&device.device_id))
-                                .await?;
-                            Ok(Some((seq, doc)))
-                        }
+                    // A write goes through only if the record is still as checked; an amendment
+                    // is kept only then. Changed in between (another device, node or batch):
+                    // check again, against the record as it is now.
+                    let still = match &verdict {
+                        Verdict::Amend => Db::record_seq(tx, &push.record_id).await? == stored.as_ref().map(|s| s.seq),
+                        _ => true,
                     };
+                    let mut outcome =
+                        if still { settle(tx, device, push, stored.as_ref(), verdict).await? } else { None };
+                    if outcome.is_none() {
+                        let stored = Db::record_state(tx, &push.record_id).await?;
+                        let verdict = check(tx, db, stored.as_ref(), device, scope, hidden, push).await?;
+                        outcome = settle(tx, device, push, stored.as_ref(), verdict).await?;
+                    }
+                    let outcome = outcome
+                        .ok_or_else(|| DbError::Invalid(format!("record {} changed while written", push.record_id)))?;
                     written.push((push.record_id.clone(), outcome));
                 }
                 Ok(written)
@@ -225,9 +224,36 @@ async fn commit<'a>(
     Ok((accepted, rejected))
 }
 
+/// What a record's push comes to, written under the lock: `None` if the record is no longer
+/// as `stored` says (nothing written).
+type Settled = Option<Result<Option<(i64, RecordDoc)>, Refusal>>;
+
+/// Carries out a verdict reached against `stored`, inside the write transaction.
+async fn settle(
+    tx: &mut AnyConnection,
+    device: &AuthDevice,
+    push: &Decoded,
+    stored: Option<&StoredState>,
+    verdict: Verdict,
+) -> Result<Settled, DbError> {
+    Ok(Some(match verdict {
+        Verdict::Refused(refusal) => Err(refusal),
+        Verdict::Unchanged(seq, doc) => Ok(Some((seq, doc))),
+        Verdict::Amend => Err(propose_amendment(tx, device, push).await?),
+        Verdict::Write(mut doc, projection) => {
+            match write_record(tx, &mut doc, &projection, stored, Some(&device.device_id)).await? {
+                Some(seq) => Ok(Some((seq, doc))),
+                None => return Ok(None),
+            }
+        }
+    }))
+}
+
 /// What the server stores beside a record's document, computed from the document.
 pub struct Projection {
     pub values_json: String,
+    /// Attachments the values refer to.
+    pub attachments: Vec<AttachmentRef>,
     pub state: WorkflowState,
     pub heads: Vec<String>,
     pub issues: Vec<Issue>,
@@ -252,8 +278,10 @@ fn project_read(
     let mut values: serde_json::Map<String, serde_json::Value> = values.into_iter().collect();
     let evaluation = form.evaluate(&values, &form.env(period, "vi"), &doc.conflicts());
     values.extend(evaluation.calculated);
+    let values = serde_json::Value::Object(values);
     Projection {
-        values_json: serde_json::Value::Object(values).to_string(),
+        attachments: AttachmentRef::find_all(&values),
+        values_json: values.to_string(),
         state: state_of(events),
         heads: heads_to_hex(&doc.heads()),
         issues: evaluation.issues,
@@ -406,14 +434,15 @@ async fn propose_amendment(tx: &mut AnyConnection, device: &AuthDevice, push: &D
 
 /// Stores a record after a change (`stored`: as it was, `None` for a new record): a new
 /// record, and every FOLD_AFTER chunks, as a fresh snapshot; otherwise this change's bytes
-/// appended as a chunk.
+/// appended as a chunk. Its new sequence; `None`, with nothing written, if the record is no
+/// longer as `stored` says.
 pub async fn write_record(
     tx: &mut AnyConnection,
     doc: &mut RecordDoc,
     projection: &Projection,
     stored: Option<&StoredState>,
     device_id: Option<&str>,
-) -> Result<i64, DbError> {
+) -> Result<Option<i64>, DbError> {
     let meta = doc.meta().map_err(|e| DbError::Invalid(e.to_string()))?;
     let fold = stored.is_none_or(|s| s.chunks + 1 >= FOLD_AFTER);
     let bytes = if fold { doc.save() } else { doc.save_incremental() };
@@ -432,7 +461,9 @@ pub async fn write_record(
             values_json: &projection.values_json,
             device_id,
             period: meta.period.as_deref(),
+            attachments: &projection.attachments,
             attachments_before: stored.map_or(0, |s| s.attachments),
+            expect_seq: stored.map(|s| s.seq),
         },
     )
     .await
