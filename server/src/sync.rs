@@ -526,7 +526,17 @@ fn check_events_and_lock(
 /// heads (JSON), sequence, snapshot sequence.
 type PageRow = (String, Option<Vec<u8>>, String, i64, i64);
 
-/// Everything in scope after `cursor`, read in one snapshot.
+/// The database's newest sequences (change log, units, templates) beside a page row (`None`
+/// when the page is empty).
+type MarkedRow = (i64, i64, i64, Option<String>, Option<Vec<u8>>, Option<String>, Option<i64>, Option<i64>);
+
+/// Everything in scope after `cursor`, as of one point of the change log.
+///
+/// The newest sequences and the page are read in one statement, so they agree. On SQLite that
+/// is all the snapshot needed (one writer: whatever has a sequence up to the newest is
+/// committed), and chunks are read after it, only up to each record's sequence on the page (a
+/// record refolded meanwhile goes whole). PostgreSQL reads everything in one repeatable-read
+/// transaction.
 async fn pull(
     db: &Db,
     scope: &[String],
@@ -535,34 +545,47 @@ async fn pull(
     synced: i64,
     pushed_heads: &[(&str, &[String])],
 ) -> Result<SyncResponse, ApiError> {
-    let mut tx = db.pool.begin().await?;
-    if db.backend == crate::db::Backend::Postgres {
-        // One snapshot for every query below, as SQLite's read transaction gives.
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-    }
-    // Where this snapshot stands: the change log, the units, the templates.
-    let (max_seq, units_seq, templates_seq): (i64, i64, i64) =
-        sqlx::query_as(concat!("SELECT ", crate::db::sequences!())).fetch_one(&mut *tx).await?;
+    let (mut pg_tx, mut pooled) = (None, None);
+    let tx: &mut AnyConnection = if db.backend == crate::db::Backend::Postgres {
+        let tx = pg_tx.insert(db.pool.begin().await?);
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut **tx).await?;
+        tx
+    } else {
+        &mut **pooled.insert(db.pool.acquire().await?)
+    };
     // After a complete sync the device holds every record of its scope as of `synced`: a
     // record whose snapshot is older needs only the chunks committed since, not its snapshot.
     // (Not `cursor`: in the middle of a paged download the device lacks records changed after
     // the page.)
     let synced = synced.min(cursor);
-    let rows: Vec<PageRow> = sqlx::query_as(
-        "SELECT id, CASE WHEN $5 > 0 AND snapshot_seq <= $5 THEN NULL ELSE doc END, heads, seq, snapshot_seq
-         FROM records
-         WHERE seq > $1 AND seq <= $2 AND unit_code IN (SELECT value FROM json_each($3))
-           AND template_id NOT IN (SELECT value FROM json_each($4))
-         ORDER BY seq LIMIT $6",
-    )
+    let marked: Vec<MarkedRow> = sqlx::query_as(concat!(
+        "WITH marks (latest, units, templates) AS (SELECT ",
+        crate::db::sequences!(),
+        ")
+         SELECT m.latest, m.units, m.templates, p.id, p.snapshot, p.heads, p.seq, p.snapshot_seq
+         FROM marks m LEFT JOIN (
+           SELECT id, CASE WHEN $4 > 0 AND snapshot_seq <= $4 THEN NULL ELSE doc END AS snapshot, heads, seq, snapshot_seq
+           FROM records
+           WHERE seq > $1 AND seq <= (SELECT latest FROM marks) AND unit_code IN (SELECT value FROM json_each($2))
+             AND template_id NOT IN (SELECT value FROM json_each($3))
+           ORDER BY seq LIMIT $5
+         ) p ON TRUE
+         ORDER BY p.seq"
+    ))
     .bind(cursor)
-    .bind(max_seq)
     .bind(serde_json::Value::from(scope.to_vec()).to_string())
     .bind(serde_json::Value::from(hidden.to_vec()).to_string())
     .bind(synced)
     .bind(PAGE_RECORDS + 1)
     .fetch_all(&mut *tx)
     .await?;
+    let (max_seq, units_seq, templates_seq) = marked.first().map_or((0, 0, 0), |m| (m.0, m.1, m.2));
+    let rows: Vec<PageRow> = marked
+        .into_iter()
+        .filter_map(|(_, _, _, id, snapshot, heads, seq, snapshot_seq)| {
+            Some((id?, snapshot, heads?, seq?, snapshot_seq?))
+        })
+        .collect();
     let mut more = rows.len() as i64 > PAGE_RECORDS;
     let page = &rows[..rows.len().min(PAGE_RECORDS as usize)];
     // The device that just pushed exactly a record's state has it already (after an edit,
@@ -572,7 +595,7 @@ async fn pull(
         page.iter().map(|row| (row, serde_json::from_str(&row.2).unwrap_or_default())).collect();
     let ids: Vec<&str> =
         page.iter().filter(|(row, heads)| !held(&row.0, heads)).map(|(row, _)| row.0.as_str()).collect();
-    let mut chunks = if ids.is_empty() { Default::default() } else { Db::chunks_of(&mut tx, &ids).await? };
+    let mut chunks = if ids.is_empty() { Default::default() } else { Db::chunks_of(tx, &ids).await? };
 
     let mut records = Vec::new();
     let mut bytes = 0;
@@ -586,7 +609,10 @@ async fn pull(
         if held(id, &heads) {
             continue;
         }
-        let chunks = chunks.remove(id).unwrap_or_default();
+        // Only what the page row stands for (a chunk committed after the page waits for the
+        // next sync).
+        let mut chunks = chunks.remove(id).unwrap_or_default();
+        chunks.retain(|(s, _)| s <= seq);
         let since_snapshot = synced > 0 && *snapshot_seq <= synced;
         let changes: Vec<u8> = if since_snapshot {
             chunks.iter().filter(|(s, _)| *s > synced).flat_map(|(_, data)| data.iter().copied()).collect()
@@ -644,7 +670,9 @@ async fn pull(
         })
         .collect();
     }
-    tx.commit().await?;
+    if let Some(tx) = pg_tx {
+        tx.commit().await?;
+    }
     Ok(SyncResponse {
         token_expires_at: 0,
         cursor: next_cursor,
