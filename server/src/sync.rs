@@ -545,13 +545,14 @@ async fn pull(
     synced: i64,
     pushed_heads: &[(&str, &[String])],
 ) -> Result<SyncResponse, ApiError> {
-    let (mut pg_tx, mut pooled) = (None, None);
+    let mut pg_tx: Option<sqlx::Transaction<'_, sqlx::Any>> = None;
+    let mut pooled: Option<sqlx::pool::PoolConnection<sqlx::Any>> = None;
     let tx: &mut AnyConnection = if db.backend == crate::db::Backend::Postgres {
         let tx = pg_tx.insert(db.pool.begin().await?);
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut **tx).await?;
         tx
     } else {
-        &mut **pooled.insert(db.pool.acquire().await?)
+        pooled.insert(db.pool.acquire().await?)
     };
     // After a complete sync the device holds every record of its scope as of `synced`: a
     // record whose snapshot is older needs only the chunks committed since, not its snapshot.
