@@ -142,6 +142,9 @@ pub struct AuthDevice {
     /// When the device's token expires (Unix seconds).
     pub token_expires_at: i64,
     pub user: User,
+    /// Where the database stood when the request was authenticated (read with the token, in
+    /// the same statement: an idle sync needs no other).
+    pub marks: Marks,
 }
 
 /// A registered device as an admin sees it.
@@ -596,21 +599,30 @@ impl Db {
     }
 
     pub async fn device_by_token(&self, token_hash: &str) -> Result<Option<AuthDevice>, DbError> {
-        let row = sqlx::query(
-            "SELECT d.id AS device_id, d.actor_id, d.token_expires_at, u.id, u.username, u.display_name, u.role, u.unit_code, n.name AS unit_name
-             FROM devices d JOIN users u ON u.id = d.user_id JOIN units n ON n.code = u.unit_code
-             WHERE d.token_hash = $1 AND d.revoked_at IS NULL AND d.token_expires_at > $2",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT d.id AS device_id, d.actor_id, d.token_expires_at, u.id, u.username, u.display_name, u.role, u.unit_code, n.name AS unit_name,
+               (SELECT json_group_array(template_id) FROM template_grants WHERE username = u.username) AS grants, ",
+            sequences!(),
+            " FROM devices d JOIN users u ON u.id = d.user_id JOIN units n ON n.code = u.unit_code
+             WHERE d.token_hash = $1 AND d.revoked_at IS NULL AND d.token_expires_at > $2"
+        ))
         .bind(token_hash)
         .bind(now())
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
+            let grants: String = r.get("grants");
             Ok(AuthDevice {
                 device_id: r.get("device_id"),
                 actor_id: r.get("actor_id"),
                 token_expires_at: r.get("token_expires_at"),
                 user: user_from_row(&r)?,
+                marks: Marks {
+                    latest: r.get(10),
+                    units: r.get(11),
+                    templates: r.get(12),
+                    grants: serde_json::from_str(&grants).map_err(|e| DbError::Invalid(format!("grants: {e}")))?,
+                },
             })
         })
         .transpose()

@@ -41,9 +41,9 @@ struct Decoded {
 
 pub async fn sync(db: &Db, device: &AuthDevice, request: SyncRequest) -> Result<SyncResponse, ApiError> {
     let pushes = decode(request.push)?;
-    let marks = db.marks(&device.user.username).await?;
+    let marks = &device.marks;
     let scope = db.unit_scope_at(&device.user.unit_code, marks.units).await?;
-    let hidden = db.hidden_at(&marks).await?;
+    let hidden = db.hidden_at(marks).await?;
     let reach = reach(db, device, &scope, &hidden, request.reach, request.cursor).await?;
     // The common idle check: nothing pushed, nothing committed anywhere since the cursor,
     // account and scope as the device knows them.
