@@ -386,8 +386,10 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// The targets the paced runs offer: idle and single-edit syncs per second.
-const IDLE_RATE: f64 = 2000.0;
-const EDIT_RATE: f64 = 1500.0;
+const IDLE_RATES: [f64; 1] = [2000.0];
+/// 1,500/s is the target; 500/s is still far above what 200 communes' phones send (an officer
+/// syncs a few times a day), and shows the latency below saturation.
+const EDIT_RATES: [f64; 2] = [500.0, 1500.0];
 
 /// Our back-to-back edit runs: (devices, syncs per second, p50, p99, server RSS in MiB).
 type EditRuns = Vec<(usize, f64, Duration, Duration, f64)>;
@@ -398,13 +400,13 @@ async fn load_table(backend: &str) -> EditRuns {
     let http = reqwest::Client::builder().pool_max_idle_per_host(600).build().expect("client");
     println!("\nServer on {backend}; an edit is committed before it is answered; {secs} s per run.");
     println!(
-        "Back to back: each device syncs again as soon as it is answered. Paced: the devices together offer {IDLE_RATE} idle / {EDIT_RATE} edit syncs per second, latency counted from when each sync was due."
+        "Back to back: each device syncs again as soon as it is answered. Paced: the devices together offer idle syncs at {IDLE_RATES:?} and edit syncs at {EDIT_RATES:?} per second, latency counted from when each sync was due."
     );
     println!("CPU per sync: the server's, and the simulated devices' (the bench process, on the same 2 cores).");
     println!(
-        "| devices | records stored | sync | back to back: syncs/s | p50 | p99 | server CPU/sync | devices CPU/sync | paced: syncs/s | p50 | p99 | server RSS |"
+        "| devices | records stored | sync | back to back: syncs/s | p50 | p99 | server CPU/sync | devices CPU/sync | paced: offered/s | syncs/s | p50 | p99 | server RSS |"
     );
-    println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let counts: Vec<usize> = std::env::var("DIABAN_BENCH_DEVICES")
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
@@ -462,22 +464,33 @@ async fn load_table(backend: &str) -> EditRuns {
             sim.catch_up().await;
         }
         let stored = server.count("SELECT COUNT(*) FROM records").await;
-        for (name, op, rate) in [("idle", Op::Idle, IDLE_RATE), ("edit", Op::Edit, EDIT_RATE)] {
+        for (name, op, rates) in [("idle", Op::Idle, &IDLE_RATES[..]), ("edit", Op::Edit, &EDIT_RATES[..])] {
             let (back, flat) = load(&server, sims, op, secs, Pace::BackToBack).await;
-            let (back, paced) = load(&server, back, op, secs, Pace::Rate(rate)).await;
             sims = back;
-            println!(
-                "| {devices} | {stored} | {name} | {:.0} | {:.1} ms | {:.1} ms | {:.2} ms | {:.2} ms | {:.0} | {:.1} ms | {:.1} ms | {:.0} MiB |",
-                flat.per_sec,
-                ms(flat.p50),
-                ms(flat.p99),
-                flat.server_cpu,
-                flat.devices_cpu,
-                paced.per_sec,
-                ms(paced.p50),
-                ms(paced.p99),
-                server.rss_kib() as f64 / 1024.0
-            );
+            for (i, rate) in rates.iter().enumerate() {
+                let (back, paced) = load(&server, sims, op, secs, Pace::Rate(*rate)).await;
+                sims = back;
+                // The back-to-back figures once per load, on its first row.
+                let flat_cells = if i == 0 {
+                    format!(
+                        "{:.0} | {:.1} ms | {:.1} ms | {:.2} ms | {:.2} ms",
+                        flat.per_sec,
+                        ms(flat.p50),
+                        ms(flat.p99),
+                        flat.server_cpu,
+                        flat.devices_cpu
+                    )
+                } else {
+                    " | | | | ".into()
+                };
+                println!(
+                    "| {devices} | {stored} | {name} | {flat_cells} | {rate:.0} | {:.0} | {:.1} ms | {:.1} ms | {:.0} MiB |",
+                    paced.per_sec,
+                    ms(paced.p50),
+                    ms(paced.p99),
+                    server.rss_kib() as f64 / 1024.0
+                );
+            }
             if name == "edit" {
                 edits.push((devices, flat.per_sec, flat.p50, flat.p99, server.rss_kib() as f64 / 1024.0));
             }
