@@ -537,13 +537,15 @@ impl Device {
     }
 
     /// Waits until the server holds something new for this phone (a change synced by another
-    /// phone, through any server node) or `wait_secs` pass (at most
+    /// phone, through any server node; a change to the user's account or scope made before
+    /// the wait began) or `wait_secs` pass (at most
     /// [`protocol::MAX_WATCH_SECS`]): whether a sync would bring something. One idle request
     /// on the wire instead of syncing on a timer.
     pub async fn wait_for_changes(&self, wait_secs: u64) -> Result<bool, DeviceError> {
         let token = self.fresh_token().await?;
         let cursor = self.store.setting(sync::CURSOR_KEY).await?.and_then(|c| c.parse().ok()).unwrap_or(0);
-        Ok(self.transport.watch(&token, cursor, wait_secs.min(protocol::MAX_WATCH_SECS)).await?)
+        let reach = self.store.setting(sync::REACH_KEY).await?.and_then(|c| c.parse().ok()).unwrap_or(0);
+        Ok(self.transport.watch(&token, cursor, reach, wait_secs.min(protocol::MAX_WATCH_SECS)).await?)
     }
 
     /// Sends unsent changes and fetches what is new, in as few round trips as the server

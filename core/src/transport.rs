@@ -106,8 +106,8 @@ impl HttpTransport {
 
     /// Waits (long poll) until the server has something after `cursor` for this device, or
     /// `wait_secs` pass; whether something is new.
-    pub async fn watch(&self, token: &str, cursor: i64, wait_secs: u64) -> Result<bool, TransportError> {
-        let query = [("cursor", cursor.to_string()), ("wait", wait_secs.to_string())];
+    pub async fn watch(&self, token: &str, cursor: i64, reach: u64, wait_secs: u64) -> Result<bool, TransportError> {
+        let query = [("cursor", cursor.to_string()), ("wait", wait_secs.to_string()), ("reach", reach.to_string())];
         let request = self
             .client
             .get(self.url(crate::protocol::WATCH_PATH))

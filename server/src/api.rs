@@ -135,6 +135,9 @@ struct WatchQuery {
     cursor: i64,
     #[serde(default)]
     wait: u64,
+    /// The device's reach token: a changed account or scope answers at once.
+    #[serde(default)]
+    reach: Option<u64>,
 }
 
 /// How often a watch looks again without being woken: for writers outside the server
@@ -150,6 +153,11 @@ async fn watch(
     ApiQuery(q): ApiQuery<WatchQuery>,
 ) -> Result<Json<protocol::WatchResponse>, ApiError> {
     let deadline = Instant::now() + Duration::from_secs(q.wait.min(protocol::MAX_WATCH_SECS));
+    if let Some(known) = q.reach
+        && !crate::sync::reach_is_current(&state.db, &device, known).await?
+    {
+        return Ok(Json(protocol::WatchResponse { changed: true }));
+    }
     let mut commits = state.db.commits();
     let mut cursor = q.cursor;
     loop {

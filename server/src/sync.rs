@@ -90,17 +90,7 @@ async fn reach(
     known: u64,
     cursor: i64,
 ) -> Result<Option<Reach>, DbError> {
-    let user = &device.user;
-    let account = Account {
-        username: user.username.clone(),
-        display_name: user.display_name.clone(),
-        role: user.role,
-        unit_code: user.unit_code.clone(),
-        unit_name: user.unit_name.clone(),
-    };
-    let mut units = scope.to_vec();
-    units.sort();
-    let token = Reach::token_for(&account, &units, hidden);
+    let (account, units, token) = reach_now(device, scope, hidden);
     if token == known {
         return Ok(None);
     }
@@ -119,6 +109,29 @@ async fn reach(
     };
     db.keep_reach(&device.device_id, known, token, &units, hidden).await?;
     Ok(Some(Reach { token, account, units, hidden_templates: hidden.to_vec(), rescan }))
+}
+
+/// The user's account, their units sorted, and the [`Reach::token`] for these with `hidden`.
+fn reach_now(device: &AuthDevice, scope: &[String], hidden: &[String]) -> (Account, Vec<String>, u64) {
+    let user = &device.user;
+    let account = Account {
+        username: user.username.clone(),
+        display_name: user.display_name.clone(),
+        role: user.role,
+        unit_code: user.unit_code.clone(),
+        unit_name: user.unit_name.clone(),
+    };
+    let mut units = scope.to_vec();
+    units.sort();
+    let token = Reach::token_for(&account, &units, hidden);
+    (account, units, token)
+}
+
+/// Whether the device's reach token (`known`) still stands for its user's account and scope.
+pub async fn reach_is_current(db: &Db, device: &AuthDevice, known: u64) -> Result<bool, DbError> {
+    let scope = db.unit_scope_at(&device.user.unit_code, device.marks.units).await?;
+    let hidden = db.hidden_at(&device.marks).await?;
+    Ok(reach_now(device, &scope, &hidden).2 == known)
 }
 
 /// Malformed input refuses the whole request before anything is written.

@@ -34,6 +34,8 @@ async fn a_user_moved_to_another_commune_gets_its_older_records_and_keeps_only_u
     assert_eq!(ids(&a).await.len(), 2, "commune 04231's record is not on a's phone: {:?}", ids(&a).await);
 
     common::diaban(&server.db, &["admin", "update-user", "--username", "a", "--unit", "04231"]);
+    // Nothing was committed, yet a phone waiting for changes is told to sync.
+    assert!(a.wait_for_changes(5).await.expect("watch"), "the move is news for the phone");
     let moved = a.sync_records().await.expect("sync after the move");
 
     assert!(moved.account_updated);
