@@ -140,3 +140,33 @@ async fn a_new_commune_under_the_province_does_not_make_the_provinces_phones_dow
     assert!(r.units().await.expect("units").iter().any(|u| u.code == "04232"));
     assert_eq!(ids(&r).await.len(), 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_into_a_commune_bigger_than_a_page_downloads_it_across_pages_then_pulls_only_edits() {
+    let server = Server::start();
+    let b = server.phone("b", "b").await;
+    let mut theirs = Vec::new();
+    for _ in 0..1100 {
+        theirs.push(b.create_record("propaganda_session", None).await.expect("create"));
+    }
+    b.sync_records().await.expect("sync");
+    let a = server.phone("a", "a").await;
+    a.create_record("propaganda_session", None).await.expect("create");
+    a.sync_records().await.expect("sync");
+
+    common::diaban(&server.db, &["admin", "update-user", "--username", "a", "--unit", "04231"]);
+    let moved = a.sync_records().await.expect("sync after the move");
+
+    assert!(moved.round_trips >= 2, "more than a page (1,000 records): {} round trips", moved.round_trips);
+    assert_eq!((moved.pulled_records, moved.forgotten_records), (1100, 1));
+    theirs.sort();
+    assert_eq!(ids(&a).await, theirs, "the whole new commune, nothing of the old one");
+
+    // Once that download is complete the phone holds its scope again: a colleague's edit
+    // comes down as that change alone, not as the whole record.
+    b.set_field(&theirs[0], "participants", FieldValue::Integer(7)).await.expect("edit");
+    b.sync_records().await.expect("sync");
+    let pulled = a.sync_records().await.expect("sync");
+    assert_eq!((pulled.round_trips, pulled.pulled_records), (1, 1));
+    assert!(pulled.bytes_down < 400, "only the change: {} bytes", pulled.bytes_down);
+}
