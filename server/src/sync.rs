@@ -22,7 +22,7 @@ use sqlx::{AnyConnection, Row};
 
 use diaban_core::store::AttachmentRef;
 
-use crate::db::{AuthDevice, Db, DbError, DocBytes, FOLD_AFTER, RecordWrite, StoredState};
+use crate::db::{AuthDevice, Db, DbError, DocBytes, FOLD_AFTER, Marks, RecordWrite, StoredState};
 use crate::error::ApiError;
 
 /// How many records one response carries at most; the device asks again for more.
@@ -42,8 +42,7 @@ struct Decoded {
 pub async fn sync(db: &Db, device: &AuthDevice, request: SyncRequest) -> Result<SyncResponse, ApiError> {
     let pushes = decode(request.push)?;
     let marks = &device.marks;
-    let scope = db.unit_scope_at(&device.user.unit_code, marks.units).await?;
-    let hidden = db.hidden_at(marks).await?;
+    let (scope, hidden) = readable(db, device, marks).await?;
     let reach = reach(db, device, &scope, &hidden, request.reach, request.cursor).await?;
     // The common idle check: nothing pushed, nothing committed anywhere since the cursor,
     // account and scope as the device knows them.
@@ -129,9 +128,14 @@ fn reach_now(device: &AuthDevice, scope: &[String], hidden: &[String]) -> (Accou
 
 /// Whether the device's reach token (`known`) still stands for its user's account and scope.
 pub async fn reach_is_current(db: &Db, device: &AuthDevice, known: u64) -> Result<bool, DbError> {
-    let scope = db.unit_scope_at(&device.user.unit_code, device.marks.units).await?;
-    let hidden = db.hidden_at(&device.marks).await?;
+    let (scope, hidden) = readable(db, device, &device.marks).await?;
     Ok(reach_now(device, &scope, &hidden).2 == known)
+}
+
+/// What the device's user may read as of `marks`: their unit subtree, and the restricted
+/// templates hidden from them.
+async fn readable(db: &Db, device: &AuthDevice, marks: &Marks) -> Result<(Vec<String>, Vec<String>), DbError> {
+    Ok((db.unit_scope_at(&device.user.unit_code, marks.units).await?, db.hidden_at(marks).await?))
 }
 
 /// Malformed input refuses the whole request before anything is written.
@@ -704,8 +708,8 @@ async fn pull(
 /// scope, templates it may read, units of its subtree.
 pub async fn has_changes(db: &Db, device: &AuthDevice, cursor: i64) -> Result<bool, ApiError> {
     let marks = db.marks(&device.user.username).await?;
-    let scope = serde_json::Value::from(db.unit_scope_at(&device.user.unit_code, marks.units).await?).to_string();
-    let hidden = serde_json::Value::from(db.hidden_at(&marks).await?).to_string();
+    let (scope, hidden) = readable(db, device, &marks).await?;
+    let (scope, hidden) = (serde_json::Value::from(scope).to_string(), serde_json::Value::from(hidden).to_string());
     let found: i64 = sqlx::query_scalar(
         "SELECT CASE WHEN EXISTS (SELECT 1 FROM records WHERE seq > $1
                    AND unit_code IN (SELECT value FROM json_each($2)) AND template_id NOT IN (SELECT value FROM json_each($3)))
