@@ -139,7 +139,15 @@ impl Server {
             .arg(&self.db)
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // DIABAN_TEST_SERVER_LOG names a file for the server's log (with RUST_LOG), to debug.
+            .stderr(match std::env::var_os("DIABAN_TEST_SERVER_LOG") {
+                Some(path) => std::fs::File::options()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_or_else(|_| Stdio::null(), Stdio::from),
+                None => Stdio::null(),
+            })
             .spawn()
             .expect("start server");
         let mut line = String::new();
