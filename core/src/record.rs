@@ -62,6 +62,9 @@ impl From<automerge::AutomergeError> for RecordError {
     }
 }
 
+/// The text entries of a record's meta map.
+const META_TEXTS: [&str; 6] = ["record_id", "template_id", "unit_code", "created_by", "device_id", "period"];
+
 /// What a record is, fixed when it is created.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecordMeta {
@@ -258,32 +261,35 @@ impl RecordDoc {
     }
 
     pub fn meta(&self) -> Result<RecordMeta, RecordError> {
+        use automerge::{ScalarValueRef, ValueRef};
         let m = self.map(&ROOT, "meta")?;
-        let text = |key: &str| -> Result<String, RecordError> {
-            match self.scalar(&m, key)? {
-                Some(ScalarValue::Str(s)) => Ok(s.to_string()),
-                other => Err(RecordError::Corrupt(format!("meta.{key} is {other:?}"))),
+        // One pass over the map (a sync checks every pushed record's meta): a lookup per key
+        // would seek through the document eight times.
+        let mut texts: BTreeMap<&str, String> = BTreeMap::new();
+        let (mut version, mut created_at) = (None, None);
+        for item in self.doc.map_range(&m, ..) {
+            match (item.key.as_ref(), item.value) {
+                ("template_version", ValueRef::Scalar(ScalarValueRef::Int(v))) if v > 0 && v <= u32::MAX as i64 => {
+                    version = Some(v as u32)
+                }
+                ("created_at", ValueRef::Scalar(ScalarValueRef::Timestamp(ms))) => created_at = Some(ms / 1000),
+                (key, ValueRef::Scalar(ScalarValueRef::Str(s))) => {
+                    if let Some(key) = META_TEXTS.iter().find(|k| **k == key) {
+                        texts.insert(key, s.into_owned());
+                    }
+                }
+                _ => {}
             }
-        };
-        let version = match self.scalar(&m, "template_version")? {
-            Some(ScalarValue::Int(v)) if v > 0 && v <= u32::MAX as i64 => v as u32,
-            other => {
-                return Err(RecordError::Corrupt(format!("meta.template_version is {other:?}")));
-            }
-        };
-        let created_at = match self.scalar(&m, "created_at")? {
-            Some(ScalarValue::Timestamp(ms)) => ms / 1000,
-            other => {
-                return Err(RecordError::Corrupt(format!("meta.created_at is {other:?}")));
-            }
-        };
+        }
+        let mut text =
+            |key: &str| texts.remove(key).ok_or_else(|| RecordError::Corrupt(format!("meta.{key} is missing")));
         Ok(RecordMeta {
             record_id: text("record_id")?,
             template_id: text("template_id")?,
-            template_version: version,
+            template_version: version.ok_or_else(|| RecordError::Corrupt("meta.template_version is missing".into()))?,
             unit_code: text("unit_code")?,
             created_by: text("created_by")?,
-            created_at,
+            created_at: created_at.ok_or_else(|| RecordError::Corrupt("meta.created_at is missing".into()))?,
             device_id: text("device_id")?,
             period: text("period").ok(),
         })

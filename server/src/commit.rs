@@ -37,8 +37,11 @@ pub struct Committer {
 
 pub struct Batch {
     backend: Backend,
-    /// The connection holding the open transaction, if one is open.
+    /// The writers' connection, kept from one transaction to the next (sqlx pings a
+    /// connection each time it goes back to the pool: one more hand-off per commit).
     conn: Option<PoolConnection<Any>>,
+    /// Whether a transaction is open on `conn`.
+    open: bool,
     /// A job was cut off inside its savepoint (its future dropped): undo it first.
     dirty: bool,
     /// Writers whose work is in the open transaction, told when it is durable.
@@ -56,7 +59,7 @@ impl Drop for Queued<'_> {
 impl Committer {
     pub fn new(backend: Backend) -> Arc<Committer> {
         Arc::new(Committer {
-            state: Mutex::new(Batch { backend, conn: None, dirty: false, waiting: Vec::new() }),
+            state: Mutex::new(Batch { backend, conn: None, open: false, dirty: false, waiting: Vec::new() }),
             queued: AtomicUsize::new(0),
             commits: AtomicUsize::new(0),
             announced: watch::Sender::new(0),
@@ -157,25 +160,28 @@ impl Batch {
     /// The connection of the open transaction, beginning one if none is open and undoing a
     /// job that was cut off halfway.
     async fn open(&mut self, pool: &AnyPool) -> Result<&mut PoolConnection<Any>, DbError> {
-        if self.conn.is_none() {
-            let mut conn = pool.acquire().await?;
+        if !self.open {
+            let conn = match &mut self.conn {
+                Some(conn) => conn,
+                None => self.conn.insert(pool.acquire().await?),
+            };
             match self.backend {
                 Backend::Sqlite => {
-                    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                    sqlx::query("BEGIN IMMEDIATE").execute(&mut **conn).await?;
                 }
                 Backend::Postgres => {
-                    sqlx::query("BEGIN").execute(&mut *conn).await?;
+                    sqlx::query("BEGIN").execute(&mut **conn).await?;
                     let locked = sqlx::query("SELECT pg_advisory_xact_lock($1)")
                         .bind(crate::db::PG_WRITE_LOCK)
-                        .execute(&mut *conn)
+                        .execute(&mut **conn)
                         .await;
                     if let Err(e) = locked {
-                        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                        let _ = sqlx::query("ROLLBACK").execute(&mut **conn).await;
                         return Err(e.into());
                     }
                 }
             }
-            self.conn = Some(conn);
+            self.open = true;
         } else if self.dirty {
             if let Some(conn) = self.conn.as_mut() {
                 sqlx::raw_sql("ROLLBACK TO job; RELEASE job").execute(&mut **conn).await?;
@@ -187,15 +193,20 @@ impl Batch {
 
     /// Commits the open transaction (if any) and tells every writer in it; whether one was open.
     async fn commit(&mut self) -> bool {
-        let Some(mut conn) = self.conn.take() else { return false };
+        if !std::mem::take(&mut self.open) {
+            return false;
+        }
+        let Some(conn) = self.conn.as_mut() else { return false };
         if self.dirty {
-            let _ = sqlx::raw_sql("ROLLBACK TO job; RELEASE job").execute(&mut *conn).await;
+            let _ = sqlx::raw_sql("ROLLBACK TO job; RELEASE job").execute(&mut **conn).await;
             self.dirty = false;
         }
-        let result = match sqlx::query("COMMIT").execute(&mut *conn).await {
+        let result = match sqlx::query("COMMIT").execute(&mut **conn).await {
             Ok(_) => Ok(()),
             Err(e) => {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                let _ = sqlx::query("ROLLBACK").execute(&mut **conn).await;
+                // Not trusted again: the next transaction takes a fresh connection.
+                self.conn = None;
                 Err(e.to_string())
             }
         };

@@ -79,6 +79,8 @@ pub struct Db {
     forms: Arc<FormCache>,
     /// Documents of recently written records, checked against their sequence before use.
     pub docs: Arc<crate::docs::DocCache>,
+    /// Connections for the sync path, outside sqlx's pool (see [`crate::conns`]).
+    conns: Arc<crate::conns::Conns>,
     /// Restricted template ids, with the template sequence they were read at: re-read only
     /// when a template is published (by this process or another, e.g. the admin CLI).
     restricted: Arc<std::sync::Mutex<(i64, Vec<String>)>>,
@@ -232,7 +234,8 @@ impl Db {
             (Backend::Sqlite, format!("sqlite://{target}?mode=rwc"))
         };
         let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            // The writers' one, the sync path's (see `conns`), and the rest's.
+            .max_connections(1 + crate::conns::KEPT as u32 + if backend == Backend::Sqlite { 4 } else { 8 })
             // A broken connection shows as a failed query; a ping before every query would
             // double the round trips to the database.
             .test_before_acquire(false)
@@ -265,10 +268,17 @@ impl Db {
             url,
             committer: crate::commit::Committer::new(backend),
             docs: Arc::new(crate::docs::DocCache::new(DOC_CACHE)),
+            conns: Default::default(),
             forms: Default::default(),
             restricted: Default::default(),
             scopes: Default::default(),
         })
+    }
+
+    /// A connection for the sync path, which runs a few short statements per request (see
+    /// [`crate::conns`]).
+    pub async fn conn(&self) -> Result<crate::conns::Conn<'_>, DbError> {
+        self.conns.get(&self.pool).await
     }
 
     /// A receiver that sees a new value after every commit that may have logged changes: this
@@ -608,7 +618,7 @@ impl Db {
         ))
         .bind(token_hash)
         .bind(now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         row.map(|r| {
             let grants: String = r.get("grants");

@@ -194,18 +194,19 @@ impl Demo {
         Ok(Draft { doc, form, ts: at(on) })
     }
 
-    fn finish(&mut self, mut draft: Draft) {
-        let projection = crate::sync::project(&mut draft.doc, &draft.form);
-        if let (Ok(meta), Ok(serde_json::Value::Object(values))) =
-            (draft.doc.meta(), serde_json::from_str::<serde_json::Value>(&projection.values_json))
+    fn finish(&mut self, mut draft: Draft) -> Result<(), DbError> {
+        let projection = crate::sync::project(&mut draft.doc, &draft.form).map_err(invalid)?;
+        if let Ok(serde_json::Value::Object(values)) =
+            serde_json::from_str::<serde_json::Value>(&projection.values_json)
         {
-            self.sources.entry(meta.template_id).or_default().push(SourceRecord {
-                id: meta.record_id,
-                unit_code: meta.unit_code,
+            self.sources.entry(projection.meta.template_id.clone()).or_default().push(SourceRecord {
+                id: projection.meta.record_id.clone(),
+                unit_code: projection.meta.unit_code.clone(),
                 values,
             });
         }
         self.done.push((draft.doc, projection));
+        Ok(())
     }
 }
 
@@ -312,7 +313,7 @@ fn original_sessions(demo: &mut Demo) -> Result<(), DbError> {
         if submitted {
             d.event(EventKind::Submit, officer, None, on)?;
         }
-        demo.finish(d);
+        demo.finish(d)?;
     }
     Ok(())
 }
@@ -444,7 +445,7 @@ fn people(demo: &mut Demo, ci: usize, (unit, officer, _, _, _): &(&str, &str, &s
                 ("counsellor", FieldValue::Boolean(true)),
             ],
         )?;
-        demo.finish(d);
+        demo.finish(d)?;
     }
     Ok(())
 }
@@ -491,7 +492,7 @@ fn moved_person(demo: &mut Demo) -> Result<(), DbError> {
                 ("file_sent_on", date(days(moved, 3))),
             ],
         )?;
-        demo.finish(d);
+        demo.finish(d)?;
     }
     Ok(())
 }
@@ -527,7 +528,7 @@ fn places(
         )?;
         on = add_months(on, 1);
     }
-    demo.finish(d);
+    demo.finish(d)?;
     // Active.
     let found = days(today, -demo.rng.range(20, 200));
     let mut d = demo.start("hotspot", unit, officer, None, found)?;
@@ -537,7 +538,7 @@ fn places(
         .set("found_on", date(found))?
         .set("found_source", choice(demo.rng.word(&["patrol", "tip", "case"])))?
         .set("confirmed_on", date(days(found, 7)))?;
-    demo.finish(d);
+    demo.finish(d)?;
     // Crops, in the mountain communes, in the poppy season.
     if *rural {
         for _ in 0..demo.rng.range(1, 2) {
@@ -571,7 +572,7 @@ fn places(
                     vec![("witness_name", text("Cán bộ Đồn Biên phòng")), ("witness_role", text("Bộ đội Biên phòng"))],
                 )?;
             d.event(EventKind::Submit, officer, None, days(found, 2))?;
-            demo.finish(d);
+            demo.finish(d)?;
         }
     }
     Ok(())
@@ -602,7 +603,7 @@ fn events(demo: &mut Demo, ci: usize, (unit, officer, _, _, _): &(&str, &str, &s
             )?;
         }
         d.event(EventKind::Submit, officer, None, on)?;
-        demo.finish(d);
+        demo.finish(d)?;
     }
     let audiences = ["residents", "youth", "students", "workers", "ethnic_minorities", "families"];
     for m in 0..12 {
@@ -617,7 +618,7 @@ fn events(demo: &mut Demo, ci: usize, (unit, officer, _, _, _): &(&str, &str, &s
                 .set("audience_group", choice(demo.rng.word(&audiences)))?
                 .set("participants", FieldValue::Integer(demo.rng.range(30, 260)))?;
             d.event(EventKind::Submit, officer, None, on)?;
-            demo.finish(d);
+            demo.finish(d)?;
         }
     }
     Ok(())
@@ -663,7 +664,7 @@ fn other_reports(demo: &mut Demo, i: usize, unit: &str) -> Result<(), DbError> {
             )?
             .set("next_tasks", text("Tuyên truyền tại khu dân cư; phối hợp rà soát người tạm trú."))?;
         review(&mut d, state, &officer, &lead, bounds.due)?;
-        demo.finish(d);
+        demo.finish(d)?;
     }
     Ok(())
 }
@@ -739,7 +740,7 @@ fn reports(
     if ci.is_multiple_of(3) {
         let mut d = demo.start("commune_monthly_report", unit, officer, Some(key.clone()), current.start)?;
         fill_indicators(demo, &mut d, &key, unit)?;
-        demo.finish(d);
+        demo.finish(d)?;
     }
     let mut start = current.start;
     for offset in 0..12 {
@@ -771,7 +772,7 @@ fn reports(
                 text("Rà soát danh sách người sử dụng; tuyên truyền tại các bản vùng cao; kiểm tra cơ sở lưu trú."),
             )?;
         review(&mut d, state, officer, lead, bounds.due)?;
-        demo.finish(d);
+        demo.finish(d)?;
     }
     // The annual report for the last reporting year that has ended.
     let annual = demo.forms.get("commune_annual_report").cloned().ok_or_else(|| invalid("no annual report"))?;
@@ -787,7 +788,7 @@ fn reports(
         .set("assessment", text(format!("Năm {year}: kiềm chế được sự gia tăng người sử dụng trái phép chất ma túy.")))?
         .set("next_tasks", text("Xây dựng xã không ma túy theo lộ trình đến năm 2030."))?;
     review(&mut d, ["approved", "signed_off", "submitted", "draft"][ci % 4], officer, lead, bounds.due)?;
-    demo.finish(d);
+    demo.finish(d)?;
     // The yearly classification of this calendar year, prepared before the year closes.
     let this_year = today.year().to_string();
     let mut d = demo.start("commune_assessment", unit, officer, Some(this_year.clone()), days(today, -3))?;
@@ -799,7 +800,7 @@ fn reports(
         d.set("route_note", text("Quốc lộ 4G, tuyến biên giới Việt – Lào"))?;
     }
     review(&mut d, ["draft", "submitted", "signed_off"][ci % 3], officer, lead, days(today, -1))?;
-    demo.finish(d);
+    demo.finish(d)?;
     // Two quarterly reviews of the self-managed groups.
     let quarterly = demo.forms.get("group_review").cloned().ok_or_else(|| invalid("no group review"))?;
     let q_spec = quarterly.template().period.clone().ok_or_else(|| invalid("the group review has no period"))?;
@@ -825,7 +826,7 @@ fn reports(
         }
         d.set("assessment", text("Các tổ duy trì sinh hoạt; một số tổ cần củng cố nhân sự."))?;
         review(&mut d, state, officer, lead, bounds.due)?;
-        demo.finish(d);
+        demo.finish(d)?;
     }
     Ok(())
 }

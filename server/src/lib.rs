@@ -7,6 +7,7 @@
 //! - [`admin`]: admin pages (users, devices, grants, templates, units).
 //! - [`web`]: review web UI (server-rendered HTML, cookie sessions).
 //! - [`units`]: administrative units from CSV (the national list ships with the server).
+//! - [`conns`]: connections for the sync path, kept beside sqlx's pool (no ping on release).
 //! - [`commit`]: group commit (concurrent writers share one transaction and one fsync).
 //! - [`db`]: SQLite storage through sqlx.
 //! - [`auth`]: Argon2 passwords and hashed bearer tokens.
@@ -23,6 +24,7 @@ pub mod app;
 pub mod attachments;
 pub mod auth;
 pub mod commit;
+pub mod conns;
 pub mod db;
 pub mod demo;
 pub mod docs;

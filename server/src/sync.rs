@@ -17,7 +17,9 @@ use diaban_core::form::{Form, Issue};
 use diaban_core::protocol::{
     Account, PulledRecord, PushRecord, Reach, Rejection, SyncRequest, SyncResponse, UnitInfo, codes,
 };
-use diaban_core::record::{Event, EventKind, RecordDoc, WorkflowState, heads_from_hex, heads_to_hex, state_of};
+use diaban_core::record::{
+    Event, EventKind, RecordDoc, RecordError, RecordMeta, WorkflowState, heads_from_hex, heads_to_hex, state_of,
+};
 use sqlx::{AnyConnection, Row};
 
 use diaban_core::store::AttachmentRef;
@@ -170,7 +172,7 @@ async fn commit<'a>(
     // only the writes (and a fresh check of a record changed in between).
     let mut prepared = Vec::new();
     {
-        let mut conn = db.pool.acquire().await?;
+        let mut conn = db.conn().await?;
         for push in &pushes {
             let stored = Db::record_state(&mut conn, &push.record_id).await?;
             let verdict = check(&mut conn, db, stored.as_ref(), device, scope, hidden, push).await?;
@@ -268,6 +270,8 @@ async fn settle(
 
 /// What the server stores beside a record's document, computed from the document.
 pub struct Projection {
+    /// The record's identity (id, template, unit, period…).
+    pub meta: RecordMeta,
     pub values_json: String,
     /// Attachments the values refer to.
     pub attachments: Vec<AttachmentRef>,
@@ -276,27 +280,28 @@ pub struct Projection {
     pub issues: Vec<Issue>,
 }
 
-/// Values (with calculated ones), state, heads and validation issues of a record.
-pub fn project(doc: &mut RecordDoc, form: &Form) -> Projection {
-    let period = doc.meta().ok().and_then(|m| m.period);
+/// Identity, values (with calculated ones), state, heads and validation issues of a record.
+pub fn project(doc: &mut RecordDoc, form: &Form) -> Result<Projection, RecordError> {
+    let meta = doc.meta()?;
     let (values, events) = (doc.values(), doc.events());
-    project_read(doc, form, period.as_deref(), values, &events)
+    Ok(project_read(doc, form, meta, values, &events))
 }
 
-/// [`project`], given what was read of the document already: its period, values and events
+/// [`project`], given what was read of the document already: its meta, values and events
 /// (reading a document's values walks all of it).
 fn project_read(
     doc: &mut RecordDoc,
     form: &Form,
-    period: Option<&str>,
+    meta: RecordMeta,
     values: BTreeMap<String, serde_json::Value>,
     events: &[Event],
 ) -> Projection {
     let mut values: serde_json::Map<String, serde_json::Value> = values.into_iter().collect();
-    let evaluation = form.evaluate(&values, &form.env(period, "vi"), &doc.conflicts());
+    let evaluation = form.evaluate(&values, &form.env(meta.period.as_deref(), "vi"), &doc.conflicts());
     values.extend(evaluation.calculated);
     let values = serde_json::Value::Object(values);
     Projection {
+        meta,
         attachments: AttachmentRef::find_all(&values),
         values_json: values.to_string(),
         state: state_of(events),
@@ -324,7 +329,7 @@ enum Verdict {
     /// Edits to an approved record: kept as a proposed amendment, not written.
     Amend,
     /// The document with the changes applied, and its projection: to be written.
-    Write(RecordDoc, Projection),
+    Write(RecordDoc, Box<Projection>),
 }
 
 /// Checks one pushed record against the record as stored (`existing`, read by the caller in
@@ -415,7 +420,7 @@ async fn check(
         // Not overwritten, not lost: edits to an approved record wait for a reviewer.
         return Ok(if refusal.code == codes::RECORD_LOCKED { Verdict::Amend } else { Verdict::Refused(refusal) });
     }
-    let projection = project_read(&mut doc, form, meta.period.as_deref(), values, &events);
+    let projection = project_read(&mut doc, form, meta, values, &events);
     // The same validation as on the phone: a submitted record must pass it.
     if projection.state == WorkflowState::Submitted && !projection.issues.is_empty() {
         let message = projection.issues.iter().map(|i| i.message.as_str()).collect::<Vec<_>>().join("; ");
@@ -425,7 +430,7 @@ async fn check(
             issues: projection.issues,
         }));
     }
-    Ok(Verdict::Write(doc, projection))
+    Ok(Verdict::Write(doc, Box::new(projection)))
 }
 
 /// Keeps a device's edits to an approved record as a proposed amendment; the refusal that
@@ -460,7 +465,7 @@ pub async fn write_record(
     stored: Option<&StoredState>,
     device_id: Option<&str>,
 ) -> Result<Option<i64>, DbError> {
-    let meta = doc.meta().map_err(|e| DbError::Invalid(e.to_string()))?;
+    let meta = &projection.meta;
     let fold = stored.is_none_or(|s| s.chunks + 1 >= FOLD_AFTER);
     let bytes = if fold { doc.save() } else { doc.save_incremental() };
     Db::put_record(
@@ -563,13 +568,13 @@ async fn pull(
     pushed_heads: &[(&str, &[String])],
 ) -> Result<SyncResponse, ApiError> {
     let mut pg_tx: Option<sqlx::Transaction<'_, sqlx::Any>> = None;
-    let mut pooled: Option<sqlx::pool::PoolConnection<sqlx::Any>> = None;
+    let mut kept: Option<crate::conns::Conn<'_>> = None;
     let tx: &mut AnyConnection = if db.backend == crate::db::Backend::Postgres {
         let tx = pg_tx.insert(db.pool.begin().await?);
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut **tx).await?;
         tx
     } else {
-        pooled.insert(db.pool.acquire().await?)
+        kept.insert(db.conn().await?)
     };
     // After a complete sync the device holds every record of its scope as of `synced`: a
     // record whose snapshot is older needs only the chunks committed since, not its snapshot.
