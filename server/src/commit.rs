@@ -42,10 +42,22 @@ pub struct Batch {
     conn: Option<PoolConnection<Any>>,
     /// Whether a transaction is open on `conn`.
     open: bool,
-    /// A job was cut off inside its savepoint (its future dropped): undo it first.
-    dirty: bool,
+    /// How to undo the job running in the transaction; if it is cut off (its future dropped),
+    /// the next writer undoes it first.
+    running: Undo,
     /// Writers whose work is in the open transaction, told when it is durable.
     waiting: Vec<oneshot::Sender<Result<(), String>>>,
+}
+
+/// How a job's work is taken back out of the shared transaction.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Undo {
+    /// No job is running.
+    Nothing,
+    /// Back to the job's savepoint.
+    Savepoint,
+    /// The whole transaction: the job is its first.
+    Transaction,
 }
 
 struct Queued<'a>(&'a AtomicUsize);
@@ -59,7 +71,7 @@ impl Drop for Queued<'_> {
 impl Committer {
     pub fn new(backend: Backend) -> Arc<Committer> {
         Arc::new(Committer {
-            state: Mutex::new(Batch { backend, conn: None, open: false, dirty: false, waiting: Vec::new() }),
+            state: Mutex::new(Batch { backend, conn: None, open: false, running: Undo::Nothing, waiting: Vec::new() }),
             queued: AtomicUsize::new(0),
             commits: AtomicUsize::new(0),
             announced: watch::Sender::new(0),
@@ -83,18 +95,24 @@ impl Committer {
     {
         let (value, durable) = {
             let mut batch = self.lock().await;
+            let first = batch.waiting.is_empty();
             let conn = batch.open(pool).await?;
-            sqlx::query("SAVEPOINT job").execute(&mut **conn).await?;
-            batch.dirty = true;
+            // The first job of a transaction needs no savepoint: undoing it is rolling the
+            // transaction back. A later one's savepoint is never released: COMMIT releases
+            // them all, and ROLLBACK TO finds the newest of the name (one hand-off less).
+            let undo = if first {
+                Undo::Transaction
+            } else {
+                sqlx::query("SAVEPOINT job").execute(&mut **conn).await?;
+                Undo::Savepoint
+            };
+            batch.running = undo;
             let conn = batch.conn.as_mut().ok_or_else(|| DbError::Invalid("no open transaction".into()))?;
             let value = f(&mut **conn).await;
-            if value.is_ok() {
-                // A prepared statement, reused: the common path parses nothing.
-                sqlx::query("RELEASE job").execute(&mut **conn).await?;
-            } else {
-                sqlx::raw_sql("ROLLBACK TO job; RELEASE job").execute(&mut **conn).await?;
+            if value.is_err() {
+                batch.undo().await?;
             }
-            batch.dirty = false;
+            batch.running = Undo::Nothing;
             let last = self.queued.load(Ordering::SeqCst) == 0;
             let value = match value {
                 Ok(value) => value,
@@ -160,6 +178,10 @@ impl Batch {
     /// The connection of the open transaction, beginning one if none is open and undoing a
     /// job that was cut off halfway.
     async fn open(&mut self, pool: &AnyPool) -> Result<&mut PoolConnection<Any>, DbError> {
+        if self.running != Undo::Nothing {
+            self.undo().await?;
+            self.running = Undo::Nothing;
+        }
         if !self.open {
             let conn = match &mut self.conn {
                 Some(conn) => conn,
@@ -182,31 +204,62 @@ impl Batch {
                 }
             }
             self.open = true;
-        } else if self.dirty {
-            if let Some(conn) = self.conn.as_mut() {
-                sqlx::raw_sql("ROLLBACK TO job; RELEASE job").execute(&mut **conn).await?;
-            }
-            self.dirty = false;
         }
         self.conn.as_mut().ok_or_else(|| DbError::Invalid("no open transaction".into()))
     }
 
+    /// Closes a connection that failed mid-transaction (not back to the pool, where it might
+    /// still hold the transaction): the next transaction takes a fresh one.
+    async fn discard(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = conn.close().await;
+        }
+    }
+
+    /// Takes the running job's work back out of the transaction.
+    async fn undo(&mut self) -> Result<(), DbError> {
+        let Some(conn) = self.conn.as_mut() else { return Ok(()) };
+        match self.running {
+            Undo::Nothing => {}
+            Undo::Savepoint => {
+                sqlx::query("ROLLBACK TO job").execute(&mut **conn).await?;
+            }
+            Undo::Transaction => {
+                self.open = false;
+                if let Err(e) = sqlx::query("ROLLBACK").execute(&mut **conn).await {
+                    self.discard().await;
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Commits the open transaction (if any) and tells every writer in it; whether one was open.
     async fn commit(&mut self) -> bool {
+        if self.running != Undo::Nothing {
+            // A job was cut off halfway: its work does not go in. If it cannot be taken
+            // out, nothing of this transaction is committed.
+            let undone = self.undo().await;
+            self.running = Undo::Nothing;
+            if undone.is_err() {
+                self.open = false;
+                self.discard().await;
+            }
+        }
         if !std::mem::take(&mut self.open) {
-            return false;
+            let failed = !self.waiting.is_empty();
+            for waiter in self.waiting.drain(..) {
+                let _ = waiter.send(Err("the transaction was rolled back".into()));
+            }
+            return failed;
         }
         let Some(conn) = self.conn.as_mut() else { return false };
-        if self.dirty {
-            let _ = sqlx::raw_sql("ROLLBACK TO job; RELEASE job").execute(&mut **conn).await;
-            self.dirty = false;
-        }
         let result = match sqlx::query("COMMIT").execute(&mut **conn).await {
             Ok(_) => Ok(()),
             Err(e) => {
                 let _ = sqlx::query("ROLLBACK").execute(&mut **conn).await;
-                // Not trusted again: the next transaction takes a fresh connection.
-                self.conn = None;
+                self.discard().await;
                 Err(e.to_string())
             }
         };
@@ -225,6 +278,14 @@ mod tests {
         sqlx::query_scalar("SELECT detail FROM audit_log ORDER BY detail").fetch_all(pool).await.unwrap()
     }
 
+    async fn log(conn: &mut AnyConnection, detail: &str) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO audit_log (at, action, detail) VALUES (0, 'test', $1)")
+            .bind(detail)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writers_that_queue_together_share_one_commit_and_a_failed_one_undoes_only_itself() {
         let dir = tempfile::tempdir().unwrap();
@@ -233,17 +294,20 @@ mod tests {
         let committer = Committer::new(Backend::Sqlite);
         // Hold the writer lock while 20 writers queue up behind it.
         let gate = committer.exclusive().await;
+        // The first job to run in the transaction fails (it has no savepoint: its undo is the
+        // whole transaction's), and so does the eighth (undone to its savepoint).
+        let turn = Arc::new(AtomicUsize::new(0));
         let mut writers = Vec::new();
         for i in 0..20 {
-            let (committer, pool) = (committer.clone(), pool.clone());
+            let (committer, pool, turn) = (committer.clone(), pool.clone(), turn.clone());
             writers.push(tokio::spawn(async move {
                 committer
                     .write(&pool, async |conn| {
-                        sqlx::query("INSERT INTO audit_log (at, action, detail) VALUES (0, 'test', $1)")
-                            .bind(format!("{i:02}"))
-                            .execute(&mut *conn)
-                            .await?;
-                        if i == 7 { Err(DbError::Invalid("job 7 fails after writing".into())) } else { Ok(i) }
+                        log(conn, &format!("{i:02}")).await?;
+                        match turn.fetch_add(1, Ordering::SeqCst) {
+                            0 | 7 => Err(DbError::Invalid(format!("job {i} fails after writing"))),
+                            _ => Ok(i),
+                        }
                     })
                     .await
             }));
@@ -253,16 +317,67 @@ mod tests {
         }
         let before = committer.commits();
         drop(gate);
-        let mut ok = 0;
+        let mut written = Vec::new();
         for writer in writers {
             match writer.await.unwrap() {
-                Ok(_) => ok += 1,
-                Err(e) => assert!(e.to_string().contains("job 7")),
+                Ok(i) => written.push(format!("{i:02}")),
+                Err(e) => assert!(e.to_string().contains("fails after writing"), "{e}"),
             }
         }
-        assert_eq!(ok, 19);
+        assert_eq!(written.len(), 18);
         assert_eq!(committer.commits() - before, 1, "twenty queued writers, one commit");
-        let expected: Vec<String> = (0..20).filter(|i| *i != 7).map(|i| format!("{i:02}")).collect();
-        assert_eq!(rows(&pool).await, expected, "every job's row but the failed one's, durable");
+        written.sort();
+        assert_eq!(rows(&pool).await, written, "every job's row but the failed ones', durable");
+    }
+
+    /// Starts a writer that writes `detail` and then hangs, and drops it once it has written.
+    async fn cut_off(committer: &Arc<Committer>, pool: &AnyPool, detail: &'static str) {
+        let (wrote, written) = oneshot::channel::<()>();
+        let (c, p) = (committer.clone(), pool.clone());
+        let hanging = tokio::spawn(async move {
+            let mut wrote = Some(wrote);
+            c.write(&p, async |conn| {
+                log(conn, detail).await?;
+                if let Some(wrote) = wrote.take() {
+                    let _ = wrote.send(());
+                }
+                std::future::pending::<Result<(), DbError>>().await
+            })
+            .await
+        });
+        written.await.unwrap();
+        hanging.abort();
+        assert!(hanging.await.is_err(), "the writer was cut off");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_first_job_cut_off_halfway_is_rolled_back_with_its_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(&dir.path().join("s.sqlite").to_string_lossy()).await.unwrap();
+        let committer = Committer::new(Backend::Sqlite);
+        cut_off(&committer, &db.pool, "cut off").await;
+        committer.write(&db.pool, async |conn| log(conn, "next").await).await.unwrap();
+        assert_eq!(rows(&db.pool).await, ["next"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_later_job_cut_off_halfway_is_undone_to_its_savepoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(&dir.path().join("s.sqlite").to_string_lossy()).await.unwrap();
+        let committer = Committer::new(Backend::Sqlite);
+        // A transaction left open with one job's work in it, as a writer leaves it for the
+        // writers queued behind.
+        let durable = {
+            let mut batch = committer.lock().await;
+            let conn = batch.open(&db.pool).await.unwrap();
+            log(conn, "kept").await.unwrap();
+            let (tx, rx) = oneshot::channel();
+            batch.waiting.push(tx);
+            rx
+        };
+        cut_off(&committer, &db.pool, "cut off").await;
+        committer.write(&db.pool, async |conn| log(conn, "next").await).await.unwrap();
+        assert_eq!(durable.await.unwrap(), Ok(()), "the first job's work committed");
+        assert_eq!(rows(&db.pool).await, ["kept", "next"]);
     }
 }
