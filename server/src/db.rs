@@ -29,6 +29,7 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
     (11, "records by unit and seq", include_str!("../migrations/sqlite/0011_records_by_unit_and_seq.sql")),
     (12, "incremental pull", include_str!("../migrations/sqlite/0012_incremental_pull.sql")),
     (13, "device reach", include_str!("../migrations/sqlite/0013_device_reach.sql")),
+    (14, "record snapshots", include_str!("../migrations/sqlite/0014_record_snapshots.sql")),
 ];
 
 const PG_MIGRATIONS: &[EmbeddedMigration] = &[
@@ -37,6 +38,7 @@ const PG_MIGRATIONS: &[EmbeddedMigration] = &[
     (3, "incremental pull", include_str!("../migrations/postgres/0003_incremental_pull.sql")),
     (4, "json_group_array", include_str!("../migrations/postgres/0004_json_group_array.sql")),
     (5, "device reach", include_str!("../migrations/postgres/0005_device_reach.sql")),
+    (6, "record snapshots", include_str!("../migrations/postgres/0006_record_snapshots.sql")),
 ];
 
 /// Which database a server runs on.
@@ -948,9 +950,11 @@ impl Db {
 
     /// A stored record's document bytes (snapshot and chunks), read in `tx`.
     pub async fn stored_doc(tx: &mut AnyConnection, id: &str) -> Result<Vec<u8>, DbError> {
-        let snapshot: Vec<u8> =
-            sqlx::query_scalar("SELECT doc FROM records WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
-        Db::whole_doc(tx, id, snapshot).await
+        let snapshot: Option<Vec<u8>> = sqlx::query_scalar("SELECT doc FROM record_snapshots WHERE record_id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        Db::whole_doc(tx, id, snapshot.unwrap_or_default()).await
     }
 
     /// A record's document: its snapshot followed by the chunks appended since.
@@ -1028,12 +1032,22 @@ impl Db {
                 sqlx::query("DELETE FROM record_chunks WHERE record_id = $1").bind(r.id).execute(&mut *tx).await?;
             }
         }
+        if let Some(snapshot) = snapshot {
+            sqlx::query(
+                "INSERT INTO record_snapshots (record_id, doc) VALUES ($1, $2)
+                 ON CONFLICT(record_id) DO UPDATE SET doc = excluded.doc",
+            )
+            .bind(r.id)
+            .bind(snapshot)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
-            "INSERT INTO records (id, template_id, template_version, unit_code, state, created_by, created_at, updated_at, doc, heads, values_json, seq, period, snapshot_seq)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9, $15), $10, $11, $12, $13, $12)
+            "INSERT INTO records (id, template_id, template_version, unit_code, state, created_by, created_at, updated_at, heads, values_json, seq, period, snapshot_seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $11)
              ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
-               doc = COALESCE($14, records.doc), heads = excluded.heads, values_json = excluded.values_json, seq = excluded.seq,
-               snapshot_seq = CASE WHEN $14 IS NULL THEN records.snapshot_seq ELSE excluded.seq END",
+               heads = excluded.heads, values_json = excluded.values_json, seq = excluded.seq,
+               snapshot_seq = CASE WHEN $13 THEN excluded.seq ELSE records.snapshot_seq END",
         )
         .bind(r.id)
         .bind(r.template_id)
@@ -1043,13 +1057,11 @@ impl Db {
         .bind(r.created_by)
         .bind(r.created_at)
         .bind(now())
-        .bind(snapshot)
         .bind(heads)
         .bind(r.values_json)
         .bind(seq)
         .bind(r.period)
-        .bind(snapshot)
-        .bind(&[] as &[u8])
+        .bind(snapshot.is_some())
         .execute(&mut *tx)
         .await?;
         Ok(Some(seq))
@@ -1073,12 +1085,15 @@ impl Db {
                SELECT $1, $14, (SELECT MAX(seq) FROM change_log)
                WHERE $14 IS NOT NULL AND (SELECT seq FROM records WHERE id = $1) IS $15;
              DELETE FROM record_chunks WHERE $14 IS NULL AND record_id = $1 AND (SELECT seq FROM records WHERE id = $1) IS $15;
-             INSERT INTO records (id, template_id, template_version, unit_code, state, created_by, created_at, updated_at, doc, heads, values_json, seq, period, snapshot_seq)
-               SELECT $1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9, X''), $10, $11,
+             INSERT INTO record_snapshots (record_id, doc)
+               SELECT $1, $9 WHERE $9 IS NOT NULL AND (SELECT seq FROM records WHERE id = $1) IS $15
+             ON CONFLICT(record_id) DO UPDATE SET doc = excluded.doc;
+             INSERT INTO records (id, template_id, template_version, unit_code, state, created_by, created_at, updated_at, heads, values_json, seq, period, snapshot_seq)
+               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $10, $11,
                  (SELECT MAX(seq) FROM change_log), $13, (SELECT MAX(seq) FROM change_log)
                WHERE (SELECT seq FROM records WHERE id = $1) IS $15
              ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
-               doc = COALESCE($9, records.doc), heads = excluded.heads, values_json = excluded.values_json, seq = excluded.seq,
+               heads = excluded.heads, values_json = excluded.values_json, seq = excluded.seq,
                snapshot_seq = CASE WHEN $9 IS NULL THEN records.snapshot_seq ELSE excluded.seq END
              RETURNING seq",
         )

@@ -587,7 +587,9 @@ async fn pull(
         ")
          SELECT m.latest, m.units, m.templates, p.id, p.snapshot, p.heads, p.seq, p.snapshot_seq
          FROM marks m LEFT JOIN (
-           SELECT id, CASE WHEN $4 > 0 AND snapshot_seq <= $4 THEN NULL ELSE doc END AS snapshot, heads, seq, snapshot_seq
+           SELECT id, CASE WHEN $4 > 0 AND snapshot_seq <= $4 THEN NULL
+                      ELSE (SELECT doc FROM record_snapshots s WHERE s.record_id = records.id) END AS snapshot,
+                  heads, seq, snapshot_seq
            FROM records
            WHERE seq > $1 AND seq <= (SELECT latest FROM marks) AND unit_code IN (SELECT value FROM json_each($2))
              AND template_id NOT IN (SELECT value FROM json_each($3))
@@ -646,7 +648,10 @@ async fn pull(
             let mut doc = match snapshot {
                 Some(snapshot) => snapshot.clone(),
                 None => {
-                    sqlx::query_scalar("SELECT doc FROM records WHERE id = $1").bind(id).fetch_one(&mut *tx).await?
+                    sqlx::query_scalar("SELECT doc FROM record_snapshots WHERE record_id = $1")
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?
                 }
             };
             chunks.iter().for_each(|(_, data)| doc.extend_from_slice(data));

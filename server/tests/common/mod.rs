@@ -195,7 +195,10 @@ impl Server {
     pub async fn saved_documents(&self) -> i64 {
         use sqlx::Row;
         let mut conn = self.read_only().await;
-        let rows = sqlx::query("SELECT id, doc FROM records").fetch_all(&mut conn).await.expect("records");
+        let rows = sqlx::query("SELECT record_id AS id, doc FROM record_snapshots")
+            .fetch_all(&mut conn)
+            .await
+            .expect("records");
         let mut sum = 0;
         for row in rows {
             let id: String = row.get("id");
