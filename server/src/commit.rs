@@ -109,10 +109,12 @@ impl Committer {
             batch.running = undo;
             let conn = batch.conn.as_mut().ok_or_else(|| DbError::Invalid("no open transaction".into()))?;
             let value = f(&mut **conn).await;
-            if value.is_err() {
-                batch.undo().await?;
+            if value.is_ok() {
+                batch.running = Undo::Nothing;
+            } else {
+                // Undone alone (or, if it cannot be, with the whole transaction).
+                batch.undo_running().await;
             }
-            batch.running = Undo::Nothing;
             let last = self.queued.load(Ordering::SeqCst) == 0;
             let value = match value {
                 Ok(value) => value,
@@ -178,34 +180,60 @@ impl Batch {
     /// The connection of the open transaction, beginning one if none is open and undoing a
     /// job that was cut off halfway.
     async fn open(&mut self, pool: &AnyPool) -> Result<&mut PoolConnection<Any>, DbError> {
-        if self.running != Undo::Nothing {
-            self.undo().await?;
-            self.running = Undo::Nothing;
-        }
+        self.undo_running().await;
         if !self.open {
-            let conn = match &mut self.conn {
-                Some(conn) => conn,
-                None => self.conn.insert(pool.acquire().await?),
-            };
-            match self.backend {
-                Backend::Sqlite => {
-                    sqlx::query("BEGIN IMMEDIATE").execute(&mut **conn).await?;
-                }
-                Backend::Postgres => {
-                    sqlx::query("BEGIN").execute(&mut **conn).await?;
-                    let locked = sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                        .bind(crate::db::PG_WRITE_LOCK)
-                        .execute(&mut **conn)
-                        .await;
-                    if let Err(e) = locked {
-                        let _ = sqlx::query("ROLLBACK").execute(&mut **conn).await;
-                        return Err(e.into());
-                    }
-                }
+            if self.conn.is_none() {
+                self.conn = Some(pool.acquire().await?);
+            }
+            if let Err(e) = self.begin().await {
+                // The next transaction takes a fresh connection (this one may be broken).
+                self.discard().await;
+                return Err(e);
             }
             self.open = true;
         }
         self.conn.as_mut().ok_or_else(|| DbError::Invalid("no open transaction".into()))
+    }
+
+    async fn begin(&mut self) -> Result<(), DbError> {
+        let conn = self.conn.as_mut().ok_or_else(|| DbError::Invalid("no connection".into()))?;
+        match self.backend {
+            Backend::Sqlite => {
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut **conn).await?;
+            }
+            Backend::Postgres => {
+                sqlx::query("BEGIN").execute(&mut **conn).await?;
+                let locked = sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(crate::db::PG_WRITE_LOCK)
+                    .execute(&mut **conn)
+                    .await;
+                if let Err(e) = locked {
+                    let _ = sqlx::query("ROLLBACK").execute(&mut **conn).await;
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes the running job (one that failed, or was cut off halfway when its future was
+    /// dropped); if it cannot be undone, the whole transaction is given up.
+    async fn undo_running(&mut self) {
+        if self.running != Undo::Nothing {
+            if self.undo().await.is_err() {
+                self.abandon().await;
+            }
+            self.running = Undo::Nothing;
+        }
+    }
+
+    /// Gives up the open transaction: its connection is closed and its writers are told.
+    async fn abandon(&mut self) {
+        self.open = false;
+        self.discard().await;
+        for waiter in self.waiting.drain(..) {
+            let _ = waiter.send(Err("the transaction was rolled back".into()));
+        }
     }
 
     /// Closes a connection that failed mid-transaction (not back to the pool, where it might
@@ -235,24 +263,13 @@ impl Batch {
         Ok(())
     }
 
-    /// Commits the open transaction (if any) and tells every writer in it; whether one was open.
+    /// Commits the open transaction (if any) and tells every writer in it; whether one was
+    /// committed.
     async fn commit(&mut self) -> bool {
-        if self.running != Undo::Nothing {
-            // A job was cut off halfway: its work does not go in. If it cannot be taken
-            // out, nothing of this transaction is committed.
-            let undone = self.undo().await;
-            self.running = Undo::Nothing;
-            if undone.is_err() {
-                self.open = false;
-                self.discard().await;
-            }
-        }
+        // A job cut off halfway: its work does not go in.
+        self.undo_running().await;
         if !std::mem::take(&mut self.open) {
-            let failed = !self.waiting.is_empty();
-            for waiter in self.waiting.drain(..) {
-                let _ = waiter.send(Err("the transaction was rolled back".into()));
-            }
-            return failed;
+            return false;
         }
         let Some(conn) = self.conn.as_mut() else { return false };
         let result = match sqlx::query("COMMIT").execute(&mut **conn).await {
