@@ -1,19 +1,23 @@
 //! A bounded cache of loaded record documents: a commit to a record that was written a
-//! moment ago starts from the document in memory instead of parsing its stored bytes again.
+//! moment ago starts from the document and state in memory instead of reading the record's
+//! state and parsing its stored bytes again.
 //!
-//! An entry is good for exactly one change-log sequence. A writer reads the record's current
-//! sequence inside its write transaction and takes the entry only if it matches, so a write by
-//! another server node, the admin command or a rolled-back batch is never served stale. Taking
-//! removes the entry; the writer puts the document back once its commit is durable. At most
-//! `capacity` documents are held; the least recently used go first.
+//! An entry is what this process last committed of a record, put back once the commit is
+//! durable. It may be stale: another server node, the admin command or a reviewer may have
+//! written the record since. So a writer trusts it only behind the write's sequence guard (a
+//! record no longer at the entry's sequence is not written, and is checked again against what
+//! is stored), and reads the stored sequence before refusing a push on it. Taking removes the
+//! entry. At most `capacity` documents are held; the least recently used go first.
 
 use std::sync::Mutex;
 
 use diaban_core::record::RecordDoc;
 use hashlink::LruCache;
 
+use crate::db::StoredState;
+
 pub struct DocCache {
-    entries: Mutex<LruCache<String, (i64, RecordDoc)>>,
+    entries: Mutex<LruCache<String, (StoredState, RecordDoc)>>,
 }
 
 impl DocCache {
@@ -21,19 +25,16 @@ impl DocCache {
         DocCache { entries: Mutex::new(LruCache::new(capacity)) }
     }
 
-    /// The document of record `id` as of sequence `seq`, if held; the entry leaves the cache.
-    pub fn take(&self, id: &str, seq: i64) -> Option<RecordDoc> {
-        let mut entries = self.entries.lock().ok()?;
-        match entries.remove(id) {
-            Some((held, doc)) if held == seq => Some(doc),
-            _ => None,
-        }
+    /// The state and document of record `id` as this process last committed them, if held;
+    /// the entry leaves the cache.
+    pub fn take(&self, id: &str) -> Option<(StoredState, RecordDoc)> {
+        self.entries.lock().ok()?.remove(id)
     }
 
-    /// Keeps the document of record `id` as committed at sequence `seq`.
-    pub fn put(&self, id: String, seq: i64, doc: RecordDoc) {
+    /// Keeps the state and document of record `id` as just committed.
+    pub fn put(&self, id: String, state: StoredState, doc: RecordDoc) {
         if let Ok(mut entries) = self.entries.lock() {
-            entries.insert(id, (seq, doc));
+            entries.insert(id, (state, doc));
         }
     }
 
@@ -65,25 +66,34 @@ mod tests {
         RecordDoc::create(&meta, ActorId::random()).expect("create")
     }
 
+    fn state(seq: i64) -> StoredState {
+        StoredState {
+            seq,
+            template_id: "t".into(),
+            template_version: 1,
+            unit_code: "01".into(),
+            chunks: 0,
+            attachments: 0,
+        }
+    }
+
     #[test]
-    fn an_entry_serves_only_its_own_sequence_and_only_once() {
+    fn an_entry_is_taken_once_with_the_state_it_was_put_with() {
         let cache = DocCache::new(2);
-        cache.put("r1".into(), 7, doc("r1"));
-        assert!(cache.take("r1", 8).is_none(), "another sequence: stale, dropped");
-        assert!(cache.take("r1", 7).is_none(), "the stale entry is gone");
-        cache.put("r1".into(), 9, doc("r1"));
-        assert!(cache.take("r1", 9).is_some());
-        assert!(cache.take("r1", 9).is_none(), "taken once");
+        cache.put("r1".into(), state(7), doc("r1"));
+        let (held, _) = cache.take("r1").expect("held");
+        assert_eq!(held.seq, 7);
+        assert!(cache.take("r1").is_none(), "taken once");
     }
 
     #[test]
     fn the_least_recently_used_document_goes_first() {
         let cache = DocCache::new(2);
         for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
-            cache.put(id.into(), i as i64, doc(id));
+            cache.put(id.into(), state(i as i64), doc(id));
         }
         assert_eq!(cache.len(), 2);
-        assert!(cache.take("a", 0).is_none());
-        assert!(cache.take("c", 2).is_some());
+        assert!(cache.take("a").is_none());
+        assert!(cache.take("c").is_some());
     }
 }

@@ -174,8 +174,23 @@ async fn commit<'a>(
     {
         let mut conn = db.conn().await?;
         for push in &pushes {
-            let stored = Db::record_state(&mut conn, &push.record_id).await?;
-            let verdict = check(&mut conn, db, stored.as_ref(), device, scope, hidden, push).await?;
+            // The record as last committed: in memory after this process's last write of it
+            // (trusted behind the write's sequence guard), or else read.
+            let (mut stored, held) = match db.docs.take(&push.record_id) {
+                Some((state, doc)) => (Some(state), Some(doc)),
+                None => (Db::record_state(&mut conn, &push.record_id).await?, None),
+            };
+            let from_memory = held.is_some();
+            let mut verdict = check(&mut conn, db, stored.as_ref(), held, device, scope, hidden, push).await?;
+            // A refusal has no guard: it must not rest on a record written since (by a
+            // reviewer, another node). Checked again if the stored sequence moved.
+            if from_memory
+                && matches!(verdict, Verdict::Refused(_))
+                && Db::record_seq(&mut conn, &push.record_id).await? != stored.as_ref().map(|s| s.seq)
+            {
+                stored = Db::record_state(&mut conn, &push.record_id).await?;
+                verdict = check(&mut conn, db, stored.as_ref(), None, device, scope, hidden, push).await?;
+            }
             prepared.push((stored, verdict));
         }
     }
@@ -185,8 +200,10 @@ async fn commit<'a>(
         match verdict {
             // Nothing to write: a refusal, or changes that are all stored already.
             Verdict::Refused(refusal) => outcomes.push((push.record_id.clone(), Err(refusal))),
-            Verdict::Unchanged(seq, doc) => {
-                db.docs.put(push.record_id.clone(), seq, doc);
+            Verdict::Unchanged(doc) => {
+                if let Some(state) = stored {
+                    db.docs.put(push.record_id.clone(), state, doc);
+                }
                 outcomes.push((push.record_id.clone(), Ok(())));
             }
             verdict => to_write.push((*push, stored, verdict)),
@@ -204,30 +221,32 @@ async fn commit<'a>(
                         Verdict::Amend => Db::record_seq(tx, &push.record_id).await? == stored.as_ref().map(|s| s.seq),
                         _ => true,
                     };
-                    let mut outcome =
-                        if still { settle(tx, device, push, stored.as_ref(), verdict).await? } else { None };
-                    if outcome.is_none() {
+                    let mut outcome = if still {
+                        settle(tx, device, push, stored.as_ref(), verdict).await?
+                    } else {
+                        Settled::ChangedMeanwhile
+                    };
+                    if let Settled::ChangedMeanwhile = outcome {
                         let stored = Db::record_state(tx, &push.record_id).await?;
-                        let verdict = check(tx, db, stored.as_ref(), device, scope, hidden, push).await?;
+                        let verdict = check(tx, db, stored.as_ref(), None, device, scope, hidden, push).await?;
                         outcome = settle(tx, device, push, stored.as_ref(), verdict).await?;
                     }
-                    let outcome = outcome
-                        .ok_or_else(|| DbError::Invalid(format!("record {} changed while written", push.record_id)))?;
+                    let outcome = match outcome {
+                        Settled::Kept(state, doc) => Ok((state, doc)),
+                        Settled::Refused(refusal) => Err(refusal),
+                        // Checked and written under the lock: nobody else can write it now.
+                        Settled::ChangedMeanwhile => {
+                            return Err(DbError::Invalid(format!("record {} changed while written", push.record_id)));
+                        }
+                    };
                     written.push((push.record_id.clone(), outcome));
                 }
                 Ok(written)
             })
             .await?;
         for (id, outcome) in written {
-            outcomes.push((
-                id.clone(),
-                outcome.map(|doc| {
-                    // Durable now: the document may serve the next commit to the same record.
-                    if let Some((seq, doc)) = doc {
-                        db.docs.put(id, seq, doc);
-                    }
-                }),
-            ));
+            // Durable now: the document may serve the next commit to the same record.
+            outcomes.push((id.clone(), outcome.map(|(state, doc)| db.docs.put(id, state, *doc))));
         }
     }
     let mut accepted = Vec::new();
@@ -243,9 +262,16 @@ async fn commit<'a>(
     Ok((accepted, rejected))
 }
 
-/// What a record's push comes to, written under the lock: `None` if the record is no longer
-/// as `stored` says (nothing written).
-type Settled = Option<Result<Option<(i64, RecordDoc)>, Refusal>>;
+/// What a record's push came to under the lock.
+enum Settled {
+    /// Committed, or held already: the record's state and document as stored now.
+    Kept(StoredState, Box<RecordDoc>),
+    /// Refused with a reason (an edit kept as a proposed amendment too: the record is unchanged).
+    Refused(Refusal),
+    /// The record is no longer as checked (another device, node or batch wrote it): nothing
+    /// was written, it is checked again.
+    ChangedMeanwhile,
+}
 
 /// Carries out a verdict reached against `stored`, inside the write transaction.
 async fn settle(
@@ -255,17 +281,21 @@ async fn settle(
     stored: Option<&StoredState>,
     verdict: Verdict,
 ) -> Result<Settled, DbError> {
-    Ok(Some(match verdict {
-        Verdict::Refused(refusal) => Err(refusal),
-        Verdict::Unchanged(seq, doc) => Ok(Some((seq, doc))),
-        Verdict::Amend => Err(propose_amendment(tx, device, push).await?),
+    Ok(match verdict {
+        Verdict::Refused(refusal) => Settled::Refused(refusal),
+        Verdict::Unchanged(doc) => match stored {
+            Some(state) => Settled::Kept(state.clone(), Box::new(doc)),
+            // Unchanged means the record is stored; not found now, it is checked again.
+            None => Settled::ChangedMeanwhile,
+        },
+        Verdict::Amend => Settled::Refused(propose_amendment(tx, device, push).await?),
         Verdict::Write(mut doc, projection) => {
             match write_record(tx, &mut doc, &projection, stored, Some(&device.device_id)).await? {
-                Some(seq) => Ok(Some((seq, doc))),
-                None => return Ok(None),
+                Some(state) => Settled::Kept(state, Box::new(doc)),
+                None => Settled::ChangedMeanwhile,
             }
         }
-    }))
+    })
 }
 
 /// What the server stores beside a record's document, computed from the document.
@@ -324,20 +354,22 @@ fn refuse(code: &'static str, message: impl Into<String>) -> Result<Verdict, DbE
 /// What checking one pushed record against its stored state decided.
 enum Verdict {
     Refused(Refusal),
-    /// Every change is stored already (a retry, a duplicate): the record's sequence and document.
-    Unchanged(i64, RecordDoc),
+    /// Every change is stored already (a retry, a duplicate): the record's document.
+    Unchanged(RecordDoc),
     /// Edits to an approved record: kept as a proposed amendment, not written.
     Amend,
     /// The document with the changes applied, and its projection: to be written.
     Write(RecordDoc, Box<Projection>),
 }
 
-/// Checks one pushed record against the record as stored (`existing`, read by the caller in
-/// `conn`), and prepares what to write; writes nothing.
+/// Checks one pushed record against the record as stored (`existing`, with its document if
+/// the caller holds it; else it is read in `conn`), and prepares what to write; writes nothing.
+#[allow(clippy::too_many_arguments)]
 async fn check(
     conn: &mut AnyConnection,
     db: &Db,
     existing: Option<&StoredState>,
+    held: Option<RecordDoc>,
     device: &AuthDevice,
     scope: &[String],
     hidden: &[String],
@@ -349,7 +381,7 @@ async fn check(
     let mut doc = match existing {
         // The same answer whether the record exists elsewhere or not: nothing leaks.
         Some(stored) if !scope.contains(&stored.unit_code) => return refuse(codes::OUT_OF_SCOPE, OUT_OF_SCOPE),
-        Some(stored) => match db.docs.take(&push.record_id, stored.seq) {
+        Some(_) => match held {
             Some(doc) => doc,
             None => RecordDoc::load(&Db::stored_doc(conn, &push.record_id).await?, None)
                 .map_err(|e| DbError::Invalid(format!("stored record {}: {e}", push.record_id)))?,
@@ -371,10 +403,8 @@ async fn check(
         );
     }
     // A retry or a duplicate delivery: every change is here already, nothing to write.
-    if let Some(stored) = existing
-        && doc.heads() == heads_before
-    {
-        return Ok(Verdict::Unchanged(stored.seq, doc));
+    if existing.is_some() && doc.heads() == heads_before {
+        return Ok(Verdict::Unchanged(doc));
     }
     let meta = match doc.meta() {
         Ok(meta) => meta,
@@ -456,19 +486,19 @@ async fn propose_amendment(tx: &mut AnyConnection, device: &AuthDevice, push: &D
 
 /// Stores a record after a change (`stored`: as it was, `None` for a new record): a new
 /// record, and every FOLD_AFTER chunks, as a fresh snapshot; otherwise this change's bytes
-/// appended as a chunk. Its new sequence; `None`, with nothing written, if the record is no
-/// longer as `stored` says.
+/// appended as a chunk. Its new stored state; `None`, with nothing written, if the record is
+/// no longer as `stored` says.
 pub async fn write_record(
     tx: &mut AnyConnection,
     doc: &mut RecordDoc,
     projection: &Projection,
     stored: Option<&StoredState>,
     device_id: Option<&str>,
-) -> Result<Option<i64>, DbError> {
+) -> Result<Option<StoredState>, DbError> {
     let meta = &projection.meta;
     let fold = stored.is_none_or(|s| s.chunks + 1 >= FOLD_AFTER);
     let bytes = if fold { doc.save() } else { doc.save_incremental() };
-    Db::put_record(
+    let seq = Db::put_record(
         tx,
         &RecordWrite {
             id: &meta.record_id,
@@ -488,7 +518,15 @@ pub async fn write_record(
             expect_seq: stored.map(|s| s.seq),
         },
     )
-    .await
+    .await?;
+    Ok(seq.map(|seq| StoredState {
+        seq,
+        template_id: meta.template_id.clone(),
+        template_version: meta.template_version,
+        unit_code: meta.unit_code.clone(),
+        chunks: if fold { 0 } else { stored.map_or(0, |s| s.chunks) + 1 },
+        attachments: projection.attachments.len() as i64,
+    }))
 }
 
 const OUT_OF_SCOPE: &str = "this record is outside your units";

@@ -308,3 +308,39 @@ async fn a_device_receives_its_unit_subtree_and_later_only_what_changed_in_it() 
     officer.sync_records().await.expect("sync");
     assert_eq!(codes(officer.units().await.expect("units")), ["03694"]);
 }
+
+#[tokio::test]
+async fn a_refusal_is_checked_against_the_record_as_stored_not_as_the_server_last_wrote_it() {
+    // The server keeps the document it last committed in memory and trusts it behind the
+    // write's sequence guard; a refusal has no guard, so it must not rest on that memory when
+    // a reviewer has written the record since.
+    let server = start();
+    let a = login(&server, "a").await;
+    let mut doc = session("r1", "03694", "propaganda_session", a.actor.clone());
+    for (name, value) in [
+        ("session_date", FieldValue::Date("2026-11-20".into())),
+        ("place", FieldValue::Text("Bản Nà Sản".into())),
+        ("audience_group", FieldValue::Choice("youth".into())),
+    ] {
+        doc.set_field(&FieldPath::top(name), &value, 1_763_769_602).expect("edit");
+    }
+    doc.append_event(EventKind::Submit, "a", None, 1_763_769_603).expect("submit");
+    assert_eq!(a.push(&mut doc, "r1").await.accepted, vec!["r1".to_string()]);
+
+    // The province returns it on the web page.
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let cookie = common::web_login(&http, &server.url, "r").await;
+    let page = common::get(&http, &format!("{}/records/r1", server.url), &cookie).await;
+    let url = format!("{}/records/r1/review", server.url);
+    let fields = [("action", "return"), ("comment", "Thiếu địa điểm cụ thể")];
+    assert_eq!(common::post_form(&http, &url, &cookie, &page, &fields).await, 303);
+
+    // Offline, not yet knowing, the officer clears the place to write it again later. Against
+    // the record as submitted that would be an invalid submission; the record is returned,
+    // so it is a draft's edit and goes in.
+    doc.clear_field(&FieldPath::top("place"), 1_763_769_700).expect("clear");
+    let response = a.push(&mut doc, "r1").await;
+    assert_eq!(refusal(&response), vec![]);
+    assert_eq!(response.accepted, vec!["r1".to_string()]);
+    assert_eq!(server.count("SELECT COUNT(*) FROM records WHERE state = 'returned'").await, 1);
+}
