@@ -76,6 +76,21 @@ fn session(id: &str, unit: &str, template: &str, actor: ActorId) -> RecordDoc {
     doc
 }
 
+/// Officer `a`'s session record `r1`, filled, submitted and committed.
+async fn submitted_session(a: &Phone) -> RecordDoc {
+    let mut doc = session("r1", "03694", "propaganda_session", a.actor.clone());
+    for (name, value) in [
+        ("session_date", FieldValue::Date("2026-11-20".into())),
+        ("place", FieldValue::Text("Bản Nà Sản".into())),
+        ("audience_group", FieldValue::Choice("youth".into())),
+    ] {
+        doc.set_field(&FieldPath::top(name), &value, 1_763_769_602).expect("edit");
+    }
+    doc.append_event(EventKind::Submit, "a", None, 1_763_769_603).expect("submit");
+    assert_eq!(a.push(&mut doc, "r1").await.accepted, vec!["r1".to_string()]);
+    doc
+}
+
 fn refusal(response: &SyncResponse) -> Vec<(&str, &str)> {
     response.rejected.iter().map(|r| (r.record_id.as_str(), r.code.as_str())).collect()
 }
@@ -179,16 +194,7 @@ async fn only_a_reviewer_approves_and_an_approved_record_is_locked() {
     let server = start();
     let a = login(&server, "a").await;
     let r = login(&server, "r").await;
-    let mut doc = session("r1", "03694", "propaganda_session", a.actor.clone());
-    for (name, value) in [
-        ("session_date", FieldValue::Date("2026-11-20".into())),
-        ("place", FieldValue::Text("Bản Nà Sản".into())),
-        ("audience_group", FieldValue::Choice("youth".into())),
-    ] {
-        doc.set_field(&FieldPath::top(name), &value, 1_763_769_602).expect("edit");
-    }
-    doc.append_event(EventKind::Submit, "a", None, 1_763_769_603).expect("submit");
-    assert_eq!(a.push(&mut doc, "r1").await.accepted, vec!["r1".to_string()]);
+    let mut doc = submitted_session(&a).await;
 
     // The officer approves their own submission: refused.
     let mut forged = RecordDoc::load(&doc.save(), Some(a.actor.clone())).expect("load");
@@ -316,16 +322,7 @@ async fn a_refusal_is_checked_against_the_record_as_stored_not_as_the_server_las
     // a reviewer has written the record since.
     let server = start();
     let a = login(&server, "a").await;
-    let mut doc = session("r1", "03694", "propaganda_session", a.actor.clone());
-    for (name, value) in [
-        ("session_date", FieldValue::Date("2026-11-20".into())),
-        ("place", FieldValue::Text("Bản Nà Sản".into())),
-        ("audience_group", FieldValue::Choice("youth".into())),
-    ] {
-        doc.set_field(&FieldPath::top(name), &value, 1_763_769_602).expect("edit");
-    }
-    doc.append_event(EventKind::Submit, "a", None, 1_763_769_603).expect("submit");
-    assert_eq!(a.push(&mut doc, "r1").await.accepted, vec!["r1".to_string()]);
+    let mut doc = submitted_session(&a).await;
 
     // The province returns it on the web page.
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
