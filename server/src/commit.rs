@@ -42,6 +42,9 @@ pub struct Batch {
     conn: Option<PoolConnection<Any>>,
     /// Whether a transaction is open on `conn`.
     open: bool,
+    /// A BEGIN was sent and its writer cut off before it returned: the connection may hold a
+    /// transaction nobody tracks, rolled back before the next BEGIN.
+    beginning: bool,
     /// How to undo the job running in the transaction; if it is cut off (its future dropped),
     /// the next writer undoes it first.
     running: Undo,
@@ -71,7 +74,14 @@ impl Drop for Queued<'_> {
 impl Committer {
     pub fn new(backend: Backend) -> Arc<Committer> {
         Arc::new(Committer {
-            state: Mutex::new(Batch { backend, conn: None, open: false, running: Undo::Nothing, waiting: Vec::new() }),
+            state: Mutex::new(Batch {
+                backend,
+                conn: None,
+                open: false,
+                beginning: false,
+                running: Undo::Nothing,
+                waiting: Vec::new(),
+            }),
             queued: AtomicUsize::new(0),
             commits: AtomicUsize::new(0),
             announced: watch::Sender::new(0),
@@ -185,7 +195,15 @@ impl Batch {
             if self.conn.is_none() {
                 self.conn = Some(pool.acquire().await?);
             }
-            if let Err(e) = self.begin().await {
+            if std::mem::take(&mut self.beginning)
+                && let Some(conn) = self.conn.as_mut()
+            {
+                let _ = sqlx::query("ROLLBACK").execute(&mut **conn).await;
+            }
+            self.beginning = true;
+            let begun = self.begin().await;
+            self.beginning = false;
+            if let Err(e) = begun {
                 // The next transaction takes a fresh connection (this one may be broken).
                 self.discard().await;
                 return Err(e);
@@ -396,5 +414,25 @@ mod tests {
         committer.write(&db.pool, async |conn| log(conn, "next").await).await.unwrap();
         assert_eq!(durable.await.unwrap(), Ok(()), "the first job's work committed");
         assert_eq!(rows(&db.pool).await, ["kept", "next"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_cut_off_while_its_transaction_begins_leaves_none_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(&dir.path().join("s.sqlite").to_string_lossy()).await.unwrap();
+        let committer = Committer::new(Backend::Sqlite);
+        // Another connection holds SQLite's write lock, so the writer waits inside BEGIN.
+        let mut other = db.pool.acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *other).await.unwrap();
+        let (c, p) = (committer.clone(), db.pool.clone());
+        let writer = tokio::spawn(async move { c.write(&p, async |conn| log(conn, "never").await).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        writer.abort();
+        assert!(writer.await.is_err(), "the writer was cut off");
+        // The lock is freed: the cut-off BEGIN now goes through on the writers' connection.
+        sqlx::query("ROLLBACK").execute(&mut *other).await.unwrap();
+        drop(other);
+        committer.write(&db.pool, async |conn| log(conn, "next").await).await.unwrap();
+        assert_eq!(rows(&db.pool).await, ["next"], "committed, seen from another connection");
     }
 }
