@@ -970,11 +970,13 @@ impl Db {
         }))
     }
 
-    /// The chunks of the given records, each record's in the order appended, with the
-    /// change-log sequence of each: one statement for a whole page of a pull.
+    /// The chunks of the given records committed after sequence `after`, each record's in the
+    /// order appended, with the change-log sequence of each: one statement for a whole page
+    /// of a pull.
     pub async fn chunks_of(
         conn: &mut AnyConnection,
         ids: &[&str],
+        after: i64,
     ) -> Result<HashMap<String, Vec<(i64, Vec<u8>)>>, DbError> {
         let mut chunks: HashMap<String, Vec<(i64, Vec<u8>)>> = HashMap::new();
         if ids.is_empty() {
@@ -982,9 +984,10 @@ impl Db {
         }
         let rows: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
             "SELECT record_id, seq, data FROM record_chunks
-             WHERE record_id IN (SELECT value FROM json_each($1)) ORDER BY record_id, id",
+             WHERE record_id IN (SELECT value FROM json_each($1)) AND seq > $2 ORDER BY record_id, id",
         )
         .bind(serde_json::Value::from(ids.to_vec()).to_string())
+        .bind(after)
         .fetch_all(&mut *conn)
         .await?;
         for (id, seq, data) in rows {

@@ -28,7 +28,15 @@ use crate::db::{AuthDevice, Db, DbError, DocBytes, FOLD_AFTER, Marks, RecordWrit
 use crate::error::ApiError;
 
 /// How many records one response carries at most; the device asks again for more.
-const PAGE_RECORDS: i64 = 1000;
+const PAGE_RECORDS: i64 = page_records!();
+/// [`PAGE_RECORDS`] as a literal for SQL: SQLite 3.50 plans `LIMIT $n` worse than a constant
+/// (the page statement took 160 µs instead of 28 µs).
+macro_rules! page_records {
+    () => {
+        1000
+    };
+}
+use page_records;
 /// A response stops adding documents once they pass this many bytes (well under the 1 MB a
 /// page may weigh on a 2G link); the device asks again for more.
 const PAGE_BYTES: usize = 768 * 1024;
@@ -631,7 +639,9 @@ async fn pull(
            FROM records
            WHERE seq > $1 AND seq <= (SELECT latest FROM marks) AND unit_code IN (SELECT value FROM json_each($2))
              AND template_id NOT IN (SELECT value FROM json_each($3))
-           ORDER BY seq LIMIT $5
+           ORDER BY seq LIMIT ",
+        page_records!(),
+        " + 1
          ) p ON TRUE
          ORDER BY p.seq"
     ))
@@ -639,7 +649,6 @@ async fn pull(
     .bind(serde_json::Value::from(scope.to_vec()).to_string())
     .bind(serde_json::Value::from(hidden.to_vec()).to_string())
     .bind(synced)
-    .bind(PAGE_RECORDS + 1)
     .fetch_all(&mut *tx)
     .await?;
     let (max_seq, units_seq, templates_seq) = marked.first().map_or((0, 0, 0), |m| (m.0, m.1, m.2));
@@ -658,7 +667,9 @@ async fn pull(
         page.iter().map(|row| (row, serde_json::from_str(&row.2).unwrap_or_default())).collect();
     let ids: Vec<&str> =
         page.iter().filter(|(row, heads)| !held(&row.0, heads)).map(|(row, _)| row.0.as_str()).collect();
-    let mut chunks = if ids.is_empty() { Default::default() } else { Db::chunks_of(tx, &ids).await? };
+    // Chunks after `synced` are all a device holding the record needs; a record whose snapshot
+    // is newer than `synced` has only such chunks.
+    let mut chunks = Db::chunks_of(tx, &ids, synced).await?;
 
     let mut records = Vec::new();
     let mut bytes = 0;
@@ -686,6 +697,11 @@ async fn pull(
             let mut doc = match snapshot {
                 Some(snapshot) => snapshot.clone(),
                 None => {
+                    // Not expected (a record changed after `synced` has a chunk after it), but
+                    // then the whole document goes, with every chunk.
+                    let mut all = Db::chunks_of(tx, &[id.as_str()], 0).await?;
+                    chunks = all.remove(id).unwrap_or_default();
+                    chunks.retain(|(s, _)| s <= seq);
                     sqlx::query_scalar("SELECT doc FROM record_snapshots WHERE record_id = $1")
                         .bind(id)
                         .fetch_one(&mut *tx)
