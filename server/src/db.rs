@@ -246,9 +246,10 @@ impl Db {
                     if backend == Backend::Sqlite {
                         // FULL: a change is on disk before the device is told it is committed.
                         // mmap: pages are read from the OS cache in place, not copied into
-                        // each connection's cache again after every commit.
+                        // each connection's cache again after every commit. temp_store: the
+                        // group committer's savepoints journal to memory, not to a temp file.
                         sqlx::raw_sql(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA mmap_size = 268435456",
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA mmap_size = 268435456; PRAGMA temp_store = MEMORY",
                         )
                         .execute(conn)
                         .await?;
