@@ -156,9 +156,10 @@ pub struct Reach {
     /// Restricted templates the user may not read: their records and the templates
     /// themselves are not for this device.
     pub hidden_templates: Vec<String>,
-    /// Records older than the device's cursor came into its scope: this answer starts a new
-    /// download of everything in the scope from cursor 0. Either way the device removes what
-    /// has left its scope.
+    /// Records older than the device's cursor came into its scope: this answer is a page of
+    /// their download, from cursor 0 (those records whole, the rest of the scope only as
+    /// changed since the device's last complete sync). Either way the device removes what has
+    /// left its scope.
     pub rescan: bool,
 }
 
@@ -168,6 +169,14 @@ impl Reach {
         let scope = digest32(&(units, hidden_templates));
         let account = digest32(account);
         (u64::from(scope) << 32) | u64::from(account)
+    }
+
+    /// The token a device holds while the download of what came into its reach (`rescan`)
+    /// has pages to go: the account-and-scope token with its lowest bit flipped, so that it
+    /// stands for the same scope, and its next request tells the server the download is under
+    /// way.
+    pub fn rescan_token(token: u64) -> u64 {
+        token ^ 1
     }
 
     /// Whether two tokens stand for the same scope (the account may differ).

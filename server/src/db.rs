@@ -30,6 +30,7 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
     (12, "incremental pull", include_str!("../migrations/sqlite/0012_incremental_pull.sql")),
     (13, "device reach", include_str!("../migrations/sqlite/0013_device_reach.sql")),
     (14, "record snapshots", include_str!("../migrations/sqlite/0014_record_snapshots.sql")),
+    (15, "incremental rescan", include_str!("../migrations/sqlite/0015_incremental_rescan.sql")),
 ];
 
 const PG_MIGRATIONS: &[EmbeddedMigration] = &[
@@ -39,6 +40,7 @@ const PG_MIGRATIONS: &[EmbeddedMigration] = &[
     (4, "json_group_array", include_str!("../migrations/postgres/0004_json_group_array.sql")),
     (5, "device reach", include_str!("../migrations/postgres/0005_device_reach.sql")),
     (6, "record snapshots", include_str!("../migrations/postgres/0006_record_snapshots.sql")),
+    (7, "incremental rescan", include_str!("../migrations/postgres/0007_incremental_rescan.sql")),
 ];
 
 /// Which database a server runs on.
@@ -112,6 +114,25 @@ pub struct Marks {
     pub units: i64,
     pub templates: i64,
     pub grants: Vec<String>,
+}
+
+/// The scope sent to a device under one token: its units and the templates hidden from it,
+/// and the download of what came into its reach, while one is under way.
+#[derive(Clone, Debug, Default)]
+pub struct ServedReach {
+    pub units: Vec<String>,
+    pub hidden: Vec<String>,
+    pub rescan: Option<Rescan>,
+}
+
+/// Records that came into a device's reach (a move to another unit, a granted template):
+/// those of `units` or `templates` go whole; the rest of the scope the device holds as of
+/// `synced`, and gets only what changed after it. `synced` 0: everything goes whole.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rescan {
+    pub units: Vec<String>,
+    pub templates: Vec<String>,
+    pub synced: i64,
 }
 
 /// What a write needs to know of a stored record, read in one statement.
@@ -811,37 +832,48 @@ impl Db {
         Ok(())
     }
 
-    /// A template at `version`, or its latest version.
-    /// The scope sent to a device under `token` (units, hidden templates), if it is kept.
-    pub async fn served_reach(
-        &self,
-        device_id: &str,
-        token: u64,
-    ) -> Result<Option<(Vec<String>, Vec<String>)>, DbError> {
-        let row: Option<(String, String)> =
-            sqlx::query_as("SELECT units, hidden FROM device_reach WHERE device_id = $1 AND token = $2")
-                .bind(device_id)
-                .bind(token as i64)
-                .fetch_optional(&self.pool)
-                .await?;
+    /// The scope sent to a device under `token`, if it is kept.
+    pub async fn served_reach(&self, device_id: &str, token: u64) -> Result<Option<ServedReach>, DbError> {
+        type Row = (String, String, Option<String>, Option<String>, Option<i64>);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT units, hidden, fresh_units, fresh_templates, rescan_synced FROM device_reach
+             WHERE device_id = $1 AND token = $2",
+        )
+        .bind(device_id)
+        .bind(token as i64)
+        .fetch_optional(&self.pool)
+        .await?;
         let parse = |text: &str| -> Result<Vec<String>, DbError> {
             serde_json::from_str(text).map_err(|e| DbError::Invalid(format!("device reach: {e}")))
         };
-        row.map(|(units, hidden)| Ok((parse(&units)?, parse(&hidden)?))).transpose()
+        row.map(|(units, hidden, fresh_units, fresh_templates, synced)| {
+            let rescan = match synced {
+                Some(synced) => Some(Rescan {
+                    units: parse(fresh_units.as_deref().unwrap_or("[]"))?,
+                    templates: parse(fresh_templates.as_deref().unwrap_or("[]"))?,
+                    synced,
+                }),
+                None => None,
+            };
+            Ok(ServedReach { units: parse(&units)?, hidden: parse(&hidden)?, rescan })
+        })
+        .transpose()
     }
 
-    /// Keeps the scope just sent to a device under its token, beside the one the device held
-    /// (`known`); older ones go.
+    /// Keeps the scope just sent to a device under its token (with the download under way, if
+    /// any), beside the one the device held (`known`); older ones go.
     pub async fn keep_reach(
         &self,
         device_id: &str,
         known: u64,
         token: u64,
-        units: &[String],
-        hidden: &[String],
+        served: &ServedReach,
     ) -> Result<(), DbError> {
-        let units = serde_json::Value::from(units.to_vec()).to_string();
-        let hidden = serde_json::Value::from(hidden.to_vec()).to_string();
+        let json = |list: &[String]| serde_json::Value::from(list.to_vec()).to_string();
+        let (units, hidden) = (json(&served.units), json(&served.hidden));
+        let rescan = served.rescan.as_ref();
+        let fresh_units = rescan.map(|r| json(&r.units));
+        let fresh_templates = rescan.map(|r| json(&r.templates));
         self.write(async |tx| {
             sqlx::query("DELETE FROM device_reach WHERE device_id = $1 AND token <> $2 AND token <> $3")
                 .bind(device_id)
@@ -850,13 +882,19 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
-                "INSERT INTO device_reach (device_id, token, units, hidden) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (device_id, token) DO NOTHING",
+                "INSERT INTO device_reach (device_id, token, units, hidden, fresh_units, fresh_templates, rescan_synced)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (device_id, token) DO UPDATE SET units = excluded.units, hidden = excluded.hidden,
+                   fresh_units = excluded.fresh_units, fresh_templates = excluded.fresh_templates,
+                   rescan_synced = excluded.rescan_synced",
             )
             .bind(device_id)
             .bind(token as i64)
             .bind(&units)
             .bind(&hidden)
+            .bind(&fresh_units)
+            .bind(&fresh_templates)
+            .bind(rescan.map(|r| r.synced))
             .execute(&mut *tx)
             .await?;
             Ok(())
@@ -904,6 +942,7 @@ impl Db {
         Ok(done.rows_affected() > 0)
     }
 
+    /// A template at `version`, or its latest version.
     pub async fn template(&self, id: &str, version: Option<u32>) -> Result<Option<Template>, DbError> {
         let body: Option<String> = sqlx::query_scalar(
             "SELECT body FROM templates WHERE id = $1 AND ($2 IS NULL OR version = $3) ORDER BY version DESC LIMIT 1",

@@ -24,7 +24,7 @@ use sqlx::{AnyConnection, Row};
 
 use diaban_core::store::AttachmentRef;
 
-use crate::db::{AuthDevice, Db, DbError, DocBytes, FOLD_AFTER, Marks, RecordWrite, StoredState};
+use crate::db::{AuthDevice, Db, DbError, DocBytes, FOLD_AFTER, Marks, RecordWrite, Rescan, ServedReach, StoredState};
 use crate::error::ApiError;
 
 /// How many records one response carries at most; the device asks again for more.
@@ -53,10 +53,10 @@ pub async fn sync(db: &Db, device: &AuthDevice, request: SyncRequest) -> Result<
     let pushes = decode(request.push)?;
     let marks = &device.marks;
     let (scope, hidden) = readable(db, device, marks).await?;
-    let reach = reach(db, device, &scope, &hidden, request.reach, request.cursor).await?;
+    let plan = reach(db, device, &scope, &hidden, request.reach, request.cursor, request.synced).await?;
     // The common idle check: nothing pushed, nothing committed anywhere since the cursor,
     // account and scope as the device knows them.
-    if pushes.is_empty() && marks.latest <= request.cursor && reach.is_none() {
+    if pushes.is_empty() && marks.latest <= request.cursor && plan.is_none() {
         return Ok(SyncResponse {
             cursor: request.cursor,
             token_expires_at: device.token_expires_at,
@@ -66,16 +66,24 @@ pub async fn sync(db: &Db, device: &AuthDevice, request: SyncRequest) -> Result<
     let (accepted, rejected) = commit(db, device, &scope, &hidden, pushes.iter()).await?;
     let pushed_heads: Vec<(&str, &[String])> =
         pushes.iter().map(|p| (p.record_id.as_str(), p.heads.as_slice())).collect();
-    // A new scope may hold records older than the cursor: download all of it again.
-    let (cursor, synced) = match &reach {
-        Some(reach) if reach.rescan => (0, 0),
-        _ => (request.cursor, request.synced),
+    // Where the pull starts, and as of when the device holds its scope (after a complete sync
+    // it holds every record as of `synced`; in the middle of a paged download it lacks records
+    // changed after the page, hence not past `cursor`).
+    let rescan = plan.as_ref().and_then(|p| p.served.rescan.as_ref());
+    let (cursor, synced) = match (rescan, plan.as_ref().is_some_and(|p| p.restart)) {
+        (Some(rescan), true) => (0, rescan.synced),
+        // Under way: the device asks from where its last page stopped. At cursor 0 (it started
+        // over) it holds nothing for sure.
+        (Some(rescan), false) => (request.cursor, if request.cursor == 0 { 0 } else { rescan.synced }),
+        (None, _) => (request.cursor, request.synced.min(request.cursor)),
     };
-    let mut response = pull(db, &scope, &hidden, cursor, synced, &pushed_heads).await?;
+    let mut response = pull(db, &scope, &hidden, cursor, synced, rescan, &pushed_heads).await?;
     response.accepted = accepted;
     response.rejected = rejected;
     response.token_expires_at = device.token_expires_at;
-    response.reach = reach;
+    if let Some(plan) = plan {
+        response.reach = Some(plan.serve(db, device, request.reach, response.more).await?);
+    }
     tracing::debug!(
         device = %device.device_id,
         user = %device.user.username,
@@ -88,9 +96,40 @@ pub async fn sync(db: &Db, device: &AuthDevice, request: SyncRequest) -> Result<
     Ok(response)
 }
 
-/// The user's account and scope, if the device's token stands for another, and whether the
-/// device must download its scope again: when records it has passed with its cursor lie in
-/// units or templates that came into its reach (or when what it held is not known).
+/// The account and scope a device is to be sent, when its token stands for others.
+struct ReachPlan {
+    account: Account,
+    /// The token of the account and scope now.
+    token: u64,
+    served: ServedReach,
+    /// A download of what came into reach starts (from cursor 0), rather than goes on.
+    restart: bool,
+}
+
+impl ReachPlan {
+    /// The [`Reach`] for the answer, kept as served. While the download of what came into
+    /// reach still has pages to go, the device gets a token of its own for it, so that its
+    /// next request says the download is under way.
+    async fn serve(self, db: &Db, device: &AuthDevice, known: u64, more: bool) -> Result<Reach, DbError> {
+        let mut served = self.served;
+        let rescan = served.rescan.is_some();
+        let token = if rescan && more {
+            Reach::rescan_token(self.token)
+        } else {
+            served.rescan = None;
+            self.token
+        };
+        db.keep_reach(&device.device_id, known, token, &served).await?;
+        Ok(Reach { token, account: self.account, units: served.units, hidden_templates: served.hidden, rescan })
+    }
+}
+
+/// What the device is to be sent of its account and scope, if its token (`known`) stands for
+/// others, and whether it must download what came into its reach: records it has passed
+/// with its cursor that lie in units or templates added to its scope (or everything, when
+/// what it held is not known). Such a download sends only those records, whole, and the
+/// changes since the device's last complete sync; it goes on across pages under a token of
+/// its own, and starts again if more comes into reach meanwhile.
 async fn reach(
     db: &Db,
     device: &AuthDevice,
@@ -98,26 +137,40 @@ async fn reach(
     hidden: &[String],
     known: u64,
     cursor: i64,
-) -> Result<Option<Reach>, DbError> {
+    synced: i64,
+) -> Result<Option<ReachPlan>, DbError> {
     let (account, units, token) = reach_now(device, scope, hidden);
     if token == known {
         return Ok(None);
     }
-    let rescan = if cursor == 0 || (known != 0 && Reach::same_scope(token, known)) {
-        false
-    } else {
-        match db.served_reach(&device.device_id, known).await? {
-            Some((old_units, old_hidden)) => {
-                let added: Vec<String> = units.iter().filter(|u| !old_units.contains(u)).cloned().collect();
-                let unhidden: Vec<String> = old_hidden.into_iter().filter(|t| !hidden.contains(t)).collect();
-                (!added.is_empty() || !unhidden.is_empty())
-                    && db.records_came_into_reach(cursor, &units, hidden, &added, &unhidden).await?
+    let held = if known == 0 { None } else { db.served_reach(&device.device_id, known).await? };
+    let (rescan, restart) = match held {
+        _ if cursor == 0 => (None, false),
+        // What the device holds is not known: all of its scope, whole.
+        None => (Some(Rescan::default()), true),
+        Some(held) => {
+            let added: Vec<String> = units.iter().filter(|u| !held.units.contains(u)).cloned().collect();
+            let unhidden: Vec<String> = held.hidden.iter().filter(|t| !hidden.contains(t)).cloned().collect();
+            let came = (!added.is_empty() || !unhidden.is_empty())
+                && db.records_came_into_reach(cursor, &units, hidden, &added, &unhidden).await?;
+            match (held.rescan, came) {
+                (None, false) => (None, false),
+                (None, true) => (Some(Rescan { units: added, templates: unhidden, synced: synced.min(cursor) }), true),
+                (Some(under_way), false) => (Some(under_way), false),
+                // More came into reach during a download: it starts again with both.
+                (Some(mut under_way), true) => {
+                    for (list, more) in [(&mut under_way.units, added), (&mut under_way.templates, unhidden)] {
+                        list.extend(more);
+                        list.sort();
+                        list.dedup();
+                    }
+                    (Some(under_way), true)
+                }
             }
-            None => true,
         }
     };
-    db.keep_reach(&device.device_id, known, token, &units, hidden).await?;
-    Ok(Some(Reach { token, account, units, hidden_templates: hidden.to_vec(), rescan }))
+    let served = ServedReach { units, hidden: hidden.to_vec(), rescan };
+    Ok(Some(ReachPlan { account, token, served, restart }))
 }
 
 /// The user's account, their units sorted, and the [`Reach::token`] for these with `hidden`.
@@ -591,14 +644,48 @@ fn check_events_and_lock(
 }
 
 /// A record on a pull's page: id, snapshot (when the device needs the whole document),
-/// heads (JSON), sequence, snapshot sequence.
+/// heads (JSON), sequence, whether the whole document goes (1) or only chunks after `synced`.
 type PageRow = (String, Option<Vec<u8>>, String, i64, i64);
 
 /// The database's newest sequences (change log, units, templates) beside a page row (`None`
 /// when the page is empty).
 type MarkedRow = (i64, i64, i64, Option<String>, Option<Vec<u8>>, Option<String>, Option<i64>, Option<i64>);
 
-/// Everything in scope after `cursor`, as of one point of the change log.
+/// The statement reading a pull's page with the newest sequences: records of the scope ($2)
+/// outside hidden templates ($3) after the cursor ($1). `$whole` says whether a record goes
+/// whole to a device holding its scope as of `synced` ($4): a new record, or one refolded
+/// since. `$among` narrows the page further.
+macro_rules! page_statement {
+    ($whole:literal, $among:literal) => {
+        concat!(
+            "WITH marks (latest, units, templates) AS (SELECT ",
+            crate::db::sequences!(),
+            ")
+             SELECT m.latest, m.units, m.templates, p.id, p.snapshot, p.heads, p.seq, p.whole
+             FROM marks m LEFT JOIN (
+               SELECT id, CASE WHEN ",
+            $whole,
+            " THEN (SELECT doc FROM record_snapshots s WHERE s.record_id = records.id) END AS snapshot,
+                      heads, seq, CASE WHEN ",
+            $whole,
+            " THEN 1 ELSE 0 END AS whole
+               FROM records
+               WHERE seq > $1 AND seq <= (SELECT latest FROM marks) AND unit_code IN (SELECT value FROM json_each($2))
+                 AND template_id NOT IN (SELECT value FROM json_each($3))",
+            $among,
+            " ORDER BY seq LIMIT ",
+            page_records!(),
+            " + 1
+             ) p ON TRUE
+             ORDER BY p.seq"
+        )
+    };
+}
+
+/// Everything in scope after `cursor` a device holding its scope as of `synced` lacks, as of
+/// one point of the change log. During the download of what came into its reach
+/// (`rescan`), records of the units and templates that came go whole, and of the others only
+/// what changed after `synced`.
 ///
 /// The newest sequences and the page are read in one statement, so they agree. On SQLite that
 /// is all the snapshot needed (one writer: whatever has a sequence up to the newest is
@@ -611,6 +698,7 @@ async fn pull(
     hidden: &[String],
     cursor: i64,
     synced: i64,
+    rescan: Option<&Rescan>,
     pushed_heads: &[(&str, &[String])],
 ) -> Result<SyncResponse, ApiError> {
     let mut pg_tx: Option<sqlx::Transaction<'_, sqlx::Any>> = None;
@@ -622,35 +710,21 @@ async fn pull(
     } else {
         kept.insert(db.conn().await?)
     };
-    // After a complete sync the device holds every record of its scope as of `synced`: a
-    // record whose snapshot is older needs only the chunks committed since, not its snapshot.
-    // (Not `cursor`: in the middle of a paged download the device lacks records changed after
-    // the page.)
-    let synced = synced.min(cursor);
-    let marked: Vec<MarkedRow> = sqlx::query_as(concat!(
-        "WITH marks (latest, units, templates) AS (SELECT ",
-        crate::db::sequences!(),
-        ")
-         SELECT m.latest, m.units, m.templates, p.id, p.snapshot, p.heads, p.seq, p.snapshot_seq
-         FROM marks m LEFT JOIN (
-           SELECT id, CASE WHEN $4 > 0 AND snapshot_seq <= $4 THEN NULL
-                      ELSE (SELECT doc FROM record_snapshots s WHERE s.record_id = records.id) END AS snapshot,
-                  heads, seq, snapshot_seq
-           FROM records
-           WHERE seq > $1 AND seq <= (SELECT latest FROM marks) AND unit_code IN (SELECT value FROM json_each($2))
-             AND template_id NOT IN (SELECT value FROM json_each($3))
-           ORDER BY seq LIMIT ",
-        page_records!(),
-        " + 1
-         ) p ON TRUE
-         ORDER BY p.seq"
-    ))
-    .bind(cursor)
-    .bind(serde_json::Value::from(scope.to_vec()).to_string())
-    .bind(serde_json::Value::from(hidden.to_vec()).to_string())
-    .bind(synced)
-    .fetch_all(&mut *tx)
-    .await?;
+    let json = |list: &[String]| serde_json::Value::from(list.to_vec()).to_string();
+    let query = match rescan {
+        None => sqlx::query_as(page_statement!("$4 = 0 OR snapshot_seq > $4", "")),
+        Some(_) => sqlx::query_as(page_statement!(
+            "$4 = 0 OR snapshot_seq > $4 OR unit_code IN (SELECT value FROM json_each($5))
+               OR template_id IN (SELECT value FROM json_each($6))",
+            " AND (seq > $4 OR unit_code IN (SELECT value FROM json_each($5))
+               OR template_id IN (SELECT value FROM json_each($6)))"
+        )),
+    };
+    let mut query = query.bind(cursor).bind(json(scope)).bind(json(hidden)).bind(synced);
+    if let Some(rescan) = rescan {
+        query = query.bind(json(&rescan.units)).bind(json(&rescan.templates));
+    }
+    let marked: Vec<MarkedRow> = query.fetch_all(&mut *tx).await?;
     let (max_seq, units_seq, templates_seq) = marked.first().map_or((0, 0, 0), |m| (m.0, m.1, m.2));
     let rows: Vec<PageRow> = marked
         .into_iter()
@@ -667,14 +741,23 @@ async fn pull(
         page.iter().map(|row| (row, serde_json::from_str(&row.2).unwrap_or_default())).collect();
     let ids: Vec<&str> =
         page.iter().filter(|(row, heads)| !held(&row.0, heads)).map(|(row, _)| row.0.as_str()).collect();
-    // Chunks after `synced` are all a device holding the record needs; a record whose snapshot
-    // is newer than `synced` has only such chunks.
+    // A device holding a record as of `synced` needs its chunks after that. A whole record's
+    // chunks all follow its snapshot, newer than `synced`, except for one that came into reach
+    // during a download: it needs every chunk.
     let mut chunks = Db::chunks_of(tx, &ids, synced).await?;
+    if rescan.is_some() {
+        let came: Vec<&str> = page
+            .iter()
+            .filter(|(row, heads)| row.4 == 1 && !held(&row.0, heads))
+            .map(|(row, _)| row.0.as_str())
+            .collect();
+        chunks.extend(Db::chunks_of(tx, &came, 0).await?);
+    }
 
     let mut records = Vec::new();
     let mut bytes = 0;
     let mut last_seq = cursor;
-    for ((id, snapshot, _, seq, snapshot_seq), heads) in page {
+    for ((id, snapshot, _, seq, whole), heads) in page {
         if bytes >= PAGE_BYTES {
             more = true;
             break;
@@ -687,13 +770,7 @@ async fn pull(
         // next sync).
         let mut chunks = chunks.remove(id).unwrap_or_default();
         chunks.retain(|(s, _)| s <= seq);
-        let since_snapshot = synced > 0 && *snapshot_seq <= synced;
-        let changes: Vec<u8> = if since_snapshot {
-            chunks.iter().filter(|(s, _)| *s > synced).flat_map(|(_, data)| data.iter().copied()).collect()
-        } else {
-            Vec::new()
-        };
-        let pulled = if changes.is_empty() {
+        let pulled = if *whole == 1 || chunks.is_empty() {
             let mut doc = match snapshot {
                 Some(snapshot) => snapshot.clone(),
                 None => {
@@ -712,6 +789,7 @@ async fn pull(
             PulledRecord { record_id: id.clone(), doc, heads: Vec::new() }
         } else {
             let heads = heads_from_hex(&heads).map_err(|e| DbError::Invalid(format!("stored heads of {id}: {e}")))?;
+            let changes = chunks.into_iter().flat_map(|(_, data)| data).collect();
             PulledRecord { record_id: id.clone(), doc: changes, heads: heads.into_iter().map(|h| h.0).collect() }
         };
         bytes += pulled.doc.len();

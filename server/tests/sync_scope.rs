@@ -107,6 +107,7 @@ async fn a_granted_restricted_template_brings_its_older_records_and_a_revoked_on
     let mut both = vec![tip.clone(), open.clone()];
     both.sort();
     assert_eq!(ids(&a2).await, both, "the tip made before the grant arrives");
+    assert_eq!(granted.pulled_records, 1, "only the record that came into reach, not the one held");
     assert!(a2.templates().await.expect("templates").iter().any(|t| t.id == TIP));
 
     common::diaban(&server.db, &["admin", "revoke-template", "--user", "a2", "--template", TIP]);
@@ -169,4 +170,47 @@ async fn a_move_into_a_commune_bigger_than_a_page_downloads_it_across_pages_then
     let pulled = a.sync_records().await.expect("sync");
     assert_eq!((pulled.round_trips, pulled.pulled_records), (1, 1));
     assert!(pulled.bytes_down < 400, "only the change: {} bytes", pulled.bytes_down);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_brings_only_what_came_into_reach_across_pages_and_what_the_phone_held_only_as_changes() {
+    let server = Server::start();
+    common::diaban(&server.db, &["admin", "grant-template", "--user", "a", "--template", TIP]);
+    let a = server.phone("a", "a").await;
+    let mut expected = Vec::new();
+    for _ in 0..1100 {
+        expected.push(a.create_record(TIP, None).await.expect("create"));
+    }
+    a.sync_records().await.expect("sync");
+    // Committed after every tip: the download's second page passes them.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(a.create_record("propaganda_session", None).await.expect("create"));
+    }
+    a.sync_records().await.expect("sync");
+    let a2 = server.phone("a2", "a2").await;
+    assert_eq!(ids(&a2).await.len(), 3, "not granted: only the sessions");
+    // A colleague's edit to a record the phone holds, while it is away.
+    a.set_field(&held[0], "participants", FieldValue::Integer(9)).await.expect("edit");
+    a.sync_records().await.expect("sync");
+
+    common::diaban(&server.db, &["admin", "grant-template", "--user", "a2", "--template", TIP]);
+    let granted = a2.sync_records().await.expect("sync after the grant");
+
+    assert!(granted.round_trips >= 2, "more than a page (1,000 records): {} round trips", granted.round_trips);
+    assert_eq!(granted.pulled_records, 1101, "the 1,100 tips whole and the edited session, not the two others");
+    expected.extend(held.iter().cloned());
+    expected.sort();
+    assert_eq!(ids(&a2).await, expected);
+    let edited = a2.record(&held[0]).await.expect("record");
+    let participants = edited.items.iter().find(|i| i.name == "participants").map(|i| i.display.as_str());
+    assert_eq!(participants, Some("9"), "the colleague's edit to a held record came as a change");
+    // The download complete, the phone holds its scope again: the next edit comes as a change.
+    a.set_field(&expected[0], "informant_name", FieldValue::Text("Vừ A Dính".into())).await.expect("edit");
+    a.sync_records().await.expect("sync");
+    let pulled = a2.sync_records().await.expect("sync");
+    assert_eq!((pulled.round_trips, pulled.pulled_records), (1, 1));
+    assert!(pulled.bytes_down < 400, "only the change: {} bytes", pulled.bytes_down);
+    let idle = a2.sync_records().await.expect("sync");
+    assert_eq!((idle.round_trips, idle.pulled_records, idle.account_updated), (1, 0, false));
 }
