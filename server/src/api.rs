@@ -141,7 +141,7 @@ struct WatchQuery {
 }
 
 /// How often a watch looks again without being woken: for writers outside the server
-/// processes (the admin command on a SQLite file).
+/// processes (the admin command on a SQLite file), and at the device's account and scope.
 const RECHECK: Duration = Duration::from_secs(5);
 
 /// A long poll: answers once something after the device's cursor is committed in its scope
@@ -160,7 +160,23 @@ async fn watch(
     }
     let mut commits = state.db.commits();
     let mut cursor = q.cursor;
+    let mut account_checked = Instant::now();
     loop {
+        // An administrator may change the account or scope (or revoke the device) during the
+        // wait, without a commit to the change log: looked at again every few seconds.
+        if let Some(known) = q.reach
+            && account_checked.elapsed() >= RECHECK
+        {
+            account_checked = Instant::now();
+            let current = match state.db.device_by_token(&device.token_hash).await? {
+                Some(current) => current,
+                // Revoked or expired: the sync that follows is told.
+                None => return Ok(Json(protocol::WatchResponse { changed: true })),
+            };
+            if !crate::sync::reach_is_current(&state.db, &current, known).await? {
+                return Ok(Json(protocol::WatchResponse { changed: true }));
+            }
+        }
         // Seen before the check: a commit landing during the check still wakes the wait.
         commits.borrow_and_update();
         let latest = state.db.latest_seq().await?;

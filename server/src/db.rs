@@ -163,6 +163,8 @@ pub struct User {
 #[derive(Clone, Debug)]
 pub struct AuthDevice {
     pub device_id: String,
+    /// The hash of the bearer token it was authenticated with (to authenticate it again).
+    pub token_hash: String,
     pub actor_id: String,
     /// When the device's token expires (Unix seconds).
     pub token_expires_at: i64,
@@ -648,6 +650,7 @@ impl Db {
             let grants: String = r.get("grants");
             Ok(AuthDevice {
                 device_id: r.get("device_id"),
+                token_hash: token_hash.to_owned(),
                 actor_id: r.get("actor_id"),
                 token_expires_at: r.get("token_expires_at"),
                 user: user_from_row(&r)?,

@@ -214,3 +214,23 @@ async fn a_grant_brings_only_what_came_into_reach_across_pages_and_what_the_phon
     let idle = a2.sync_records().await.expect("sync");
     assert_eq!((idle.round_trips, idle.pulled_records, idle.account_updated), (1, 0, false));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_waiting_for_changes_learns_of_a_move_made_during_the_wait() {
+    let server = Server::start();
+    let a = server.phone("a", "a").await;
+    a.sync_records().await.expect("sync");
+    let db = server.db.clone();
+    let (woken, moved) = tokio::join!(a.wait_for_changes(25), async move {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        // No record changes: only the account does, by another process.
+        tokio::task::spawn_blocking(move || {
+            common::diaban(&db, &["admin", "update-user", "--username", "a", "--unit", "04231"])
+        })
+        .await
+    });
+    moved.expect("moved");
+    assert!(woken.expect("watch"), "the move ends the wait: the phone syncs now, not at its next watch");
+    let synced = a.sync_records().await.expect("sync");
+    assert!(synced.account_updated);
+}
