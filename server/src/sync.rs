@@ -82,6 +82,20 @@ pub async fn sync(db: &Db, device: &AuthDevice, request: SyncRequest) -> Result<
     response.rejected = rejected;
     response.token_expires_at = device.token_expires_at;
     if let Some(plan) = plan {
+        // Units that came into scope go with it, whatever their sequence: one added after
+        // the last sync's scope was read but before its pull was passed by that pull's cursor.
+        if !plan.added_units.is_empty() {
+            for unit in db.units_in(&plan.added_units).await? {
+                if !response.units.iter().any(|u| u.code == unit.code) {
+                    response.units.push(UnitInfo {
+                        code: unit.code,
+                        name: unit.name,
+                        level: unit.level,
+                        parent_code: unit.parent_code.unwrap_or_default(),
+                    });
+                }
+            }
+        }
         response.reach = Some(plan.serve(db, device, request.reach, response.more).await?);
     }
     tracing::debug!(
@@ -104,6 +118,8 @@ struct ReachPlan {
     served: ServedReach,
     /// A download of what came into reach starts (from cursor 0), rather than goes on.
     restart: bool,
+    /// Units in the scope now that were not in the one the device held.
+    added_units: Vec<String>,
 }
 
 impl ReachPlan {
@@ -144,12 +160,16 @@ async fn reach(
         return Ok(None);
     }
     let held = if known == 0 { None } else { db.served_reach(&device.device_id, known).await? };
+    let added_units = match &held {
+        Some(held) => units.iter().filter(|u| !held.units.contains(u)).cloned().collect(),
+        None => Vec::new(),
+    };
     let (rescan, restart) = match held {
         _ if cursor == 0 => (None, false),
         // What the device holds is not known: all of its scope, whole.
         None => (Some(Rescan::default()), true),
         Some(held) => {
-            let added: Vec<String> = units.iter().filter(|u| !held.units.contains(u)).cloned().collect();
+            let added = added_units.clone();
             let unhidden: Vec<String> = held.hidden.iter().filter(|t| !hidden.contains(t)).cloned().collect();
             let came = (!added.is_empty() || !unhidden.is_empty())
                 && db.records_came_into_reach(cursor, &units, hidden, &added, &unhidden).await?;
@@ -170,7 +190,7 @@ async fn reach(
         }
     };
     let served = ServedReach { units, hidden: hidden.to_vec(), rescan };
-    Ok(Some(ReachPlan { account, token, served, restart }))
+    Ok(Some(ReachPlan { account, token, served, restart, added_units }))
 }
 
 /// The user's account, their units sorted, and the [`Reach::token`] for these with `hidden`.
@@ -869,4 +889,53 @@ pub async fn has_changes(db: &Db, device: &AuthDevice, cursor: i64) -> Result<bo
 
 fn same_set(a: &[String], b: &[String]) -> bool {
     a.len() == b.len() && a.iter().all(|x| b.contains(x))
+}
+
+#[cfg(test)]
+mod tests {
+    use diaban_core::template::Role;
+
+    use super::*;
+    use crate::db::Unit;
+
+    fn unit(code: &str, name: &str, parent: Option<&str>) -> Unit {
+        let level = if parent.is_some() { "commune" } else { "province" };
+        Unit { code: code.into(), name: name.into(), level: level.into(), parent_code: parent.map(Into::into) }
+    }
+
+    fn request(cursor: i64, reach: u64) -> SyncRequest {
+        SyncRequest { cursor, synced: cursor, reach, push: Vec::new() }
+    }
+
+    /// A sync authenticated before a unit was added, whose pull passed the unit's sequence
+    /// with the scope read before it: the next sync brings the unit with the scope.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_unit_added_while_a_sync_ran_comes_with_the_next_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("s.sqlite").to_string_lossy()).await.unwrap();
+        db.create_unit(&unit("14", "Tỉnh Sơn La", None)).await.unwrap();
+        db.create_unit(&unit("04229", "Xã Mường Bú", Some("14"))).await.unwrap();
+        db.create_user("r", "Cầm Văn Hùng", "mật khẩu dài", Role::Reviewer, "14").await.unwrap();
+        let (user, _) = db.user_for_login("r").await.unwrap().unwrap();
+        db.register_device(&user, "phone", "aa", "hash").await.unwrap();
+        let signed_in = async || db.device_by_token("hash").await.unwrap().unwrap();
+
+        let first = sync(&db, &signed_in().await, request(0, 0)).await.unwrap();
+        assert_eq!(first.units.len(), 2);
+        db.create_unit(&unit("04230", "Xã Chiềng Sơ", Some("14"))).await.unwrap();
+        // Authenticated now; the next unit is added before its pull.
+        let authenticated = signed_in().await;
+        // The unit subtree as of then, read (and cached) by this or another request.
+        db.unit_scope_at("14", authenticated.marks.units).await.unwrap();
+        db.create_unit(&unit("04231", "Xã Sốp Cộp", Some("14"))).await.unwrap();
+        let raced = sync(&db, &authenticated, request(first.cursor, first.reach.unwrap().token)).await.unwrap();
+        let codes = |r: &SyncResponse| r.units.iter().map(|u| u.code.clone()).collect::<Vec<_>>();
+        assert_eq!(codes(&raced), vec!["04230"], "the scope as authenticated");
+        assert!(raced.cursor >= db.latest_seq().await.unwrap(), "the cursor passed the unit added meanwhile");
+
+        let next = sync(&db, &signed_in().await, request(raced.cursor, raced.reach.unwrap().token)).await.unwrap();
+        assert!(next.reach.as_ref().unwrap().units.contains(&"04231".to_owned()));
+        assert_eq!(codes(&next), vec!["04231"], "the unit that came into scope, with its name");
+        assert_eq!(next.units[0].name, "Xã Sốp Cộp");
+    }
 }
