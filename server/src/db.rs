@@ -1026,8 +1026,8 @@ impl Db {
             return Ok(chunks);
         }
         let rows: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT record_id, seq, data FROM record_chunks
-             WHERE record_id IN (SELECT value FROM json_each($1)) AND seq > $2 ORDER BY record_id, id",
+            "SELECT c.record_id, c.seq, c.data FROM json_each($1) j JOIN record_chunks c ON c.record_id = j.value
+             WHERE c.seq > $2 ORDER BY c.record_id, c.id",
         )
         .bind(serde_json::Value::from(ids.to_vec()).to_string())
         .bind(after)

@@ -674,7 +674,8 @@ type MarkedRow = (i64, i64, i64, Option<String>, Option<Vec<u8>>, Option<String>
 /// The statement reading a pull's page with the newest sequences: records of the scope ($2)
 /// outside hidden templates ($3) after the cursor ($1). `$whole` says whether a record goes
 /// whole to a device holding its scope as of `synced` ($4): a new record, or one refolded
-/// since. `$among` narrows the page further.
+/// since. `$among` narrows the page further. (The lists are joined, not `IN (SELECT …)`:
+/// SQLite builds a temporary table for each such list on every run. Rows come unordered.)
 macro_rules! page_statement {
     ($whole:literal, $among:literal) => {
         concat!(
@@ -683,21 +684,20 @@ macro_rules! page_statement {
             ")
              SELECT m.latest, m.units, m.templates, p.id, p.snapshot, p.heads, p.seq, p.whole
              FROM marks m LEFT JOIN (
-               SELECT id, CASE WHEN ",
+               SELECT records.id, CASE WHEN ",
             $whole,
             " THEN (SELECT doc FROM record_snapshots s WHERE s.record_id = records.id) END AS snapshot,
                       heads, seq, CASE WHEN ",
             $whole,
             " THEN 1 ELSE 0 END AS whole
-               FROM records
-               WHERE seq > $1 AND seq <= (SELECT latest FROM marks) AND unit_code IN (SELECT value FROM json_each($2))
-                 AND template_id NOT IN (SELECT value FROM json_each($3))",
+               FROM json_each($2) u JOIN records ON records.unit_code = u.value
+               WHERE seq > $1 AND seq <= (SELECT latest FROM marks)
+                 AND NOT EXISTS (SELECT 1 FROM json_each($3) h WHERE h.value = records.template_id)",
             $among,
             " ORDER BY seq LIMIT ",
             page_records!(),
             " + 1
-             ) p ON TRUE
-             ORDER BY p.seq"
+             ) p ON TRUE"
         )
     };
 }
@@ -746,12 +746,11 @@ async fn pull(
     }
     let marked: Vec<MarkedRow> = query.fetch_all(&mut *tx).await?;
     let (max_seq, units_seq, templates_seq) = marked.first().map_or((0, 0, 0), |m| (m.0, m.1, m.2));
-    let rows: Vec<PageRow> = marked
+    let mut rows: Vec<PageRow> = marked
         .into_iter()
-        .filter_map(|(_, _, _, id, snapshot, heads, seq, snapshot_seq)| {
-            Some((id?, snapshot, heads?, seq?, snapshot_seq?))
-        })
+        .filter_map(|(_, _, _, id, snapshot, heads, seq, whole)| Some((id?, snapshot, heads?, seq?, whole?)))
         .collect();
+    rows.sort_unstable_by_key(|row| row.3);
     let mut more = rows.len() as i64 > PAGE_RECORDS;
     let page = &rows[..rows.len().min(PAGE_RECORDS as usize)];
     // The device that just pushed exactly a record's state has it already (after an edit,
