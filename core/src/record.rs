@@ -531,28 +531,34 @@ impl RecordDoc {
 
     /// An Automerge object as JSON (maps to objects, lists to arrays), now or at `heads`.
     fn to_json(&self, obj: &ObjId, heads: Option<&[ChangeHash]>) -> Json {
-        let get = |prop: automerge::Prop| match heads {
-            Some(h) => self.doc.get_at(obj, prop, h),
-            None => self.doc.get(obj, prop),
-        };
-        let item = |v: Option<(Value, ObjId)>| match v? {
+        // One pass over a map or list (a lookup per key or index would seek through it again
+        // each time); an object's id is built only for objects.
+        let is_object = |value: &automerge::ValueRef<'_>| matches!(value, automerge::ValueRef::Object(_));
+        let value = |value: automerge::ValueRef<'_>, id: Option<ObjId>| match (Value::from(value), id) {
+            (Value::Object(_), Some(id)) => Some(self.to_json(&id, heads)),
             (Value::Scalar(s), _) => scalar_to_json(&s),
-            (Value::Object(_), id) => Some(self.to_json(&id, heads)),
+            (Value::Object(_), None) => None,
         };
         match self.doc.object_type(obj) {
             Ok(ObjType::Map) => {
-                let keys: Vec<String> = match heads {
-                    Some(h) => self.doc.keys_at(obj, h).collect(),
-                    None => self.doc.keys(obj).collect(),
+                let entry = |e: automerge::iter::MapRangeItem<'_>| {
+                    let id = is_object(&e.value).then(|| e.id());
+                    Some((e.key.to_string(), value(e.value, id)?))
                 };
-                Json::Object(keys.into_iter().filter_map(|k| Some((k.clone(), item(get(k.into()).ok()?)?))).collect())
+                Json::Object(match heads {
+                    Some(h) => self.doc.map_range_at(obj, .., h).filter_map(entry).collect(),
+                    None => self.doc.map_range(obj, ..).filter_map(entry).collect(),
+                })
             }
             Ok(ObjType::List) => {
-                let len = match heads {
-                    Some(h) => self.doc.length_at(obj, h),
-                    None => self.doc.length(obj),
+                let entry = |e: automerge::iter::ListRangeItem<'_>| {
+                    let id = is_object(&e.value).then(|| e.id());
+                    value(e.value, id)
                 };
-                Json::Array((0..len).filter_map(|i| item(get(i.into()).ok()?)).collect())
+                Json::Array(match heads {
+                    Some(h) => self.doc.list_range_at(obj, .., h).filter_map(entry).collect(),
+                    None => self.doc.list_range(obj, ..).filter_map(entry).collect(),
+                })
             }
             _ => Json::Null,
         }
