@@ -172,16 +172,10 @@ impl Reach {
     }
 
     /// The token a device holds while the download of what came into its reach (`rescan`)
-    /// has pages to go: the account-and-scope token with its lowest bit flipped, so that it
-    /// stands for the same scope, and its next request tells the server the download is under
-    /// way.
+    /// has pages to go: the account-and-scope token with its lowest bit flipped, a token of
+    /// its own, so that the device's next request tells the server the download is under way.
     pub fn rescan_token(token: u64) -> u64 {
         token ^ 1
-    }
-
-    /// Whether two tokens stand for the same scope (the account may differ).
-    pub fn same_scope(a: u64, b: u64) -> bool {
-        a >> 32 == b >> 32
     }
 }
 

@@ -272,10 +272,8 @@ impl Batch {
             }
             Undo::Transaction => {
                 self.open = false;
-                if let Err(e) = sqlx::query("ROLLBACK").execute(&mut **conn).await {
-                    self.discard().await;
-                    return Err(e.into());
-                }
+                // A failed rollback: the caller abandons the transaction and its connection.
+                sqlx::query("ROLLBACK").execute(&mut **conn).await?;
             }
         }
         Ok(())
