@@ -9,6 +9,10 @@
 //! DIABAN_BENCH_SECS (default 5) sets the seconds per run, DIABAN_BENCH_DEVICES (default
 //! 50,200,500) the device counts. With DIABAN_TEST_PG set to a cluster's URL (`tests/pg.sh
 //! start DIR` starts one and prints it), the throughput table is printed for PostgreSQL too.
+//!
+//! DIABAN_BENCH_AB=prog1,prog2,… compares server builds instead: back-to-back edit syncs from
+//! 200 devices (or the first of DIABAN_BENCH_DEVICES) against each in turn, DIABAN_BENCH_ROUNDS
+//! (default 6) times, so that the machine's drifting speed falls on every build alike.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -25,6 +29,9 @@ use diaban_core::{Device, FieldValue, wire};
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
+        if let Ok(programs) = std::env::var("DIABAN_BENCH_AB") {
+            return compare(&programs.split(',').map(str::to_owned).collect::<Vec<_>>()).await;
+        }
         bytes_table().await;
         let ours = load_table("SQLite (WAL, synchronous=FULL)").await;
         // The same on PostgreSQL, when a cluster is given (tests/pg.sh start DIR prints its URL).
@@ -412,57 +419,7 @@ async fn load_table(backend: &str) -> EditRuns {
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![50, 200, 500]);
     for devices in counts {
-        // Five phones per commune, as in a real commune's team.
-        let communes: Vec<String> = (0..devices.div_ceil(5)).map(|c| format!("9{c:04}")).collect();
-        let server = Server::with_users(&[]);
-        for unit in &communes {
-            common::diaban(
-                &server.db,
-                &[
-                    "admin",
-                    "create-unit",
-                    "--code",
-                    unit,
-                    "--name",
-                    &format!("Xã {unit}"),
-                    "--level",
-                    "commune",
-                    "--parent",
-                    "14",
-                ],
-            );
-            common::diaban(
-                &server.db,
-                &[
-                    "admin",
-                    "create-user",
-                    "--username",
-                    &format!("cb{unit}"),
-                    "--password",
-                    PASSWORD,
-                    "--role",
-                    "field_officer",
-                    "--unit",
-                    unit,
-                ],
-            );
-        }
-        let mut sims = Vec::new();
-        for n in 0..devices {
-            sims.push(Sim::new(&server.url, &http, n, &communes[n / 5]).await);
-        }
-        // Seed 10,000 records in all, every one synced by its device.
-        let extra = 10_000 / devices - 1;
-        for sim in sims.iter_mut() {
-            sim.push_own().await;
-            for k in 0..extra {
-                let id = format!("{}-{k}", sim.record_id);
-                sim.push_new(&id).await;
-            }
-        }
-        for sim in sims.iter_mut() {
-            sim.catch_up().await;
-        }
+        let (server, mut sims) = seeded(&http, devices).await;
         let stored = server.count("SELECT COUNT(*) FROM records").await;
         for (name, op, rates) in [("idle", Op::Idle, &IDLE_RATES[..]), ("edit", Op::Edit, &EDIT_RATES[..])] {
             let (back, flat) = load(&server, sims, op, secs, Pace::BackToBack).await;
@@ -497,6 +454,120 @@ async fn load_table(backend: &str) -> EditRuns {
         }
     }
     edits
+}
+
+/// Back-to-back edit syncs against each server program in turn, round after round; the median
+/// of each.
+async fn compare(programs: &[String]) {
+    let secs: f64 = std::env::var("DIABAN_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    let rounds: usize = std::env::var("DIABAN_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(6);
+    let devices = std::env::var("DIABAN_BENCH_DEVICES")
+        .ok()
+        .and_then(|s| s.split(',').next().and_then(|n| n.trim().parse().ok()))
+        .unwrap_or(200);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(600).build().expect("client");
+    let mut setups = Vec::new();
+    for program in programs {
+        let (mut server, sims) = seeded(&http, devices).await;
+        server.kill();
+        server.program = program.into();
+        server.run();
+        setups.push((server, Some(sims), Vec::new()));
+    }
+    println!("Edit syncs back to back, {devices} devices, {secs} s per run: syncs/s (server CPU per sync)");
+    println!("| round | {} |", programs.join(" | "));
+    println!("|---:|{}", "---:|".repeat(programs.len()));
+    for round in 1..=rounds {
+        let mut cells = Vec::new();
+        for (server, sims, runs) in setups.iter_mut() {
+            let (back, run) = load(server, sims.take().unwrap_or_default(), Op::Edit, secs, Pace::BackToBack).await;
+            *sims = Some(back);
+            cells.push(format!("{:.0} ({:.2} ms)", run.per_sec, run.server_cpu));
+            runs.push((run.per_sec, run.server_cpu));
+        }
+        println!("| {round} | {} |", cells.join(" | "));
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let medians: Vec<String> = setups
+        .iter()
+        .map(|(_, _, runs)| {
+            let rate = median(runs.iter().map(|r| r.0).collect());
+            let cpu = median(runs.iter().map(|r| r.1).collect());
+            format!("{rate:.0} ({cpu:.2} ms)")
+        })
+        .collect();
+    println!("| median | {} |", medians.join(" | "));
+    // Each build's server CPU per sync against the first's in the same round: the fairest
+    // figure when the machine's speed drifts from round to round.
+    let first: Vec<f64> = setups[0].2.iter().map(|r| r.1).collect();
+    let ratios: Vec<String> = setups
+        .iter()
+        .map(|(_, _, runs)| {
+            let ratio = median(runs.iter().zip(&first).map(|(r, f)| r.1 / f).collect());
+            format!("{ratio:.3}")
+        })
+        .collect();
+    println!("| CPU per sync / first's, median of rounds | {} |", ratios.join(" | "));
+}
+
+/// A server with `devices` simulated phones, five to a commune, and 10,000 records stored, every
+/// one synced by its device.
+async fn seeded(http: &reqwest::Client, devices: usize) -> (Server, Vec<Sim>) {
+    // Five phones per commune, as in a real commune's team.
+    let communes: Vec<String> = (0..devices.div_ceil(5)).map(|c| format!("9{c:04}")).collect();
+    let server = Server::with_users(&[]);
+    for unit in &communes {
+        common::diaban(
+            &server.db,
+            &[
+                "admin",
+                "create-unit",
+                "--code",
+                unit,
+                "--name",
+                &format!("Xã {unit}"),
+                "--level",
+                "commune",
+                "--parent",
+                "14",
+            ],
+        );
+        common::diaban(
+            &server.db,
+            &[
+                "admin",
+                "create-user",
+                "--username",
+                &format!("cb{unit}"),
+                "--password",
+                PASSWORD,
+                "--role",
+                "field_officer",
+                "--unit",
+                unit,
+            ],
+        );
+    }
+    let mut sims = Vec::new();
+    for n in 0..devices {
+        sims.push(Sim::new(&server.url, http, n, &communes[n / 5]).await);
+    }
+    // Seed 10,000 records in all, every one synced by its device.
+    let extra = 10_000 / devices - 1;
+    for sim in sims.iter_mut() {
+        sim.push_own().await;
+        for k in 0..extra {
+            let id = format!("{}-{k}", sim.record_id);
+            sim.push_new(&id).await;
+        }
+    }
+    for sim in sims.iter_mut() {
+        sim.catch_up().await;
+    }
+    (server, sims)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -27,6 +27,9 @@ pub struct Server {
     pub db: String,
     port: u16,
     pub dir: tempfile::TempDir,
+    /// The server program [`Server::run`] starts: this build's, unless a benchmark compares
+    /// another.
+    pub program: std::path::PathBuf,
 }
 
 impl Drop for Server {
@@ -127,14 +130,15 @@ impl Server {
     }
 
     fn node(db: String, dir: tempfile::TempDir) -> Server {
-        let mut server = Server { child: None, url: String::new(), db, port: 0, dir };
+        let program = env!("CARGO_BIN_EXE_diaban").into();
+        let mut server = Server { child: None, url: String::new(), db, port: 0, dir, program };
         server.run();
         server
     }
 
     /// Starts the process (again, on the same port once it has one).
     pub fn run(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_diaban"))
+        let mut child = Command::new(&self.program)
             .arg("--db")
             .arg(&self.db)
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
