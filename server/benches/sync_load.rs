@@ -388,6 +388,11 @@ async fn load(server: &Server, sims: Vec<Sim>, op: Op, secs: f64, pace: Pace) ->
     (sims, run)
 }
 
+/// Seconds per run: DIABAN_BENCH_SECS, 5 by default.
+fn run_secs() -> f64 {
+    std::env::var("DIABAN_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0)
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -403,7 +408,7 @@ type EditRuns = Vec<(usize, f64, Duration, Duration, f64)>;
 
 async fn load_table(backend: &str) -> EditRuns {
     let mut edits = Vec::new();
-    let secs: f64 = std::env::var("DIABAN_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    let secs = run_secs();
     let http = reqwest::Client::builder().pool_max_idle_per_host(600).build().expect("client");
     println!("\nServer on {backend}; an edit is committed before it is answered; {secs} s per run.");
     println!(
@@ -459,8 +464,8 @@ async fn load_table(backend: &str) -> EditRuns {
 /// Back-to-back edit syncs against each server program in turn, round after round; the median
 /// of each.
 async fn compare(programs: &[String]) {
-    let secs: f64 = std::env::var("DIABAN_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0);
-    let rounds: usize = std::env::var("DIABAN_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(6);
+    let secs = run_secs();
+    let rounds: usize = std::env::var("DIABAN_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(6).max(1);
     let devices = std::env::var("DIABAN_BENCH_DEVICES")
         .ok()
         .and_then(|s| s.split(',').next().and_then(|n| n.trim().parse().ok()))
@@ -472,7 +477,7 @@ async fn compare(programs: &[String]) {
         server.kill();
         server.program = program.into();
         server.run();
-        setups.push((server, Some(sims), Vec::new()));
+        setups.push((server, sims, Vec::new()));
     }
     println!("Edit syncs back to back, {devices} devices, {secs} s per run: syncs/s (server CPU per sync)");
     println!("| round | {} |", programs.join(" | "));
@@ -480,8 +485,8 @@ async fn compare(programs: &[String]) {
     for round in 1..=rounds {
         let mut cells = Vec::new();
         for (server, sims, runs) in setups.iter_mut() {
-            let (back, run) = load(server, sims.take().unwrap_or_default(), Op::Edit, secs, Pace::BackToBack).await;
-            *sims = Some(back);
+            let (back, run) = load(server, std::mem::take(sims), Op::Edit, secs, Pace::BackToBack).await;
+            *sims = back;
             cells.push(format!("{:.0} ({:.2} ms)", run.per_sec, run.server_cpu));
             runs.push((run.per_sec, run.server_cpu));
         }
@@ -585,7 +590,7 @@ fn automerge_repo_table(ours: &EditRuns) {
         println!("\nskipped: the automerge-repo comparison needs node and npm (npm install in {})", dir.display());
         return;
     }
-    let secs = std::env::var("DIABAN_BENCH_SECS").unwrap_or_else(|_| "5".into());
+    let secs = run_secs().to_string();
     // With 10,000 documents stored by 50 clients, the automerge-repo server exits with an
     // unhandled "withTimeout: timed out after 60000ms" (Node 20, 2.5.6); 2,000 it holds.
     let records = std::env::var("DIABAN_BENCH_AMR_RECORDS").unwrap_or_else(|_| "2000".into());
