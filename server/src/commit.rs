@@ -1,8 +1,13 @@
 //! Group commit: SQLite (WAL, `synchronous=FULL`) spends most of a small write transaction on
-//! the fsync of its commit. Writers that arrive together share one transaction and one fsync:
-//! each runs its work inside a savepoint of the open transaction (so a failed job undoes only
-//! itself), and the last writer of a burst commits for all. Every writer returns only after the
-//! commit that holds its work is durable, so nothing is acknowledged before it is on disk.
+//! the fsync of its commit. Writers that arrive together share one transaction and one fsync,
+//! and the last writer of a burst commits for all. Every writer returns only after the commit
+//! that holds its work is durable, so nothing is acknowledged before it is on disk.
+//!
+//! A failed job undoes only itself: each job that another may follow ends with a savepoint (its
+//! [`Mark`]), and a failed job rolls back to the one before it. The marks alternate between two
+//! names, so a job that set its own mark and was cut off still rolls back to its predecessor's.
+//! A job may send its mark with its last statement, which saves a hand-off to SQLite's thread
+//! while the writer lock is held.
 //!
 //! On PostgreSQL the shared transaction first takes the cluster-wide write lock
 //! ([`crate::db::PG_WRITE_LOCK`]): writers on every node read and write records one
@@ -20,6 +25,10 @@ use crate::db::{Backend, DbError};
 
 /// A batch commits once it holds this many jobs, even while more writers queue.
 const MAX_BATCH: usize = 64;
+/// The savepoints that end the jobs of a transaction, by turns (see [`Mark`]).
+const MARKS: [&str; 2] = ["SAVEPOINT done_a", "SAVEPOINT done_b"];
+const BACK_TO: [&str; 2] = ["ROLLBACK TO done_a", "ROLLBACK TO done_b"];
+
 /// A writer whose batch was left open (the writer meant to commit it went away) commits it
 /// itself after this long.
 const FLUSH_AFTER: Duration = Duration::from_millis(20);
@@ -42,6 +51,8 @@ pub struct Batch {
     conn: Option<PoolConnection<Any>>,
     /// Whether a transaction is open on `conn`.
     open: bool,
+    /// Jobs done in the open transaction: the last one's mark is `MARKS[(done - 1) % 2]`.
+    done: usize,
     /// A BEGIN was sent and its writer cut off before it returned: the connection may hold a
     /// transaction nobody tracks, rolled back before the next BEGIN.
     beginning: bool,
@@ -57,10 +68,41 @@ pub struct Batch {
 enum Undo {
     /// No job is running.
     Nothing,
-    /// Back to the job's savepoint.
-    Savepoint,
+    /// Back to the mark of the job before.
+    ToMark,
     /// The whole transaction: the job is its first.
     Transaction,
+}
+
+/// The savepoint that ends a job when another job of the transaction may follow it. The
+/// committer sets it after the job, unless the job sent it with its last statement
+/// ([`Mark::send`]).
+pub struct Mark {
+    /// Which of [`MARKS`] this job sets.
+    turn: usize,
+    sent: bool,
+}
+
+impl Mark {
+    /// The statement to send at the end of the job's last statement (in the same batch). The
+    /// job must send nothing after it, or else call [`Mark::unsent`].
+    pub fn send(&mut self) -> MarkSql {
+        self.sent = true;
+        if self.turn == 0 { MarkSql::A } else { MarkSql::B }
+    }
+
+    /// More statements followed the mark sent: the committer sets it again at the end.
+    pub fn unsent(&mut self) {
+        self.sent = false;
+    }
+}
+
+/// Which savepoint a job's last statement ends with: `SAVEPOINT done_a` or `SAVEPOINT done_b`
+/// (two names, for static SQL).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MarkSql {
+    A,
+    B,
 }
 
 struct Queued<'a>(&'a AtomicUsize);
@@ -78,6 +120,7 @@ impl Committer {
                 backend,
                 conn: None,
                 open: false,
+                done: 0,
                 beginning: false,
                 running: Undo::Nothing,
                 waiting: Vec::new(),
@@ -103,47 +146,77 @@ impl Committer {
     where
         F: for<'c> AsyncFnOnce(&'c mut AnyConnection) -> Result<T, DbError>,
     {
-        let (value, durable) = {
-            let mut batch = self.lock().await;
-            let first = batch.waiting.is_empty();
-            let conn = batch.open(pool).await?;
-            // The first job of a transaction needs no savepoint: undoing it is rolling the
-            // transaction back. A later one's savepoint is never released: COMMIT releases
-            // them all, and ROLLBACK TO finds the newest of the name (one hand-off less).
-            let undo = if first {
-                Undo::Transaction
-            } else {
-                sqlx::query("SAVEPOINT job").execute(&mut **conn).await?;
-                Undo::Savepoint
-            };
-            batch.running = undo;
-            let conn = batch.conn.as_mut().ok_or_else(|| DbError::Invalid("no open transaction".into()))?;
-            let value = f(&mut **conn).await;
-            if value.is_ok() {
-                batch.running = Undo::Nothing;
-            } else {
-                // Undone alone (or, if it cannot be, with the whole transaction).
-                batch.undo_running().await;
+        let (mut batch, mut mark) = self.start_job(pool).await?;
+        let value = f(batch.connection()?).await;
+        let (value, durable) = self.end_job(batch, &mut mark, value).await?;
+        self.durable(value, durable).await
+    }
+
+    /// [`Committer::write`] for a job that may send its [`Mark`] itself.
+    pub async fn write_marked<T, F>(&self, pool: &AnyPool, f: F) -> Result<T, DbError>
+    where
+        F: for<'c, 'm> AsyncFnOnce(&'c mut AnyConnection, &'m mut Mark) -> Result<T, DbError>,
+    {
+        let (mut batch, mut mark) = self.start_job(pool).await?;
+        let value = f(batch.connection()?, &mut mark).await;
+        let (value, durable) = self.end_job(batch, &mut mark, value).await?;
+        self.durable(value, durable).await
+    }
+
+    /// Takes the writer lock and the open transaction (begun if none is) for a job.
+    async fn start_job(&self, pool: &AnyPool) -> Result<(MutexGuard<'_, Batch>, Mark), DbError> {
+        let mut batch = self.lock().await;
+        batch.open(pool).await?;
+        // The first job of a transaction is undone by rolling the transaction back.
+        batch.running = if batch.done == 0 { Undo::Transaction } else { Undo::ToMark };
+        let mark = Mark { turn: batch.done % 2, sent: false };
+        Ok((batch, mark))
+    }
+
+    /// Ends a job that came to `value`: marks its end if another job may follow, or undoes
+    /// it if it failed, and commits when no writer is queued (or the batch is full). The
+    /// receiver is told when the job's work is durable.
+    async fn end_job<T>(
+        &self,
+        mut batch: MutexGuard<'_, Batch>,
+        mark: &mut Mark,
+        mut value: Result<T, DbError>,
+    ) -> Result<(T, oneshot::Receiver<Result<(), String>>), DbError> {
+        let last = self.queued.load(Ordering::SeqCst) == 0;
+        let commit_now = last || batch.waiting.len() + 1 >= MAX_BATCH;
+        if value.is_ok() && !mark.sent && !commit_now {
+            let marked = sqlx::query(MARKS[mark.turn]).execute(batch.connection()?).await;
+            if let Err(e) = marked {
+                value = Err(e.into());
             }
-            let last = self.queued.load(Ordering::SeqCst) == 0;
-            let value = match value {
-                Ok(value) => value,
-                Err(e) => {
-                    // Our work is undone; still commit the others' if nobody follows.
-                    if last {
-                        self.commit(&mut batch).await;
-                    }
-                    return Err(e);
+        }
+        if value.is_ok() {
+            batch.running = Undo::Nothing;
+            batch.done += 1;
+        } else {
+            // Undone alone (or, if it cannot be, with the whole transaction).
+            batch.undo_running().await;
+        }
+        let value = match value {
+            Ok(value) => value,
+            Err(e) => {
+                // Our work is undone; still commit the others' if nobody follows.
+                if last {
+                    self.commit(&mut batch).await;
                 }
-            };
-            let (tx, rx) = oneshot::channel();
-            batch.waiting.push(tx);
-            if last || batch.waiting.len() >= MAX_BATCH {
-                self.commit(&mut batch).await;
+                return Err(e);
             }
-            (value, rx)
         };
-        let mut durable = durable;
+        let (tx, rx) = oneshot::channel();
+        batch.waiting.push(tx);
+        if commit_now {
+            self.commit(&mut batch).await;
+        }
+        Ok((value, rx))
+    }
+
+    /// Returns `value` once the commit that holds its job is durable.
+    async fn durable<T>(&self, value: T, mut durable: oneshot::Receiver<Result<(), String>>) -> Result<T, DbError> {
         loop {
             match tokio::time::timeout(FLUSH_AFTER, &mut durable).await {
                 Ok(Ok(Ok(()))) => return Ok(value),
@@ -209,8 +282,14 @@ impl Batch {
                 return Err(e);
             }
             self.open = true;
+            self.done = 0;
         }
         self.conn.as_mut().ok_or_else(|| DbError::Invalid("no open transaction".into()))
+    }
+
+    /// The connection of the open transaction.
+    fn connection(&mut self) -> Result<&mut AnyConnection, DbError> {
+        Ok(&mut **self.conn.as_mut().ok_or_else(|| DbError::Invalid("no open transaction".into()))?)
     }
 
     async fn begin(&mut self) -> Result<(), DbError> {
@@ -267,8 +346,9 @@ impl Batch {
         let Some(conn) = self.conn.as_mut() else { return Ok(()) };
         match self.running {
             Undo::Nothing => {}
-            Undo::Savepoint => {
-                sqlx::query("ROLLBACK TO job").execute(&mut **conn).await?;
+            Undo::ToMark => {
+                let turn = self.done.checked_sub(1).ok_or_else(|| DbError::Invalid("no job to go back to".into()))?;
+                sqlx::query(BACK_TO[turn % 2]).execute(&mut **conn).await?;
             }
             Undo::Transaction => {
                 self.open = false;
@@ -327,7 +407,7 @@ mod tests {
         let committer = Committer::new(Backend::Sqlite);
         // Hold the writer lock while 20 writers queue up behind it.
         let gate = committer.exclusive().await;
-        // The first job to run in the transaction fails (it has no savepoint: its undo is the
+        // The first job to run in the transaction fails (no job before it: its undo is the
         // whole transaction's), and so does the eighth (undone to its savepoint).
         let turn = Arc::new(AtomicUsize::new(0));
         let mut writers = Vec::new();
@@ -361,6 +441,61 @@ mod tests {
         assert_eq!(committer.commits() - before, 1, "twenty queued writers, one commit");
         written.sort();
         assert_eq!(rows(&pool).await, written, "every job's row but the failed ones', durable");
+    }
+
+    /// Writes `detail` and sends the job's mark in the same batch.
+    async fn log_marked(conn: &mut AnyConnection, detail: &str, mark: &mut Mark) -> Result<(), DbError> {
+        let sql = match mark.send() {
+            MarkSql::A => "INSERT INTO audit_log (at, action, detail) VALUES (0, 'test', $1); SAVEPOINT done_a",
+            MarkSql::B => "INSERT INTO audit_log (at, action, detail) VALUES (0, 'test', $1); SAVEPOINT done_b",
+        };
+        sqlx::query(sql).bind(detail).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_that_sent_its_own_mark_and_then_failed_is_undone_to_the_mark_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(&dir.path().join("s.sqlite").to_string_lossy()).await.unwrap();
+        let pool = db.pool.clone();
+        let committer = Committer::new(Backend::Sqlite);
+        let gate = committer.exclusive().await;
+        // In turn: a job that marks its own end; one that marks its end and then fails; a
+        // plain one.
+        let turn = Arc::new(AtomicUsize::new(0));
+        let mut writers = Vec::new();
+        for _ in 0..3 {
+            let (committer, pool, turn) = (committer.clone(), pool.clone(), turn.clone());
+            writers.push(tokio::spawn(async move {
+                committer
+                    .write_marked(&pool, async |conn, mark| match turn.fetch_add(1, Ordering::SeqCst) {
+                        0 => log_marked(conn, "one", mark).await,
+                        1 => {
+                            log_marked(conn, "two", mark).await?;
+                            Err(DbError::Invalid("fails after its mark".into()))
+                        }
+                        _ => log(conn, "three").await,
+                    })
+                    .await
+            }));
+        }
+        while committer.queued.load(Ordering::SeqCst) < 3 {
+            tokio::task::yield_now().await;
+        }
+        let before = committer.commits();
+        drop(gate);
+        let outcomes: Vec<bool> = futures_outcomes(writers).await;
+        assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 2);
+        assert_eq!(committer.commits() - before, 1, "three queued writers, one commit");
+        assert_eq!(rows(&pool).await, ["one", "three"], "the failed job's row is gone, its predecessor's stays");
+    }
+
+    async fn futures_outcomes(writers: Vec<tokio::task::JoinHandle<Result<(), DbError>>>) -> Vec<bool> {
+        let mut outcomes = Vec::new();
+        for writer in writers {
+            outcomes.push(writer.await.unwrap().is_ok());
+        }
+        outcomes
     }
 
     /// Starts a writer that writes `detail` and then hangs, and drops it once it has written.
@@ -404,6 +539,8 @@ mod tests {
             let mut batch = committer.lock().await;
             let conn = batch.open(&db.pool).await.unwrap();
             log(conn, "kept").await.unwrap();
+            sqlx::query(MARKS[0]).execute(&mut **conn).await.unwrap();
+            batch.done = 1;
             let (tx, rx) = oneshot::channel();
             batch.waiting.push(tx);
             rx

@@ -15,6 +15,8 @@ use diaban_core::template::{Choice, Role, Sensitivity, SharedChoiceList, Templat
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Row};
 
+use crate::commit::{Mark, MarkSql};
+
 const MIGRATIONS: &[EmbeddedMigration] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "shared choice lists", include_str!("../migrations/sqlite/0002_shared_choice_lists.sql")),
@@ -68,6 +70,36 @@ pub enum DbError {
     Invalid(String),
     #[error("the template cannot be published: {0}")]
     Publish(#[from] PublishError),
+}
+
+/// [`Db::put_record`]'s batch on SQLite for a record without attachments, then `$end` (the
+/// job's mark, or nothing). $15: the expected sequence (NULL: no such record yet; `IS` compares
+/// NULLs too); every statement is guarded by it. The new sequence is read with scalar
+/// `(SELECT MAX(seq) FROM change_log)`: one seek. (In a FROM subquery SQLite 3.50 scans the
+/// whole change log for it.)
+macro_rules! plain_record_write {
+    ($end:literal) => {
+        concat!(
+            "INSERT INTO change_log (kind, ref_id, device_id, at)
+               SELECT 'record', $1, $12, $8 WHERE (SELECT seq FROM records WHERE id = $1) IS $15;
+             INSERT INTO record_chunks (record_id, data, seq)
+               SELECT $1, $14, (SELECT MAX(seq) FROM change_log)
+               WHERE $14 IS NOT NULL AND (SELECT seq FROM records WHERE id = $1) IS $15;
+             DELETE FROM record_chunks WHERE $14 IS NULL AND record_id = $1 AND (SELECT seq FROM records WHERE id = $1) IS $15;
+             INSERT INTO record_snapshots (record_id, doc)
+               SELECT $1, $9 WHERE $9 IS NOT NULL AND (SELECT seq FROM records WHERE id = $1) IS $15
+             ON CONFLICT(record_id) DO UPDATE SET doc = excluded.doc;
+             INSERT INTO records (id, template_id, template_version, unit_code, state, created_by, created_at, updated_at, heads, values_json, seq, period, snapshot_seq)
+               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $10, $11,
+                 (SELECT MAX(seq) FROM change_log), $13, (SELECT MAX(seq) FROM change_log)
+               WHERE (SELECT seq FROM records WHERE id = $1) IS $15
+             ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
+               heads = excluded.heads, values_json = excluded.values_json, seq = excluded.seq,
+               snapshot_seq = CASE WHEN $9 IS NULL THEN records.snapshot_seq ELSE excluded.seq END
+             RETURNING seq",
+            $end
+        )
+    };
 }
 
 #[derive(Clone)]
@@ -365,6 +397,14 @@ impl Db {
         F: for<'c> AsyncFnOnce(&'c mut AnyConnection) -> Result<T, DbError>,
     {
         self.committer.write(&self.pool, f).await
+    }
+
+    /// [`Db::write`] for a job that may send its [`Mark`] with its last statement.
+    pub async fn write_marked<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        F: for<'c, 'm> AsyncFnOnce(&'c mut AnyConnection, &'m mut Mark) -> Result<T, DbError>,
+    {
+        self.committer.write_marked(&self.pool, f).await
     }
 
     // --- units -------------------------------------------------------------------------
@@ -1042,10 +1082,15 @@ impl Db {
         Ok(chunks)
     }
 
-    /// Stores a record after a change and gives it the next change-log sequence.
-    pub async fn put_record(tx: &mut AnyConnection, r: &RecordWrite<'_>) -> Result<Option<i64>, DbError> {
+    /// Stores a record after a change and gives it the next change-log sequence. With `mark`,
+    /// this is the job's last statement, and it may send the job's mark (see [`Mark`]).
+    pub async fn put_record(
+        tx: &mut AnyConnection,
+        r: &RecordWrite<'_>,
+        mark: Option<&mut Mark>,
+    ) -> Result<Option<i64>, DbError> {
         if tx.backend_name() == "SQLite" && r.attachments.is_empty() && r.attachments_before == 0 {
-            return Db::put_plain_record_sqlite(tx, r).await;
+            return Db::put_plain_record_sqlite(tx, r, mark.map(Mark::send)).await;
         }
         if Db::record_seq(tx, r.id).await? != r.expect_seq {
             return Ok(None);
@@ -1119,54 +1164,42 @@ impl Db {
     /// [`Db::put_record`] on SQLite for a record without attachments, as one batch of
     /// statements (one hand-off to SQLite's thread instead of five), each guarded by the
     /// record's expected sequence.
-    async fn put_plain_record_sqlite(tx: &mut AnyConnection, r: &RecordWrite<'_>) -> Result<Option<i64>, DbError> {
+    async fn put_plain_record_sqlite(
+        tx: &mut AnyConnection,
+        r: &RecordWrite<'_>,
+        mark: Option<MarkSql>,
+    ) -> Result<Option<i64>, DbError> {
         let (snapshot, chunk) = match r.doc {
             DocBytes::Snapshot(bytes) => (Some(bytes), None),
             DocBytes::Chunk(bytes) => (None, Some(bytes)),
         };
-        // $15: the expected sequence (NULL: no such record yet). `IS` compares NULLs too.
-        // The new sequence is read with scalar `(SELECT MAX(seq) FROM change_log)`: one seek.
-        // (In a FROM subquery SQLite 3.50 scans the whole change log for it.)
-        Ok(sqlx::query_scalar(
-            "INSERT INTO change_log (kind, ref_id, device_id, at)
-               SELECT 'record', $1, $12, $8 WHERE (SELECT seq FROM records WHERE id = $1) IS $15;
-             INSERT INTO record_chunks (record_id, data, seq)
-               SELECT $1, $14, (SELECT MAX(seq) FROM change_log)
-               WHERE $14 IS NOT NULL AND (SELECT seq FROM records WHERE id = $1) IS $15;
-             DELETE FROM record_chunks WHERE $14 IS NULL AND record_id = $1 AND (SELECT seq FROM records WHERE id = $1) IS $15;
-             INSERT INTO record_snapshots (record_id, doc)
-               SELECT $1, $9 WHERE $9 IS NOT NULL AND (SELECT seq FROM records WHERE id = $1) IS $15
-             ON CONFLICT(record_id) DO UPDATE SET doc = excluded.doc;
-             INSERT INTO records (id, template_id, template_version, unit_code, state, created_by, created_at, updated_at, heads, values_json, seq, period, snapshot_seq)
-               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $10, $11,
-                 (SELECT MAX(seq) FROM change_log), $13, (SELECT MAX(seq) FROM change_log)
-               WHERE (SELECT seq FROM records WHERE id = $1) IS $15
-             ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
-               heads = excluded.heads, values_json = excluded.values_json, seq = excluded.seq,
-               snapshot_seq = CASE WHEN $9 IS NULL THEN records.snapshot_seq ELSE excluded.seq END
-             RETURNING seq",
-        )
-        .bind(r.id)
-        .bind(r.template_id)
-        .bind(i64::from(r.template_version))
-        .bind(r.unit_code)
-        .bind(r.state)
-        .bind(r.created_by)
-        .bind(r.created_at)
-        .bind(now())
-        .bind(snapshot)
-        .bind(serde_json::Value::from(r.heads.to_vec()).to_string())
-        .bind(r.values_json)
-        .bind(r.device_id)
-        .bind(r.period)
-        .bind(chunk)
-        .bind(r.expect_seq)
-        // Every statement's result read to the end: the batch runs whole (a `fetch_optional`
-        // would stop at the first statement's result).
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .next())
+        let sql = match mark {
+            None => plain_record_write!(""),
+            Some(MarkSql::A) => plain_record_write!("; SAVEPOINT done_a"),
+            Some(MarkSql::B) => plain_record_write!("; SAVEPOINT done_b"),
+        };
+        Ok(sqlx::query_scalar(sql)
+            .bind(r.id)
+            .bind(r.template_id)
+            .bind(i64::from(r.template_version))
+            .bind(r.unit_code)
+            .bind(r.state)
+            .bind(r.created_by)
+            .bind(r.created_at)
+            .bind(now())
+            .bind(snapshot)
+            .bind(serde_json::Value::from(r.heads.to_vec()).to_string())
+            .bind(r.values_json)
+            .bind(r.device_id)
+            .bind(r.period)
+            .bind(chunk)
+            .bind(r.expect_seq)
+            // Every statement's result read to the end: the batch runs whole (a `fetch_optional`
+            // would stop at the first statement's result).
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// (unit code, period, state) of a periodic template's records in the given units.
@@ -1496,7 +1529,7 @@ mod tests {
             .unwrap();
         let put = |w: RecordWrite<'static>| {
             let db = &db;
-            async move { db.write(async |tx| Db::put_record(tx, &w).await).await.unwrap() }
+            async move { db.write(async |tx| Db::put_record(tx, &w, None).await).await.unwrap() }
         };
         let first = put(write("r", DocBytes::Snapshot(b"snap"), None)).await.expect("a new record is written");
         assert_eq!(put(write("r", DocBytes::Snapshot(b"again"), None)).await, None, "it exists: nothing written");

@@ -284,7 +284,7 @@ pub async fn seed(db: &Db) -> Result<bool, DbError> {
     let done = std::mem::take(&mut demo.done);
     db.write(async |tx| {
         for (mut doc, projection) in done {
-            crate::sync::write_record(tx, &mut doc, &projection, None, None)
+            crate::sync::write_record(tx, &mut doc, &projection, None, None, None)
                 .await?
                 .ok_or_else(|| DbError::Invalid("a demo record exists already".into()))?;
         }

@@ -85,7 +85,7 @@ pub async fn review(
             doc.set_author(Author { user: user.username.clone(), device: "web".into() });
             doc.append_event(kind, &user.username, comment, now()).map_err(|e| DbError::Invalid(e.to_string()))?;
             let projection = project(&mut doc, &form).map_err(|e| DbError::Invalid(e.to_string()))?;
-            write_record(tx, &mut doc, &projection, Some(&stored), None)
+            write_record(tx, &mut doc, &projection, Some(&stored), None, None)
                 .await?
                 .ok_or_else(|| DbError::Invalid("record changed while written".into()))?;
             Ok(Ok(projection.state))
@@ -133,7 +133,7 @@ pub async fn decide_amendment(
             doc.append_event(EventKind::Comment, &user.username, Some(&note), now())
                 .map_err(|e| DbError::Invalid(e.to_string()))?;
             let projection = project(&mut doc, &form).map_err(|e| DbError::Invalid(e.to_string()))?;
-            write_record(tx, &mut doc, &projection, Some(&stored), None)
+            write_record(tx, &mut doc, &projection, Some(&stored), None, None)
                 .await?
                 .ok_or_else(|| DbError::Invalid("record changed while written".into()))?;
         }

@@ -24,6 +24,7 @@ use sqlx::{AnyConnection, Row};
 
 use diaban_core::store::AttachmentRef;
 
+use crate::commit::Mark;
 use crate::db::{AuthDevice, Db, DbError, DocBytes, FOLD_AFTER, Marks, RecordWrite, Rescan, ServedReach, StoredState};
 use crate::error::ApiError;
 
@@ -292,9 +293,12 @@ async fn commit<'a>(
     }
     if !to_write.is_empty() {
         let written = db
-            .write(async |tx| {
+            .write_marked(async |tx, mark| {
                 let mut written = Vec::new();
-                for (push, stored, verdict) in to_write {
+                let count = to_write.len();
+                for (i, (push, stored, verdict)) in to_write.into_iter().enumerate() {
+                    // The last record's write may end the job: it may carry the job's mark.
+                    let last = (i + 1 == count).then_some(&mut *mark);
                     // A write goes through only if the record is still as checked; an amendment
                     // is kept only then. Changed in between (another device, node or batch):
                     // check again, against the record as it is now.
@@ -303,14 +307,16 @@ async fn commit<'a>(
                         _ => true,
                     };
                     let mut outcome = if still {
-                        settle(tx, device, push, stored.as_ref(), verdict).await?
+                        settle(tx, device, push, stored.as_ref(), verdict, last).await?
                     } else {
                         Settled::ChangedMeanwhile
                     };
                     if let Settled::ChangedMeanwhile = outcome {
+                        // More is written after a mark the write may have sent.
+                        mark.unsent();
                         let stored = Db::record_state(tx, &push.record_id).await?;
                         let verdict = check(tx, db, stored.as_ref(), None, device, scope, hidden, push).await?;
-                        outcome = settle(tx, device, push, stored.as_ref(), verdict).await?;
+                        outcome = settle(tx, device, push, stored.as_ref(), verdict, None).await?;
                     }
                     let outcome = match outcome {
                         Settled::Kept(state, doc) => Ok((state, doc)),
@@ -354,13 +360,15 @@ enum Settled {
     ChangedMeanwhile,
 }
 
-/// Carries out a verdict reached against `stored`, inside the write transaction.
+/// Carries out a verdict reached against `stored`, inside the write transaction (its write
+/// the job's last statement, with `mark`).
 async fn settle(
     tx: &mut AnyConnection,
     device: &AuthDevice,
     push: &Decoded,
     stored: Option<&StoredState>,
     verdict: Verdict,
+    mark: Option<&mut Mark>,
 ) -> Result<Settled, DbError> {
     Ok(match verdict {
         Verdict::Refused(refusal) => Settled::Refused(refusal),
@@ -371,7 +379,7 @@ async fn settle(
         },
         Verdict::Amend => Settled::Refused(propose_amendment(tx, device, push).await?),
         Verdict::Write(mut doc, projection) => {
-            match write_record(tx, &mut doc, &projection, stored, Some(&device.device_id)).await? {
+            match write_record(tx, &mut doc, &projection, stored, Some(&device.device_id), mark).await? {
                 Some(state) => Settled::Kept(state, Box::new(doc)),
                 None => Settled::ChangedMeanwhile,
             }
@@ -568,13 +576,14 @@ async fn propose_amendment(tx: &mut AnyConnection, device: &AuthDevice, push: &D
 /// Stores a record after a change (`stored`: as it was, `None` for a new record): a new
 /// record, and every FOLD_AFTER chunks, as a fresh snapshot; otherwise this change's bytes
 /// appended as a chunk. Its new stored state; `None`, with nothing written, if the record is
-/// no longer as `stored` says.
+/// no longer as `stored` says. With `mark`, this is the job's last write (see [`Mark`]).
 pub async fn write_record(
     tx: &mut AnyConnection,
     doc: &mut RecordDoc,
     projection: &Projection,
     stored: Option<&StoredState>,
     device_id: Option<&str>,
+    mark: Option<&mut Mark>,
 ) -> Result<Option<StoredState>, DbError> {
     let meta = &projection.meta;
     let fold = stored.is_none_or(|s| s.chunks + 1 >= FOLD_AFTER);
@@ -598,6 +607,7 @@ pub async fn write_record(
             attachments_before: stored.map_or(0, |s| s.attachments),
             expect_seq: stored.map(|s| s.seq),
         },
+        mark,
     )
     .await?;
     Ok(seq.map(|seq| StoredState {
