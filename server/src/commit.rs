@@ -387,6 +387,13 @@ impl Batch {
 mod tests {
     use super::*;
 
+    /// A database in a temporary directory (kept while the test runs) and a committer.
+    async fn fixture() -> (tempfile::TempDir, crate::db::Db, Arc<Committer>) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(&dir.path().join("s.sqlite").to_string_lossy()).await.unwrap();
+        (dir, db, Committer::new(Backend::Sqlite))
+    }
+
     async fn rows(pool: &AnyPool) -> Vec<String> {
         sqlx::query_scalar("SELECT detail FROM audit_log ORDER BY detail").fetch_all(pool).await.unwrap()
     }
@@ -399,12 +406,29 @@ mod tests {
         Ok(())
     }
 
+    /// Once every writer queues behind `gate`, lets them go: their outcomes, and how many
+    /// commits they took.
+    async fn release<T>(
+        committer: &Committer,
+        gate: MutexGuard<'_, Batch>,
+        writers: Vec<tokio::task::JoinHandle<Result<T, DbError>>>,
+    ) -> (Vec<Result<T, DbError>>, usize) {
+        while committer.queued.load(Ordering::SeqCst) < writers.len() {
+            tokio::task::yield_now().await;
+        }
+        let before = committer.commits();
+        drop(gate);
+        let mut outcomes = Vec::new();
+        for writer in writers {
+            outcomes.push(writer.await.unwrap());
+        }
+        (outcomes, committer.commits() - before)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writers_that_queue_together_share_one_commit_and_a_failed_one_undoes_only_itself() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Db::open(&dir.path().join("s.sqlite").to_string_lossy()).await.unwrap();
+        let (_dir, db, committer) = fixture().await;
         let pool = db.pool.clone();
-        let committer = Committer::new(Backend::Sqlite);
         // Hold the writer lock while 20 writers queue up behind it.
         let gate = committer.exclusive().await;
         // The first job to run in the transaction fails (no job before it: its undo is the
@@ -425,20 +449,16 @@ mod tests {
                     .await
             }));
         }
-        while committer.queued.load(Ordering::SeqCst) < 20 {
-            tokio::task::yield_now().await;
-        }
-        let before = committer.commits();
-        drop(gate);
+        let (outcomes, commits) = release(&committer, gate, writers).await;
         let mut written = Vec::new();
-        for writer in writers {
-            match writer.await.unwrap() {
+        for outcome in outcomes {
+            match outcome {
                 Ok(i) => written.push(format!("{i:02}")),
                 Err(e) => assert!(e.to_string().contains("fails after writing"), "{e}"),
             }
         }
         assert_eq!(written.len(), 18);
-        assert_eq!(committer.commits() - before, 1, "twenty queued writers, one commit");
+        assert_eq!(commits, 1, "twenty queued writers, one commit");
         written.sort();
         assert_eq!(rows(&pool).await, written, "every job's row but the failed ones', durable");
     }
@@ -455,10 +475,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_job_that_sent_its_own_mark_and_then_failed_is_undone_to_the_mark_before() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Db::open(&dir.path().join("s.sqlite").to_string_lossy()).await.unwrap();
+        let (_dir, db, committer) = fixture().await;
         let pool = db.pool.clone();
-        let committer = Committer::new(Backend::Sqlite);
         let gate = committer.exclusive().await;
         // In turn: a job that marks its own end; one that marks its end and then fails; a
         // plain one.
@@ -479,23 +497,10 @@ mod tests {
                     .await
             }));
         }
-        while committer.queued.load(Ordering::SeqCst) < 3 {
-            tokio::task::yield_now().await;
-        }
-        let before = committer.commits();
-        drop(gate);
-        let outcomes: Vec<bool> = futures_outcomes(writers).await;
-        assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 2);
-        assert_eq!(committer.commits() - before, 1, "three queued writers, one commit");
+        let (outcomes, commits) = release(&committer, gate, writers).await;
+        assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 2);
+        assert_eq!(commits, 1, "three queued writers, one commit");
         assert_eq!(rows(&pool).await, ["one", "three"], "the failed job's row is gone, its predecessor's stays");
-    }
-
-    async fn futures_outcomes(writers: Vec<tokio::task::JoinHandle<Result<(), DbError>>>) -> Vec<bool> {
-        let mut outcomes = Vec::new();
-        for writer in writers {
-            outcomes.push(writer.await.unwrap().is_ok());
-        }
-        outcomes
     }
 
     /// Starts a writer that writes `detail` and then hangs, and drops it once it has written.
@@ -520,9 +525,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_first_job_cut_off_halfway_is_rolled_back_with_its_transaction() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Db::open(&dir.path().join("s.sqlite").to_string_lossy()).await.unwrap();
-        let committer = Committer::new(Backend::Sqlite);
+        let (_dir, db, committer) = fixture().await;
         cut_off(&committer, &db.pool, "cut off").await;
         committer.write(&db.pool, async |conn| log(conn, "next").await).await.unwrap();
         assert_eq!(rows(&db.pool).await, ["next"]);
@@ -530,9 +533,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_later_job_cut_off_halfway_is_undone_to_its_savepoint() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Db::open(&dir.path().join("s.sqlite").to_string_lossy()).await.unwrap();
-        let committer = Committer::new(Backend::Sqlite);
+        let (_dir, db, committer) = fixture().await;
         // A transaction left open with one job's work in it, as a writer leaves it for the
         // writers queued behind.
         let durable = {
@@ -553,9 +554,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_writer_cut_off_while_its_transaction_begins_leaves_none_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Db::open(&dir.path().join("s.sqlite").to_string_lossy()).await.unwrap();
-        let committer = Committer::new(Backend::Sqlite);
+        let (_dir, db, committer) = fixture().await;
         // Another connection holds SQLite's write lock, so the writer waits inside BEGIN.
         let mut other = db.pool.acquire().await.unwrap();
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *other).await.unwrap();
