@@ -25,9 +25,24 @@ use crate::db::{Backend, DbError};
 
 /// A batch commits once it holds this many jobs, even while more writers queue.
 const MAX_BATCH: usize = 64;
-/// The savepoints that end the jobs of a transaction, by turns (see [`Mark`]).
+/// The savepoints that end the jobs of a transaction, by turns (see [`Mark`]), and the way
+/// back to each. [`with_marks!`] spells the same names.
 const MARKS: [&str; 2] = ["SAVEPOINT done_a", "SAVEPOINT done_b"];
 const BACK_TO: [&str; 2] = ["ROLLBACK TO done_a", "ROLLBACK TO done_b"];
+
+/// A statement (literals, or macros that expand to them) in three forms: as it is, then
+/// ending with either of [`MARKS`]. A job's last statement is sent in the form
+/// [`Mark::send`] picks (static SQL: sqlx takes no SQL built at run time).
+macro_rules! with_marks {
+    ($($sql:tt)+) => {
+        [
+            concat!($($sql)+),
+            concat!($($sql)+, "; SAVEPOINT done_a"),
+            concat!($($sql)+, "; SAVEPOINT done_b"),
+        ]
+    };
+}
+pub(crate) use with_marks;
 
 /// A writer whose batch was left open (the writer meant to commit it went away) commits it
 /// itself after this long.
@@ -84,25 +99,18 @@ pub struct Mark {
 }
 
 impl Mark {
-    /// The statement to send at the end of the job's last statement (in the same batch). The
-    /// job must send nothing after it, or else call [`Mark::unsent`].
-    pub fn send(&mut self) -> MarkSql {
+    /// Which form of a [`with_marks!`] statement the job's last statement is sent in: the one
+    /// ending with this job's mark. The job must send nothing after it, or else call
+    /// [`Mark::unsent`].
+    pub fn send(&mut self) -> usize {
         self.sent = true;
-        if self.turn == 0 { MarkSql::A } else { MarkSql::B }
+        1 + self.turn
     }
 
     /// More statements followed the mark sent: the committer sets it again at the end.
     pub fn unsent(&mut self) {
         self.sent = false;
     }
-}
-
-/// Which savepoint a job's last statement ends with: `SAVEPOINT done_a` or `SAVEPOINT done_b`
-/// (two names, for static SQL).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum MarkSql {
-    A,
-    B,
 }
 
 struct Queued<'a>(&'a AtomicUsize);
@@ -146,6 +154,8 @@ impl Committer {
     where
         F: for<'c> AsyncFnOnce(&'c mut AnyConnection) -> Result<T, DbError>,
     {
+        // (Not `write_marked` with a closure that drops the mark: that closure's future is not
+        // general over the lifetimes, and axum's handlers then are not `Send`.)
         let (mut batch, mut mark) = self.start_job(pool).await?;
         let value = f(batch.connection()?).await;
         let (value, durable) = self.end_job(batch, &mut mark, value).await?;
@@ -465,10 +475,7 @@ mod tests {
 
     /// Writes `detail` and sends the job's mark in the same batch.
     async fn log_marked(conn: &mut AnyConnection, detail: &str, mark: &mut Mark) -> Result<(), DbError> {
-        let sql = match mark.send() {
-            MarkSql::A => "INSERT INTO audit_log (at, action, detail) VALUES (0, 'test', $1); SAVEPOINT done_a",
-            MarkSql::B => "INSERT INTO audit_log (at, action, detail) VALUES (0, 'test', $1); SAVEPOINT done_b",
-        };
+        let sql = with_marks!("INSERT INTO audit_log (at, action, detail) VALUES (0, 'test', $1)")[mark.send()];
         sqlx::query(sql).bind(detail).execute(&mut *conn).await?;
         Ok(())
     }

@@ -15,7 +15,7 @@ use diaban_core::template::{Choice, Role, Sensitivity, SharedChoiceList, Templat
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Row};
 
-use crate::commit::{Mark, MarkSql};
+use crate::commit::{Mark, with_marks};
 
 const MIGRATIONS: &[EmbeddedMigration] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
@@ -72,14 +72,12 @@ pub enum DbError {
     Publish(#[from] PublishError),
 }
 
-/// [`Db::put_record`]'s batch on SQLite for a record without attachments, then `$end` (the
-/// job's mark, or nothing). $15: the expected sequence (NULL: no such record yet; `IS` compares
+/// [`Db::put_record`]'s batch on SQLite for a record without attachments. $15: the expected sequence (NULL: no such record yet; `IS` compares
 /// NULLs too); every statement is guarded by it. The new sequence is read with scalar
 /// `(SELECT MAX(seq) FROM change_log)`: one seek. (In a FROM subquery SQLite 3.50 scans the
 /// whole change log for it.)
 macro_rules! plain_record_write {
-    ($end:literal) => {
-        concat!(
+    () => {
             "INSERT INTO change_log (kind, ref_id, device_id, at)
                SELECT 'record', $1, $12, $8 WHERE (SELECT seq FROM records WHERE id = $1) IS $15;
              INSERT INTO record_chunks (record_id, data, seq)
@@ -96,9 +94,7 @@ macro_rules! plain_record_write {
              ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
                heads = excluded.heads, values_json = excluded.values_json, seq = excluded.seq,
                snapshot_seq = CASE WHEN $9 IS NULL THEN records.snapshot_seq ELSE excluded.seq END
-             RETURNING seq",
-            $end
-        )
+             RETURNING seq"
     };
 }
 
@@ -1090,7 +1086,7 @@ impl Db {
         mark: Option<&mut Mark>,
     ) -> Result<Option<i64>, DbError> {
         if tx.backend_name() == "SQLite" && r.attachments.is_empty() && r.attachments_before == 0 {
-            return Db::put_plain_record_sqlite(tx, r, mark.map(Mark::send)).await;
+            return Db::put_plain_record_sqlite(tx, r, mark.map_or(0, Mark::send)).await;
         }
         if Db::record_seq(tx, r.id).await? != r.expect_seq {
             return Ok(None);
@@ -1167,18 +1163,14 @@ impl Db {
     async fn put_plain_record_sqlite(
         tx: &mut AnyConnection,
         r: &RecordWrite<'_>,
-        mark: Option<MarkSql>,
+        form: usize,
     ) -> Result<Option<i64>, DbError> {
         let (snapshot, chunk) = match r.doc {
             DocBytes::Snapshot(bytes) => (Some(bytes), None),
             DocBytes::Chunk(bytes) => (None, Some(bytes)),
         };
-        let sql = match mark {
-            None => plain_record_write!(""),
-            Some(MarkSql::A) => plain_record_write!("; SAVEPOINT done_a"),
-            Some(MarkSql::B) => plain_record_write!("; SAVEPOINT done_b"),
-        };
-        Ok(sqlx::query_scalar(sql)
+        // `form`: as it is, or ending with the job's mark (see [`Mark::send`]).
+        Ok(sqlx::query_scalar(with_marks!(plain_record_write!())[form])
             .bind(r.id)
             .bind(r.template_id)
             .bind(i64::from(r.template_version))
