@@ -462,7 +462,8 @@ async fn load_table(backend: &str) -> EditRuns {
 }
 
 /// Back-to-back edit syncs against each server program in turn, round after round; the median
-/// of each.
+/// of each. Each program's database is seeded by this build's server, then served by the
+/// program: the builds compared must know this build's schema.
 async fn compare(programs: &[String]) {
     let secs = run_secs();
     let rounds: usize = std::env::var("DIABAN_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(6).max(1);
