@@ -78,3 +78,21 @@ export CHROMIUM="$chromium"
 
 step "End-to-end tests (server processes, Python binding, Chromium)"
 "$venv/bin/python" -m pytest tests/e2e -q -p no:cacheprovider
+
+step "The demo and the grid on pinned dates (DIABAN_CLOCK, tests/pinned-dates.txt), two at a time"
+pinned_logs=$(mktemp -d /tmp/diaban-pinned.XXXXXX)
+pinned() {
+  DIABAN_CLOCK=$1 "$venv/bin/python" -m pytest tests/e2e/test_demo.py tests/e2e/test_grid.py -q -p no:cacheprovider \
+    >"$pinned_logs/$1.log" 2>&1
+}
+failed=()
+mapfile -t dates < <(sed 's/#.*//' tests/pinned-dates.txt | tr -s ' \t' '\n' | grep .)
+for ((i = 0; i < ${#dates[@]}; i += 2)); do
+  pids=()
+  for d in "${dates[@]:i:2}"; do pinned "$d" & pids+=("$!:$d"); done
+  for p in "${pids[@]}"; do wait "${p%%:*}" || failed+=("${p#*:}"); done
+done
+for d in "${failed[@]}"; do printf '\n--- failed on %s ---\n' "$d"; cat "$pinned_logs/$d.log"; done
+rm -rf "$pinned_logs"
+[ ${#failed[@]} -eq 0 ] || { echo "date-sensitive tests failed on: ${failed[*]}" >&2; exit 1; }
+echo "passed on ${#dates[@]} pinned dates"

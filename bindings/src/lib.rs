@@ -725,6 +725,12 @@ impl Device {
         self.with(async |d| Ok(d.actor_id()))
     }
 
+    /// Today's date in Vietnam (`YYYY-MM-DD`) as the device's clock has it: the system clock,
+    /// or the moment `DIABAN_CLOCK` pins it to (tests, demos). A form's `today` is this day.
+    pub fn today(&self) -> Result<String, DiabanError> {
+        self.with(async |d| Ok(d.today()))
+    }
+
     pub fn login(&self, username: String, password: String) -> Result<Account, DiabanError> {
         self.with(async |d| d.login(&username, &password).await).map(Into::into)
     }

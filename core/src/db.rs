@@ -3,8 +3,6 @@
 //! The files live beside each crate (`migrations/`) and are compiled in with `include_str!`,
 //! so a phone app or a server binary carries its schema and needs no files at run time.
 
-pub use crate::clock::now;
-
 use std::borrow::Cow;
 
 use sqlx::SqlSafeStr;

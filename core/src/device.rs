@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use automerge::ActorId;
 
-use crate::clock::now;
+use crate::clock::Clock;
 use crate::form::{ConflictView, Form, FormCache, Issue, RenderItem};
 use crate::progress::{CancelToken, SyncPhase, SyncProgress};
 use crate::protocol::{self, Account, LoginRequest, LoginResponse, SyncResponse, codes};
@@ -199,6 +199,8 @@ pub struct Device {
     actor: ActorId,
     device_name: String,
     pub(crate) lang: String,
+    /// What "now" and "today" are on this device: the system clock unless pinned.
+    pub(crate) clock: Clock,
 }
 
 impl Device {
@@ -224,7 +226,18 @@ impl Device {
             actor,
             device_name: device_name.to_owned(),
             lang: "vi".into(),
+            clock: Clock::from_env().map_err(|e| DeviceError::InvalidValue(e.to_string()))?,
         })
+    }
+
+    /// Today's date in Vietnam (`YYYY-MM-DD`) by the device's clock.
+    pub fn today(&self) -> String {
+        crate::clock::iso(self.clock.today())
+    }
+
+    /// Replaces the device's clock (`DIABAN_CLOCK`, or the system clock, at open).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
     }
 
     /// Closes the store; every acknowledged write is already on disk.
@@ -322,13 +335,13 @@ impl Device {
             template_version: template.version,
             unit_code: account.unit_code,
             created_by: account.username,
-            created_at: now(),
+            created_at: self.clock.now(),
             device_id,
             period,
         };
         let form = self.form(&template.id, template.version).await?;
-        let doc = form.new_record(&meta, self.actor.clone(), now())?;
-        self.store.put_record(&sync::index(doc, None, Vec::new(), now())?).await?;
+        let doc = form.new_record(&meta, self.actor.clone(), self.clock.now())?;
+        self.store.put_record(&sync::index(doc, None, Vec::new(), self.clock.now())?).await?;
         Ok(meta.record_id)
     }
 
@@ -339,7 +352,7 @@ impl Device {
         ensure_editable(&doc)?;
         let path = field_path(&form, path, false)?;
         form.check_answer(&path.name, &value).map_err(DeviceError::InvalidValue)?;
-        doc.set_field(&path, &value, now())?;
+        doc.set_field(&path, &value, self.clock.now())?;
         self.save(stored, doc).await
     }
 
@@ -348,7 +361,7 @@ impl Device {
         let (stored, form, mut doc) = self.open_record(record_id).await?;
         ensure_editable(&doc)?;
         let path = field_path(&form, path, false)?;
-        doc.clear_field(&path, now())?;
+        doc.clear_field(&path, self.clock.now())?;
         self.save(stored, doc).await
     }
 
@@ -357,7 +370,7 @@ impl Device {
         let (stored, form, mut doc) = self.open_record(record_id).await?;
         ensure_editable(&doc)?;
         let path = field_path(&form, group_path, true)?;
-        let row = form.add_row(&mut doc, &path, now())?;
+        let row = form.add_row(&mut doc, &path, self.clock.now())?;
         self.save(stored, doc).await?;
         Ok(row)
     }
@@ -371,7 +384,7 @@ impl Device {
         if form.template().find(&path.name).map(|f| f.field_type) != Some(FieldType::Counter) {
             return Err(DeviceError::InvalidValue(format!("{:?} is not a tally", path.name)));
         }
-        doc.increment(&path, by, now())?;
+        doc.increment(&path, by, self.clock.now())?;
         self.save(stored, doc).await
     }
 
@@ -387,7 +400,7 @@ impl Device {
         let (stored, form, mut doc) = self.open_record(record_id).await?;
         ensure_editable(&doc)?;
         let path = field_path(&form, group_path, true)?;
-        doc.remove_row(&path, row_id, now())?;
+        doc.remove_row(&path, row_id, self.clock.now())?;
         self.save(stored, doc).await
     }
 
@@ -395,12 +408,12 @@ impl Device {
     pub async fn submit(&self, record_id: &str) -> Result<(), DeviceError> {
         let (stored, form, mut doc) = self.open_record(record_id).await?;
         ensure_editable(&doc)?;
-        let evaluation = form.evaluate_record(&mut doc, &self.lang);
+        let evaluation = form.evaluate_record(&mut doc, &self.lang, self.clock.today());
         if !evaluation.can_submit() {
             return Err(DeviceError::Incomplete { issues: evaluation.issues });
         }
         let account = self.account().await?.ok_or(DeviceError::NotLoggedIn)?;
-        doc.append_event(EventKind::Submit, &account.username, None, now())?;
+        doc.append_event(EventKind::Submit, &account.username, None, self.clock.now())?;
         self.save(stored, doc).await
     }
 
@@ -418,7 +431,7 @@ impl Device {
     pub async fn record(&self, record_id: &str) -> Result<RecordView, DeviceError> {
         let (stored, form, mut doc) = self.open_record(record_id).await?;
         let meta = doc.meta()?;
-        let evaluation = form.evaluate_record(&mut doc, &self.lang);
+        let evaluation = form.evaluate_record(&mut doc, &self.lang, self.clock.today());
         let state = doc.state();
         let events = doc.events();
         Ok(RecordView {
@@ -479,7 +492,7 @@ impl Device {
             .ok_or_else(|| DeviceError::UnknownField(path.to_owned()))?;
         let value = FieldValue::from_json(field_type, &chosen.value)
             .ok_or_else(|| DeviceError::InvalidValue(format!("{path}: the kept value does not fit the field")))?;
-        doc.set_field(&parsed, &value, now())?;
+        doc.set_field(&parsed, &value, self.clock.now())?;
         self.save(stored, doc).await
     }
 
@@ -575,7 +588,7 @@ impl Device {
             }
             report.bytes_up += traffic.bytes_up;
             report.bytes_down += traffic.bytes_down;
-            let step = sync::apply_response(&self.store, &outgoing, response, &self.actor, now()).await?;
+            let step = sync::apply_response(&self.store, &outgoing, response, &self.actor, self.clock.now()).await?;
             run.step(|p| {
                 p.round_trips += 1;
                 p.bytes_up += traffic.bytes_up;
@@ -610,7 +623,7 @@ impl Device {
     async fn fresh_token(&self) -> Result<String, DeviceError> {
         let token = self.store.setting(TOKEN_KEY).await?.ok_or(DeviceError::NotLoggedIn)?;
         let expires: i64 = self.store.setting(TOKEN_EXPIRES_KEY).await?.and_then(|e| e.parse().ok()).unwrap_or(0);
-        if expires - now() > REFRESH_BEFORE_SECS {
+        if expires - self.clock.now() > REFRESH_BEFORE_SECS {
             return Ok(token);
         }
         let (fresh, _): (protocol::TokenResponse, Traffic) =
@@ -653,7 +666,7 @@ impl Device {
         let reference =
             crate::store::AttachmentRef { sha256: sha256.clone(), content_type: content_type.to_owned(), size };
         self.store.put_attachment(&reference, record_id, &data, false).await?;
-        doc.set_field(&path, &value, now())?;
+        doc.set_field(&path, &value, self.clock.now())?;
         self.save(stored, doc).await?;
         Ok(sha256)
     }
@@ -775,7 +788,7 @@ impl Device {
         // Append only this edit's changes; fold into a fresh snapshot now and then.
         let mut doc = doc;
         let chunk = doc.save_incremental();
-        let mut record = sync::index_columns(&mut doc, stored.rejection, stored.server_heads, now())?;
+        let mut record = sync::index_columns(&mut doc, stored.rejection, stored.server_heads, self.clock.now())?;
         record.doc = chunk;
         if self.store.append_record(&record).await? >= crate::store::FOLD_AFTER {
             record.doc = doc.save();

@@ -4,7 +4,6 @@
 
 use serde_json::{Map, Value as Json};
 
-use crate::clock::now;
 use crate::device::{Device, DeviceError, ensure_editable};
 use crate::indicators::{self, IndicatorError, SourceRecord, Sources};
 use crate::record::{FieldPath, RecordDoc};
@@ -51,7 +50,7 @@ impl Device {
             let value = indicators::IndicatorValue { field: row.field.clone(), value: row.value };
             let Some(typed) = value.typed(form.template()) else { continue };
             if current.get(&row.field) != Some(&typed.to_json()) {
-                doc.set_field(&FieldPath::top(&row.field), &typed, now())?;
+                doc.set_field(&FieldPath::top(&row.field), &typed, self.clock.now())?;
                 changed = true;
             }
         }
@@ -63,7 +62,7 @@ impl Device {
 
     /// Reminders of every registry on this device listed today (in Vietnam), soonest first.
     pub async fn reminders(&self) -> Result<Vec<Reminder>, DeviceError> {
-        self.reminders_on(&crate::clock::iso(crate::clock::today())).await
+        self.reminders_on(&crate::clock::iso(self.clock.today())).await
     }
 
     /// Reminders listed on `today` (`YYYY-MM-DD`).
@@ -110,7 +109,7 @@ impl Device {
             let Some(stored) = self.store.record(&index.id).await? else { continue };
             let form = self.form(&stored.template_id, stored.template_version).await?;
             let mut doc = RecordDoc::load(&stored.doc, None)?;
-            let evaluation = form.evaluate_record(&mut doc, &self.lang);
+            let evaluation = form.evaluate_record(&mut doc, &self.lang, self.clock.today());
             let mut values: Map<String, Json> = doc.values().into_iter().collect();
             values.extend(evaluation.calculated);
             out.push(SourceRecord { id: stored.id, unit_code: stored.unit_code, values });

@@ -230,9 +230,9 @@ impl Form {
         &self.template
     }
 
-    /// The environment for a record of this form today, in Vietnam: `today`, and the
-    /// bounds of the record's period for periodic reports.
-    pub fn env(&self, period: Option<&str>, lang: &str) -> Env {
+    /// The environment for a record of this form on `today` (the caller's [`crate::clock::Clock`]),
+    /// and the bounds of the record's period for periodic reports.
+    pub fn env(&self, period: Option<&str>, lang: &str, today: time::Date) -> Env {
         let period = self
             .template
             .period
@@ -240,7 +240,7 @@ impl Form {
             .zip(period)
             .and_then(|(spec, key)| spec.bounds(key).ok())
             .map(|b| (crate::clock::iso(b.start), crate::clock::iso(b.end)));
-        Env { today: crate::clock::iso(crate::clock::today()), period, lang: lang.to_owned() }
+        Env { today: crate::clock::iso(today), period, lang: lang.to_owned() }
     }
 
     /// Starts a record of this form: its tallies at zero, its repeat groups empty, its
@@ -277,10 +277,10 @@ impl Form {
         Ok(row)
     }
 
-    /// Evaluates a record document as it stands (values and conflicts).
-    pub fn evaluate_record(&self, doc: &mut crate::record::RecordDoc, lang: &str) -> Evaluation {
+    /// Evaluates a record document as it stands (values and conflicts) on `today`.
+    pub fn evaluate_record(&self, doc: &mut crate::record::RecordDoc, lang: &str, today: time::Date) -> Evaluation {
         let period = doc.meta().ok().and_then(|m| m.period);
-        self.evaluate(&doc.values().into_iter().collect(), &self.env(period.as_deref(), lang), &doc.conflicts())
+        self.evaluate(&doc.values().into_iter().collect(), &self.env(period.as_deref(), lang, today), &doc.conflicts())
     }
 
     /// Checks one answer for one field on its own: type, choices, bounds, length, pattern.

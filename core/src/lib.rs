@@ -5,7 +5,7 @@
 //! - [`expr`]: CEL glue (values, extra functions).
 //! - [`period`]: reporting periods (calendar or 15th-to-14th), bounds and due dates.
 //! - [`value`]: typed field values and their JSON form.
-//! - [`clock`]: now, and today's date in Vietnam.
+//! - [`clock`]: the domain's clock (system or pinned): now, and today's date in Vietnam.
 //! - [`crypto`]: encryption at rest (XChaCha20-Poly1305) for the device store.
 //! - [`record`]: one record = one Automerge document (meta, fields, events).
 //! - [`protocol`]: the HTTP API and sync message types both sides speak.
@@ -46,6 +46,7 @@ pub mod transport;
 pub mod value;
 pub mod wire;
 
+pub use clock::Clock;
 pub use device::{Device, DeviceError};
 pub use form::{Form, PublishError};
 pub use record::{RecordDoc, RecordError, WorkflowState};

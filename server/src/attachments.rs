@@ -109,7 +109,7 @@ pub async fn upload(
                 .bind(&sha)
                 .bind(&q.content_type)
                 .bind(q.size as i64)
-                .bind(diaban_core::db::now())
+                .bind(state.db.clock.now())
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("INSERT INTO attachment_chunks (sha256, \"offset\", data) VALUES ($1, $2, $3)")

@@ -6,7 +6,8 @@
 //! `json_each(text)` for lists (built into SQLite, a small SQL function in the PostgreSQL
 //! schema). Each backend has its own migrations.
 
-use diaban_core::db::{EmbeddedMigration, migrator, now};
+use diaban_core::clock::Clock;
+use diaban_core::db::{EmbeddedMigration, migrator};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -102,6 +103,9 @@ macro_rules! plain_record_write {
 pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
+    /// What "now" and "today" are for this server: the system clock unless pinned
+    /// (`DIABAN_CLOCK`, for tests and demos).
+    pub clock: Clock,
     /// The database URL (PostgreSQL: for the LISTEN connection).
     url: String,
     /// Every write goes through the group committer: one transaction and one fsync for all
@@ -274,6 +278,8 @@ pub struct RecordWrite<'a> {
     /// The sequence the record must still have (`None`: it must not exist yet); otherwise
     /// nothing is written.
     pub expect_seq: Option<i64>,
+    /// When it is written (Unix seconds, the server's clock).
+    pub at: i64,
 }
 
 impl Db {
@@ -322,6 +328,7 @@ impl Db {
         Ok(Db {
             pool,
             backend,
+            clock: Clock::system(),
             url,
             committer: crate::commit::Committer::new(backend),
             docs: Arc::new(crate::docs::DocCache::new(DOC_CACHE)),
@@ -489,7 +496,7 @@ impl Db {
             .bind(hash)
             .bind(role.as_str())
             .bind(unit_code)
-            .bind(now())
+            .bind(self.clock.now())
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -588,9 +595,9 @@ impl Db {
                     }
                     sqlx::query("UPDATE devices SET token_hash = $1, token_expires_at = $2, name = $3, last_seen_at = $4 WHERE id = $5")
                         .bind(token_hash)
-                        .bind(now() + TOKEN_TTL_SECS)
+                        .bind(self.clock.now() + TOKEN_TTL_SECS)
                         .bind(name)
-                        .bind(now())
+                        .bind(self.clock.now())
                         .bind(&id)
                         .execute(&mut *tx)
                         .await?;
@@ -604,9 +611,9 @@ impl Db {
                         .bind(name)
                         .bind(actor_id)
                         .bind(token_hash)
-                        .bind(now())
-                        .bind(now())
-                        .bind(now() + TOKEN_TTL_SECS)
+                        .bind(self.clock.now())
+                        .bind(self.clock.now())
+                        .bind(self.clock.now() + TOKEN_TTL_SECS)
                         .execute(&mut *tx)
                         .await?;
                     Ok(Some(id))
@@ -618,12 +625,12 @@ impl Db {
 
     /// Replaces a valid token by a new one with a fresh expiry; returns the new expiry.
     pub async fn refresh_token(&self, device_id: &str, new_hash: &str) -> Result<i64, DbError> {
-        let expires = now() + TOKEN_TTL_SECS;
+        let expires = self.clock.now() + TOKEN_TTL_SECS;
         let _guard = self.committer.exclusive().await;
         sqlx::query("UPDATE devices SET token_hash = $1, token_expires_at = $2, last_seen_at = $3 WHERE id = $4 AND revoked_at IS NULL")
             .bind(new_hash)
             .bind(expires)
-            .bind(now())
+            .bind(self.clock.now())
             .bind(device_id)
             .execute(&self.pool)
             .await?;
@@ -645,7 +652,7 @@ impl Db {
         let done = sqlx::query(
             "UPDATE devices SET revoked_at = $1 WHERE revoked_at IS NULL AND (id = $2 OR user_id = (SELECT id FROM users WHERE username = $3))",
         )
-        .bind(now())
+        .bind(self.clock.now())
         .bind(device_id)
         .bind(username)
         .execute(&self.pool)
@@ -682,7 +689,7 @@ impl Db {
              WHERE d.token_hash = $1 AND d.revoked_at IS NULL AND d.token_expires_at > $2"
         ))
         .bind(token_hash)
-        .bind(now())
+        .bind(self.clock.now())
         .fetch_optional(&mut *self.conn().await?)
         .await?;
         row.map(|r| {
@@ -721,6 +728,7 @@ impl Db {
         template.embed_shared_lists(|name| shared.get(name).cloned())?;
         let form = Form::compile(template)?;
         let template = form.template().clone();
+        let now = self.clock.now();
         if !template.indicators.is_empty() {
             // Indicators read other templates: they must be published, with the fields named.
             let published = self.published_templates().await?;
@@ -757,12 +765,12 @@ impl Db {
                         latest.unwrap_or_default()
                     )));
                 }
-                let seq = log_change(tx, "template", &template.id, None).await?;
+                let seq = log_change(tx, "template", &template.id, None, now).await?;
                 sqlx::query("INSERT INTO templates (id, version, body, published_at, seq) VALUES ($1, $2, $3, $4, $5)")
                     .bind(&template.id)
                     .bind(i64::from(template.version))
                     .bind(&body)
-                    .bind(now())
+                    .bind(self.clock.now())
                     .bind(seq)
                     .execute(&mut *tx)
                     .await?;
@@ -793,7 +801,7 @@ impl Db {
         sqlx::query("INSERT INTO shared_choice_lists (name, body, updated_at) VALUES ($1, $2, $3) ON CONFLICT(name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at")
             .bind(&list.name)
             .bind(body)
-            .bind(now())
+            .bind(self.clock.now())
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -1091,7 +1099,7 @@ impl Db {
         if Db::record_seq(tx, r.id).await? != r.expect_seq {
             return Ok(None);
         }
-        let seq = log_change(tx, "record", r.id, r.device_id).await?;
+        let seq = log_change(tx, "record", r.id, r.device_id, r.at).await?;
         if r.attachments_before > 0 {
             sqlx::query("DELETE FROM record_attachments WHERE record_id = $1").bind(r.id).execute(&mut *tx).await?;
         }
@@ -1146,7 +1154,7 @@ impl Db {
         .bind(r.state)
         .bind(r.created_by)
         .bind(r.created_at)
-        .bind(now())
+        .bind(r.at)
         .bind(heads)
         .bind(r.values_json)
         .bind(seq)
@@ -1178,7 +1186,7 @@ impl Db {
             .bind(r.state)
             .bind(r.created_by)
             .bind(r.created_at)
-            .bind(now())
+            .bind(r.at)
             .bind(snapshot)
             .bind(serde_json::Value::from(r.heads.to_vec()).to_string())
             .bind(r.values_json)
@@ -1307,7 +1315,7 @@ impl Db {
             .bind(token_hash)
             .bind(user_id)
             .bind(csrf)
-            .bind(now() + ttl_secs)
+            .bind(self.clock.now() + ttl_secs)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -1321,7 +1329,7 @@ impl Db {
              WHERE s.token_hash = $1 AND s.expires_at > $2",
         )
         .bind(token_hash)
-        .bind(now())
+        .bind(self.clock.now())
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| Ok((user_from_row(&r)?, r.get("csrf_token")))).transpose()
@@ -1336,7 +1344,7 @@ impl Db {
     pub async fn audit(&self, username: Option<&str>, action: &str, detail: &str) -> Result<(), DbError> {
         let _guard = self.committer.exclusive().await;
         sqlx::query("INSERT INTO audit_log (at, username, action, detail) VALUES ($1, $2, $3, $4)")
-            .bind(now())
+            .bind(self.clock.now())
             .bind(username)
             .bind(action)
             .bind(detail)
@@ -1367,6 +1375,7 @@ impl Db {
         username: &str,
         changes: &[u8],
         heads: &[String],
+        at: i64,
     ) -> Result<String, DbError> {
         let heads = serde_json::to_string(heads).map_err(|e| DbError::Invalid(e.to_string()))?;
         sqlx::query(
@@ -1378,7 +1387,7 @@ impl Db {
         .bind(username)
         .bind(changes)
         .bind(&heads)
-        .bind(now())
+        .bind(at)
         .execute(&mut *tx)
         .await?;
         Ok(sqlx::query_scalar("SELECT status FROM amendments WHERE record_id = $1 AND heads = $2")
@@ -1416,13 +1425,14 @@ impl Db {
         record_id: &str,
         status: &str,
         by: &str,
+        at: i64,
     ) -> Result<bool, DbError> {
         let done = sqlx::query(
             "UPDATE amendments SET status = $1, decided_by = $2, decided_at = $3 WHERE id = $4 AND record_id = $5 AND status = 'proposed'",
         )
         .bind(status)
         .bind(by)
-        .bind(now())
+        .bind(at)
         .bind(id)
         .bind(record_id)
         .execute(&mut *tx)
@@ -1432,7 +1442,13 @@ impl Db {
 }
 
 /// Appends to the change log and returns the new sequence number.
-async fn log_change(tx: &mut AnyConnection, kind: &str, ref_id: &str, device_id: Option<&str>) -> Result<i64, DbError> {
+async fn log_change(
+    tx: &mut AnyConnection,
+    kind: &str,
+    ref_id: &str,
+    device_id: Option<&str>,
+    at: i64,
+) -> Result<i64, DbError> {
     if tx.backend_name() == "PostgreSQL" {
         // Held until commit: sequences commit in the order they are taken, so a device's
         // cursor never passes a change that is still uncommitted on another node.
@@ -1442,7 +1458,7 @@ async fn log_change(tx: &mut AnyConnection, kind: &str, ref_id: &str, device_id:
         .bind(kind)
         .bind(ref_id)
         .bind(device_id)
-        .bind(now())
+        .bind(at)
         .fetch_one(&mut *tx)
         .await?)
 }
@@ -1509,6 +1525,7 @@ mod tests {
             attachments: &[],
             attachments_before: 0,
             expect_seq,
+            at: 2,
         }
     }
 

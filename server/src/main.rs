@@ -21,6 +21,10 @@ struct Cli {
     /// server processes may share.
     #[arg(long, env = "DIABAN_DB", default_value = "diaban.sqlite", global = true)]
     db: String,
+    /// Pin the server's clock (tests, demos): it reads this moment at start and runs on from
+    /// there. YYYY-MM-DD (09:00 in Vietnam) or RFC 3339; the system clock when absent.
+    #[arg(long, env = diaban_core::clock::CLOCK_ENV, global = true, value_parser = diaban_core::Clock::parse)]
+    clock: Option<diaban_core::Clock>,
     #[command(subcommand)]
     command: Command,
 }
@@ -129,7 +133,11 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let db = Db::open(&cli.db).await?;
+    let mut db = Db::open(&cli.db).await?;
+    if let Some(clock) = cli.clock {
+        db.clock = clock;
+        tracing::warn!(today = %diaban_core::clock::iso(clock.today()), "the clock is pinned");
+    }
     match cli.command {
         Command::Serve(args) => {
             diaban_server::units::import_national_if_empty(&db).await?;
@@ -140,7 +148,18 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo(args) => {
             let seeded = demo::seed(&db).await?;
             pack::publish(&db).await?;
-            println!("Demo data {} in {}.", if seeded { "created" } else { "already present" }, cli.db);
+            if seeded {
+                println!("Demo data created in {}.", cli.db);
+            } else {
+                let on = demo::seeded_on(&db).await?.unwrap_or_else(|| "an earlier day".into());
+                let today = diaban_core::clock::iso(db.clock.today());
+                println!("Demo data already present in {}, dated from {on}.", cli.db);
+                if on != today {
+                    println!(
+                        "Its reminders and reporting periods count from that day: delete the file for a demo dated {today}."
+                    );
+                }
+            }
             println!("Open http://localhost:{}/ and sign in as:", args.listen.port());
             for (user, password, name, role, unit) in demo::DEMO_USERS {
                 println!("  {user:<16} {password:<16} {name} ({}, unit {unit})", role.as_str());

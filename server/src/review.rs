@@ -3,7 +3,6 @@
 //! ordinary sync, and the workflow state follows from it.
 
 use automerge::ActorId;
-use diaban_core::db::now;
 use diaban_core::record::{Author, EventKind, RecordDoc, WorkflowState};
 
 use crate::db::{Db, DbError, User};
@@ -83,9 +82,10 @@ pub async fn review(
                 return Ok(Err(ReviewError::NotSubmitted(state.as_str())));
             }
             doc.set_author(Author { user: user.username.clone(), device: "web".into() });
-            doc.append_event(kind, &user.username, comment, now()).map_err(|e| DbError::Invalid(e.to_string()))?;
-            let projection = project(&mut doc, &form).map_err(|e| DbError::Invalid(e.to_string()))?;
-            write_record(tx, &mut doc, &projection, Some(&stored), None, None)
+            doc.append_event(kind, &user.username, comment, db.clock.now())
+                .map_err(|e| DbError::Invalid(e.to_string()))?;
+            let projection = project(&mut doc, &form, db.clock.today()).map_err(|e| DbError::Invalid(e.to_string()))?;
+            write_record(tx, &mut doc, &projection, Some(&stored), None, None, db.clock.now())
                 .await?
                 .ok_or_else(|| DbError::Invalid("record changed while written".into()))?;
             Ok(Ok(projection.state))
@@ -118,7 +118,7 @@ pub async fn decide_amendment(
         .ok_or(ReviewError::NotFound)?;
     let status = if accept { "accepted" } else { "rejected" };
     db.write(async |tx| {
-        if !Db::decide_amendment(tx, amendment_id, record_id, status, &user.username).await? {
+        if !Db::decide_amendment(tx, amendment_id, record_id, status, &user.username, db.clock.now()).await? {
             return Ok(Err(ReviewError::NotFound));
         }
         if accept {
@@ -130,10 +130,10 @@ pub async fn decide_amendment(
             doc.apply_changes(changes).map_err(|e| DbError::Invalid(e.to_string()))?;
             doc.set_author(Author { user: user.username.clone(), device: "web".into() });
             let note = format!("Chấp nhận đề nghị sửa đổi của {}", amendment.username);
-            doc.append_event(EventKind::Comment, &user.username, Some(&note), now())
+            doc.append_event(EventKind::Comment, &user.username, Some(&note), db.clock.now())
                 .map_err(|e| DbError::Invalid(e.to_string()))?;
-            let projection = project(&mut doc, &form).map_err(|e| DbError::Invalid(e.to_string()))?;
-            write_record(tx, &mut doc, &projection, Some(&stored), None, None)
+            let projection = project(&mut doc, &form, db.clock.today()).map_err(|e| DbError::Invalid(e.to_string()))?;
+            write_record(tx, &mut doc, &projection, Some(&stored), None, None, db.clock.now())
                 .await?
                 .ok_or_else(|| DbError::Invalid("record changed while written".into()))?;
         }

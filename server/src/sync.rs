@@ -21,6 +21,7 @@ use diaban_core::record::{
     Event, EventKind, RecordDoc, RecordError, RecordMeta, WorkflowState, heads_from_hex, heads_to_hex, state_of,
 };
 use sqlx::{AnyConnection, Row};
+use time::Date;
 
 use diaban_core::store::AttachmentRef;
 
@@ -292,6 +293,7 @@ async fn commit<'a>(
         }
     }
     if !to_write.is_empty() {
+        let now = db.clock.now();
         let written = db
             .write_marked(async |tx, mark| {
                 let mut written = Vec::new();
@@ -307,7 +309,7 @@ async fn commit<'a>(
                         _ => true,
                     };
                     let mut outcome = if still {
-                        settle(tx, device, push, stored.as_ref(), verdict, last).await?
+                        settle(tx, device, push, stored.as_ref(), verdict, last, now).await?
                     } else {
                         Settled::ChangedMeanwhile
                     };
@@ -316,7 +318,7 @@ async fn commit<'a>(
                         mark.unsent();
                         let stored = Db::record_state(tx, &push.record_id).await?;
                         let verdict = check(tx, db, stored.as_ref(), None, device, scope, hidden, push).await?;
-                        outcome = settle(tx, device, push, stored.as_ref(), verdict, None).await?;
+                        outcome = settle(tx, device, push, stored.as_ref(), verdict, None, now).await?;
                     }
                     let outcome = match outcome {
                         Settled::Kept(state, doc) => Ok((state, doc)),
@@ -369,6 +371,7 @@ async fn settle(
     stored: Option<&StoredState>,
     verdict: Verdict,
     mark: Option<&mut Mark>,
+    now: i64,
 ) -> Result<Settled, DbError> {
     Ok(match verdict {
         Verdict::Refused(refusal) => Settled::Refused(refusal),
@@ -377,9 +380,9 @@ async fn settle(
             // Unchanged means the record is stored; not found now, it is checked again.
             None => Settled::ChangedMeanwhile,
         },
-        Verdict::Amend => Settled::Refused(propose_amendment(tx, device, push).await?),
+        Verdict::Amend => Settled::Refused(propose_amendment(tx, device, push, now).await?),
         Verdict::Write(mut doc, projection) => {
-            match write_record(tx, &mut doc, &projection, stored, Some(&device.device_id), mark).await? {
+            match write_record(tx, &mut doc, &projection, stored, Some(&device.device_id), mark, now).await? {
                 Some(state) => Settled::Kept(state, Box::new(doc)),
                 None => Settled::ChangedMeanwhile,
             }
@@ -400,10 +403,11 @@ pub struct Projection {
 }
 
 /// Identity, values (with calculated ones), state, heads and validation issues of a record.
-pub fn project(doc: &mut RecordDoc, form: &Form) -> Result<Projection, RecordError> {
+/// Calculations see `today` as the server's clock has it.
+pub fn project(doc: &mut RecordDoc, form: &Form, today: Date) -> Result<Projection, RecordError> {
     let meta = doc.meta()?;
     let (values, events) = (doc.values(), doc.events());
-    Ok(project_read(doc, form, meta, values, &events))
+    Ok(project_read(doc, form, meta, values, &events, today))
 }
 
 /// [`project`], given what was read of the document already: its meta, values and events
@@ -414,9 +418,10 @@ fn project_read(
     meta: RecordMeta,
     values: BTreeMap<String, serde_json::Value>,
     events: &[Event],
+    today: Date,
 ) -> Projection {
     let mut values: serde_json::Map<String, serde_json::Value> = values.into_iter().collect();
-    let evaluation = form.evaluate(&values, &form.env(meta.period.as_deref(), "vi"), &doc.conflicts());
+    let evaluation = form.evaluate(&values, &form.env(meta.period.as_deref(), "vi", today), &doc.conflicts());
     values.extend(evaluation.calculated);
     let values = serde_json::Value::Object(values);
     Projection {
@@ -539,7 +544,7 @@ async fn check(
         // Not overwritten, not lost: edits to an approved record wait for a reviewer.
         return Ok(if refusal.code == codes::RECORD_LOCKED { Verdict::Amend } else { Verdict::Refused(refusal) });
     }
-    let projection = project_read(&mut doc, form, meta, values, &events);
+    let projection = project_read(&mut doc, form, meta, values, &events, db.clock.today());
     // The same validation as on the phone: a submitted record must pass it.
     if projection.state == WorkflowState::Submitted && !projection.issues.is_empty() {
         let message = projection.issues.iter().map(|i| i.message.as_str()).collect::<Vec<_>>().join("; ");
@@ -554,10 +559,22 @@ async fn check(
 
 /// Keeps a device's edits to an approved record as a proposed amendment; the refusal that
 /// tells the device so.
-async fn propose_amendment(tx: &mut AnyConnection, device: &AuthDevice, push: &Decoded) -> Result<Refusal, DbError> {
-    let status =
-        Db::propose_amendment(tx, &push.record_id, &device.device_id, &device.user.username, &push.bundle, &push.heads)
-            .await?;
+async fn propose_amendment(
+    tx: &mut AnyConnection,
+    device: &AuthDevice,
+    push: &Decoded,
+    now: i64,
+) -> Result<Refusal, DbError> {
+    let status = Db::propose_amendment(
+        tx,
+        &push.record_id,
+        &device.device_id,
+        &device.user.username,
+        &push.bundle,
+        &push.heads,
+        now,
+    )
+    .await?;
     Ok(if status == "rejected" {
         Refusal {
             code: codes::AMENDMENT_REJECTED,
@@ -584,6 +601,7 @@ pub async fn write_record(
     stored: Option<&StoredState>,
     device_id: Option<&str>,
     mark: Option<&mut Mark>,
+    now: i64,
 ) -> Result<Option<StoredState>, DbError> {
     let meta = &projection.meta;
     let fold = stored.is_none_or(|s| s.chunks + 1 >= FOLD_AFTER);
@@ -606,6 +624,7 @@ pub async fn write_record(
             attachments: &projection.attachments,
             attachments_before: stored.map_or(0, |s| s.attachments),
             expect_seq: stored.map(|s| s.seq),
+            at: now,
         },
         mark,
     )

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::auth;
 use crate::db::{RecordRow, User};
+use crate::grid::{self, GridCell};
 
 use diaban_core::form::RenderItem;
 use diaban_core::record::{EventKind, FieldPath, HistoryEntry, RecordDoc};
@@ -413,7 +414,7 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
         Err(e) => return server_error(e),
     };
     let mut doc = doc;
-    let evaluation = form.evaluate_record(&mut doc, lang.code());
+    let evaluation = form.evaluate_record(&mut doc, lang.code(), state.db.clock.today());
     let actions = crate::review::allowed_actions(&form.template().roles, web.user.role, doc.state());
     // Per-field history, read from the document's change log (the audit trail).
     let history: Vec<(&Field, Vec<HistoryEntry>)> = form
@@ -680,17 +681,17 @@ async fn review_record(
     }
 }
 
-/// The state of one commune's report for one period, as the grid shows it.
-fn cell_state(lang: Lang, state: Option<&str>, due_passed: bool) -> (&'static str, &'static str) {
-    match state {
-        Some("approved") => ("approved", lang.t("Đã phê duyệt", "Approved")),
-        Some("submitted") => ("submitted", lang.t("Đã gửi", "Submitted")),
-        Some("signed_off") => ("signed_off", lang.t("Xã đã ký", "Signed off")),
-        Some("returned") => ("returned", lang.t("Bị trả lại", "Returned")),
-        Some(_) if due_passed => ("late", lang.t("Quá hạn (nháp)", "Late (draft)")),
-        Some(_) => ("draft", lang.t("Nháp", "Draft")),
-        None if due_passed => ("late", lang.t("Quá hạn", "Late")),
-        None => ("not_started", lang.t("Chưa lập", "Not started")),
+/// A grid cell's label.
+fn cell_label(lang: Lang, cell: GridCell) -> &'static str {
+    match cell {
+        GridCell::Approved => lang.t("Đã phê duyệt", "Approved"),
+        GridCell::Submitted => lang.t("Đã gửi", "Submitted"),
+        GridCell::SignedOff => lang.t("Xã đã ký", "Signed off"),
+        GridCell::Returned => lang.t("Bị trả lại", "Returned"),
+        GridCell::LateDraft => lang.t("Quá hạn (nháp)", "Late (draft)"),
+        GridCell::Draft => lang.t("Nháp", "Draft"),
+        GridCell::Late => lang.t("Quá hạn", "Late"),
+        GridCell::NotStarted => lang.t("Chưa lập", "Not started"),
     }
 }
 
@@ -704,19 +705,8 @@ async fn grid_page(State(state): State<AppState>, web: WebUser, Path(template_id
     };
     let template = form.template();
     let Some(spec) = template.period.clone() else { return not_found(lang, &web) };
-    let today = diaban_core::clock::today();
-    // The current period and the five before it, newest first.
-    let mut periods = Vec::new();
-    let mut day = today;
-    for _ in 0..6 {
-        let key = spec.key_for(day);
-        let Ok(bounds) = spec.bounds(&key) else { break };
-        periods.push((key, bounds));
-        match bounds.start.previous_day() {
-            Some(d) => day = d,
-            None => break,
-        }
-    }
+    let today = state.db.clock.today();
+    let periods = grid::periods(&spec, today, grid::PERIODS);
     let units = match scope_of(&state, &web.user).await {
         Ok(u) => u,
         Err(e) => return server_error(e),
@@ -726,20 +716,7 @@ async fn grid_page(State(state): State<AppState>, web: WebUser, Path(template_id
             (Ok(c), Ok(s)) => (c, s),
             (Err(e), _) | (_, Err(e)) => return server_error(e),
         };
-    // The most advanced state per (unit, period) when a commune has several records.
-    let rank = |s: &str| {
-        ["draft", "reopened", "returned", "submitted", "signed_off", "approved"]
-            .iter()
-            .position(|x| *x == s)
-            .unwrap_or(0)
-    };
-    let mut best: std::collections::HashMap<(String, String), String> = std::collections::HashMap::new();
-    for (unit, period, s) in states {
-        let entry = best.entry((unit, period)).or_insert_with(|| s.clone());
-        if rank(&s) > rank(entry) {
-            *entry = s;
-        }
-    }
+    let best = grid::most_advanced(states);
     let title = template.label.text(lang.code()).to_owned();
     page(
         lang,
@@ -757,8 +734,8 @@ async fn grid_page(State(state): State<AppState>, web: WebUser, Path(template_id
                         tr data-unit=(c.code) {
                             th scope="row" { (c.name) " (" (c.code) ")" }
                             @for (key, b) in &periods {
-                                @let (class, label) = cell_state(lang, best.get(&(c.code.clone(), key.clone())).map(String::as_str), today > b.due);
-                                td class=(class) data-period=(key) { (label) }
+                                @let cell = GridCell::of(best.get(&(c.code.clone(), key.clone())).map(String::as_str), today > b.due);
+                                td class=(cell.class()) data-period=(key) { (cell_label(lang, cell)) }
                             }
                         }
                     }
@@ -793,7 +770,7 @@ async fn rollup_page(
         Err(response) => return response,
     };
     let period = match (&form.template().period, q.period.as_str()) {
-        (Some(spec), "") => Some(spec.key_for(diaban_core::clock::today())),
+        (Some(spec), "") => Some(spec.key_for(state.db.clock.today())),
         (Some(_), p) => Some(p.to_owned()),
         (None, _) => None,
     };
@@ -958,7 +935,7 @@ fn number(v: f64) -> String {
 /// What falls due in the registries of the user's units: residence checks, periods ending.
 async fn reminders_page(State(state): State<AppState>, web: WebUser) -> Response {
     let lang = web.lang;
-    let today = diaban_core::clock::iso(diaban_core::clock::today());
+    let today = diaban_core::clock::iso(state.db.clock.today());
     let reminders = match crate::reports::reminders_for(&state.db, &web.user, &today, lang.code()).await {
         Ok(r) => r,
         Err(e) => return server_error(e),

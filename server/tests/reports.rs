@@ -5,10 +5,13 @@
 mod common;
 
 use common::{Server, get, web_login};
-use diaban_core::{Device, FieldValue};
+use diaban_core::{Clock, Device, FieldValue};
+
+/// The day the scenario below happens on, pinned on the server and the phone alike.
+const TODAY: &str = "2026-11-20";
 
 fn start() -> Server {
-    Server::with_users(&[("canbo", "03694", "field_officer"), ("tinh", "14", "reviewer")])
+    Server::with_users_on(&[("canbo", "03694", "field_officer"), ("tinh", "14", "reviewer")], Some(TODAY))
 }
 
 fn date(s: &str) -> FieldValue {
@@ -87,9 +90,10 @@ fn indicator_row(html: &str, field: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_phones_records_fill_the_monthly_report_and_the_server_recomputes_it() {
     let server = start();
-    let phone = Device::open(&server.dir.path().join("phone.sqlite"), &[7u8; 32], &server.url, "phone")
+    let mut phone = Device::open(&server.dir.path().join("phone.sqlite"), &[7u8; 32], &server.url, "phone")
         .await
         .expect("open device");
+    phone.set_clock(Clock::parse(TODAY).expect("clock"));
     phone.login("canbo", "mat-khau-dai").await.expect("login");
     phone.sync().await.expect("templates");
 
@@ -121,7 +125,7 @@ async fn a_phones_records_fill_the_monthly_report_and_the_server_recomputes_it()
     assert_eq!(shown, Some(serde_json::json!(1)), "the figures are written into the report");
 
     // Reminders on the phone, on 20/11/2026.
-    let reminders = phone.reminders_on("2026-11-20").await.expect("reminders");
+    let reminders = phone.reminders().await.expect("reminders");
     let listed: Vec<(String, String, String)> =
         reminders.iter().map(|r| (r.subject.clone().unwrap_or_default(), r.rule.clone(), r.due.clone())).collect();
     assert_eq!(
@@ -161,9 +165,9 @@ async fn a_phones_records_fill_the_monthly_report_and_the_server_recomputes_it()
     assert_eq!(indicator_row(&page, "sessions")[1..], ["1", "!2"]);
     assert_eq!(indicator_row(&page, "participants")[1..], ["60", "!85"]);
 
-    // The province's reminders page lists the commune's (dated today, so only the overdue
-    // check of Hai, due since 1/1/2026, is certain to be there).
+    // The province's reminders page lists the commune's, on the server's (pinned) today.
     let page = get(&http, &format!("{}/reminders", server.url), &cookie).await;
     assert!(page.contains("data-rule=\"residence_check\"") && page.contains("Lường Thị Hai"), "{page}");
+    assert!(page.contains("data-rule=\"post_rehab_ending\"") && page.contains("Lò Văn Một"), "{page}");
     phone.close().await;
 }

@@ -80,7 +80,7 @@ fn session(id: &str, unit: &str, template: &str, actor: ActorId) -> RecordDoc {
 async fn submitted_session(a: &Phone) -> RecordDoc {
     let mut doc = session("r1", "03694", "propaganda_session", a.actor.clone());
     for (name, value) in [
-        ("session_date", FieldValue::Date("2026-11-20".into())),
+        ("session_date", FieldValue::Date(common::days_ago(3))),
         ("place", FieldValue::Text("Bản Nà Sản".into())),
         ("audience_group", FieldValue::Choice("youth".into())),
     ] {

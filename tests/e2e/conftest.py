@@ -1,6 +1,7 @@
 """Fixtures for end-to-end tests: a real `diaban` server process on a loopback port,
 its admin subcommands, devices through the generated Python binding, and Chromium."""
 
+import datetime
 import json
 import os
 import re
@@ -29,6 +30,24 @@ class StaticKey(diaban.KeyProvider):
     def store_key(self) -> bytes:
         self.calls += 1
         return self.key
+
+
+def today() -> datetime.date:
+    """Today in Vietnam as the servers and phones of the tests see it: the system clock, or the
+    day `DIABAN_CLOCK` pins it to (the test command runs the date-sensitive tests on a spread
+    of pinned dates; the servers and the binding read the same variable)."""
+    pinned = os.environ.get("DIABAN_CLOCK", "").strip()
+    vietnam = datetime.timezone(datetime.timedelta(hours=7))
+    if not pinned:
+        return datetime.datetime.now(vietnam).date()
+    if len(pinned) == 10:
+        return datetime.date.fromisoformat(pinned)
+    return datetime.datetime.fromisoformat(pinned.replace("Z", "+00:00")).astimezone(vietnam).date()
+
+
+def days_ago(n: int) -> str:
+    """The date `n` days before today, as `YYYY-MM-DD`."""
+    return (today() - datetime.timedelta(days=n)).isoformat()
 
 
 # The device store key a phone app would keep in the Android Keystore / iOS Keychain.
@@ -175,7 +194,7 @@ def signed_in(browser, server: Server, username="kiemduyet.sonla", password="kie
 
 def fill_session(phone, record, place="Nhà văn hóa bản Nà Sản"):
     """Answers every required field of a propaganda session (the pack template)."""
-    phone.set_field(record, "session_date", diaban.FieldValue.DATE("2026-11-20"))
+    phone.set_field(record, "session_date", diaban.FieldValue.DATE(days_ago(3)))
     phone.set_field(record, "place", diaban.FieldValue.TEXT(place))
     phone.set_field(record, "audience_group", diaban.FieldValue.CHOICE("youth"))
     phone.set_field(record, "participants", diaban.FieldValue.INTEGER(57))

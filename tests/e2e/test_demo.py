@@ -1,4 +1,6 @@
-"""The README's run command: `diaban demo` seeds Sơn La and prints what to open and who to be."""
+"""The README's run command: `diaban demo` seeds Sơn La and prints what to open and who to be.
+It shows everything it promises on whatever day it starts: the test command runs this test on
+a spread of pinned dates too (DIABAN_CLOCK, tests/pinned-dates.txt)."""
 
 import re
 import signal
@@ -34,7 +36,7 @@ def test_the_demo_prints_the_address_and_logins_and_serves_its_data(tmp_path, br
         # Twelve monthly reports per commune in every review state, on the grid.
         page.goto(f"http://localhost:{port}/grid/commune_monthly_report")
         states = {c.get_attribute("class") for c in page.locator("#grid tbody td[data-period]").all()}
-        assert {"approved", "submitted", "signed_off", "returned", "draft"} <= states, states
+        assert {"approved", "submitted", "signed_off", "returned", "draft", "late", "not_started"} <= states, states
         assert page.locator("#grid tbody tr").count() >= 8
 
         # An approved report: its indicators were computed from the records and still agree.
@@ -48,7 +50,12 @@ def test_the_demo_prints_the_address_and_logins_and_serves_its_data(tmp_path, br
         # The reminders from the registry.
         page.goto(f"http://localhost:{port}/reminders")
         rules = {r.get_attribute("data-rule") for r in page.locator("#reminders tbody tr").all()}
-        assert "residence_check" in rules and "period_ending" in rules, rules
+        assert {"residence_check", "period_ending", "post_rehab_ending", "recheck_due"} <= rules, rules
+
+        # Every review state, a reopened record among them.
+        for state in ["draft", "submitted", "signed_off", "returned", "approved", "reopened"]:
+            page.goto(f"http://localhost:{port}/records?state={state}")
+            assert page.locator("#records tbody tr").count() > 0, state
 
         # The yearly classification per QĐ 28/2025.
         page.goto(f"http://localhost:{port}/records?template=commune_assessment")

@@ -4,7 +4,7 @@ draft, submitted, late, returned or approved, due dates from the template."""
 import datetime
 
 import diaban
-from conftest import KEY, Server, signed_in
+from conftest import KEY, Server, signed_in, today
 
 MONTHLY = {
     "id": "grid_test_report", "version": 1, "kind": "periodic_report",
@@ -20,12 +20,12 @@ def month_key(day: datetime.date) -> str:
 
 def test_the_grid_shows_who_reported_for_which_period(server: Server, device_path, browser):
     assert server.publish(MONTHLY, server.token("quantri", "quantri-mat-khau"))[0] == 201
-    # Vietnam's date, as the server computes it.
-    today = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=7)).date()
-    current = month_key(today)
-    last_month_end = today.replace(day=1) - datetime.timedelta(days=1)
+    # Vietnam's date, as the server computes it (pinned on the test command's spread of dates).
+    day = today()
+    current = month_key(day)
+    last_month_end = day.replace(day=1) - datetime.timedelta(days=1)
     previous = month_key(last_month_end)
-    previous_late = today > last_month_end + datetime.timedelta(days=2)
+    previous_late = day > last_month_end + datetime.timedelta(days=2)
 
     phone = diaban.Device.open(device_path, KEY, server.url, "phone")
     phone.login("canbo.muonggion", "canbo-mat-khau")
@@ -55,8 +55,7 @@ def test_the_rollup_sums_reported_answers_per_commune_and_up_to_the_province(ser
     import openpyxl
 
     assert server.publish(MONTHLY, server.token("quantri", "quantri-mat-khau"))[0] == 201
-    today = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=7)).date()
-    current = month_key(today)
+    current = month_key(today())
     phones = []
     for user, sessions, submit in [("canbo.muonggion", 4, True), ("canbo.sopcop", 2, True), ("canbo2.muonggion", 9, False)]:
         phone = diaban.Device.open(str(tmp_path / f"{user}.sqlite"), KEY, server.url, user)

@@ -7,12 +7,12 @@ import io
 import openpyxl
 
 import diaban
-from conftest import KEY, Server, signed_in
+from conftest import KEY, Server, days_ago, signed_in
 
 
 def fill(phone, place, audience, participants, submit):
     record = phone.create_record("propaganda_session", None)
-    phone.set_field(record, "session_date", diaban.FieldValue.DATE("2026-11-20"))
+    phone.set_field(record, "session_date", diaban.FieldValue.DATE(days_ago(3)))
     phone.set_field(record, "place", diaban.FieldValue.TEXT(place))
     phone.set_field(record, "audience_group", diaban.FieldValue.CHOICE(audience))
     phone.set_field(record, "participants", diaban.FieldValue.INTEGER(participants))

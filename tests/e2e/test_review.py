@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 import diaban
-from conftest import KEY, Server, signed_in
+from conftest import KEY, Server, days_ago, signed_in
 
 
 
@@ -15,7 +15,7 @@ def test_return_with_a_comment_fix_resubmit_approve(server: Server, device_path,
     phone = diaban.Device.open(device_path, KEY, server.url, "phone")
     phone.login("canbo.muonggion", "canbo-mat-khau")
     record = phone.create_record("propaganda_session", None)
-    phone.set_field(record, "session_date", diaban.FieldValue.DATE("2026-11-20"))
+    phone.set_field(record, "session_date", diaban.FieldValue.DATE(days_ago(3)))
     phone.set_field(record, "place", diaban.FieldValue.TEXT("Nhà văn hóa bản Nà Sản"))
     phone.set_field(record, "audience_group", diaban.FieldValue.CHOICE("youth"))
     phone.set_field(record, "participants", diaban.FieldValue.INTEGER(57))
@@ -67,7 +67,7 @@ def test_a_return_needs_a_comment_and_a_draft_cannot_be_reviewed(server: Server,
     page.goto(f"{server.url}/records/{record}")
     assert page.locator("#review").count() == 0, "a draft is not offered for review"
 
-    phone.set_field(record, "session_date", diaban.FieldValue.DATE("2026-11-20"))
+    phone.set_field(record, "session_date", diaban.FieldValue.DATE(days_ago(3)))
     phone.set_field(record, "audience_group", diaban.FieldValue.CHOICE("youth"))
     phone.set_field(record, "participants", diaban.FieldValue.INTEGER(5))
     phone.submit(record)

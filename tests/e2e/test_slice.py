@@ -6,13 +6,13 @@ import sqlite3
 import pytest
 
 import diaban
-from conftest import KEY, Server, signed_in
+from conftest import KEY, Server, days_ago, signed_in
 
 PROPAGANDA = "propaganda_session"
 
 
 def fill_session(phone, record_id):
-    phone.set_field(record_id, "session_date", diaban.FieldValue.DATE("2026-11-20"))
+    phone.set_field(record_id, "session_date", diaban.FieldValue.DATE(days_ago(3)))
     phone.set_field(record_id, "place", diaban.FieldValue.TEXT("Nhà văn hóa bản Nà Sản"))
     phone.set_field(record_id, "audience_group", diaban.FieldValue.CHOICE("youth"))
     phone.set_field(record_id, "participants", diaban.FieldValue.INTEGER(57))
@@ -74,7 +74,7 @@ def test_offline_record_reaches_the_reviewer(server: Server, device_path, browse
         for row in page.locator("#values tbody tr").all()
     }
     assert rows == {
-        "Ngày tuyên truyền": "2026-11-20",
+        "Ngày tuyên truyền": days_ago(3),
         "Địa điểm": "Nhà văn hóa bản Nà Sản",
         "Đối tượng tuyên truyền": "Thanh thiếu niên",
         "Hình thức tuyên truyền": "Chiếu phim, phóng sự, Phát tờ rơi, tài liệu",

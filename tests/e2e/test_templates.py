@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import diaban
-from conftest import KEY, ROOT, Server, fill_session
+from conftest import KEY, ROOT, Server, days_ago, fill_session
 
 PACK = json.loads((ROOT / "server" / "pack" / "propaganda_session.json").read_text(encoding="utf-8"))
 
@@ -78,7 +78,7 @@ def test_repeat_rows_and_calculations_through_the_binding(server: Server, admin,
     phone = diaban.Device.open(device_path, KEY, server.url, "phone")
     phone.login("canbo.muonggion", "canbo-mat-khau")
     record = phone.create_record("crop_test", None)
-    phone.set_field(record, "found_on", diaban.FieldValue.DATE("2026-11-01"))
+    phone.set_field(record, "found_on", diaban.FieldValue.DATE(days_ago(20)))
     phone.set_field(record, "species", diaban.FieldValue.CHOICE("poppy"))
 
     view = phone.record(record)

@@ -30,6 +30,8 @@ pub struct Server {
     /// The server program [`Server::run`] starts: this build's, unless a benchmark compares
     /// another.
     pub program: std::path::PathBuf,
+    /// The moment the server's clock is pinned to (`--clock`), if not the system's.
+    pub clock: Option<String>,
 }
 
 impl Drop for Server {
@@ -80,6 +82,13 @@ pub fn use_postgres() -> bool {
     true
 }
 
+/// The date `n` days before today (`YYYY-MM-DD`) by the clock this test's servers and phones
+/// read (`DIABAN_CLOCK` when the test command pins it).
+pub fn days_ago(n: i64) -> String {
+    let today = diaban_core::Clock::from_env().expect("DIABAN_CLOCK").today();
+    diaban_core::clock::iso(today.checked_sub(time::Duration::days(n)).expect("a date"))
+}
+
 pub fn diaban(db: &str, args: &[&str]) {
     let status = Command::new(env!("CARGO_BIN_EXE_diaban"))
         .arg("--db")
@@ -106,6 +115,11 @@ impl Server {
     /// A server with a province (14), communes 03694 and 04231, and these (user, unit, role),
     /// all with the password [`PASSWORD`].
     pub fn with_users(users: &[(&str, &str, &str)]) -> Server {
+        Server::with_users_on(users, None)
+    }
+
+    /// [`Server::with_users`], its clock pinned to `clock` (e.g. `2026-11-20`) when given.
+    pub fn with_users_on(users: &[(&str, &str, &str)], clock: Option<&str>) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = new_database(&dir);
         diaban(&db, &["admin", "create-unit", "--code", "14", "--name", "Tỉnh Sơn La", "--level", "province"]);
@@ -121,17 +135,17 @@ impl Server {
                 &["admin", "create-user", "--username", user, "--password", PASSWORD, "--role", role, "--unit", unit],
             );
         }
-        Server::node(db, dir)
+        Server::node(db, dir, clock.map(str::to_owned))
     }
 
     /// Another server process on the same database (PostgreSQL: a second node).
     pub fn second_node(&self) -> Server {
-        Server::node(self.db.clone(), tempfile::tempdir().expect("temp dir"))
+        Server::node(self.db.clone(), tempfile::tempdir().expect("temp dir"), self.clock.clone())
     }
 
-    fn node(db: String, dir: tempfile::TempDir) -> Server {
+    fn node(db: String, dir: tempfile::TempDir, clock: Option<String>) -> Server {
         let program = env!("CARGO_BIN_EXE_diaban").into();
-        let mut server = Server { child: None, url: String::new(), db, port: 0, dir, program };
+        let mut server = Server { child: None, url: String::new(), db, port: 0, dir, program, clock };
         server.run();
         server
     }
@@ -141,6 +155,7 @@ impl Server {
         let mut child = Command::new(&self.program)
             .arg("--db")
             .arg(&self.db)
+            .args(self.clock.iter().flat_map(|c| ["--clock", c.as_str()]))
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
             .stdout(Stdio::piped())
             // DIABAN_TEST_SERVER_LOG names a file for the server's log (with RUST_LOG), to debug.

@@ -146,7 +146,9 @@ class PhoneScenarioTest {
         // Offline: the record is made and kept; the sync fails with a sentence the officer reads.
         server.stop()
         val record = a.createRecord("propaganda_session", null)
-        a.setField(record, "session_date", FieldValue.Date("2026-11-20"))
+        // Three days ago by the device's clock (pinned when the test command sets DIABAN_CLOCK).
+        val sessionDay = java.time.LocalDate.parse(a.today()).minusDays(3).toString()
+        a.setField(record, "session_date", FieldValue.Date(sessionDay))
         a.setField(record, "place", FieldValue.Text("Bến xe khách Mường Giôn"))
         a.setField(record, "audience_group", FieldValue.Choice("youth"))
         a.setField(record, "participants", FieldValue.Integer(57))
