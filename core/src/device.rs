@@ -38,7 +38,7 @@ const MAX_EXCHANGES: u32 = 50;
 pub enum DeviceError {
     #[error("wrong username or password")]
     InvalidCredentials,
-    #[error("too many wrong passwords; wait 15 minutes and try again")]
+    #[error("too many wrong passwords; wait a minute and try again")]
     TooManyAttempts,
     #[error("this device is no longer signed in; sign in again")]
     Unauthorized,
@@ -785,8 +785,10 @@ impl Device {
     }
 
     pub(crate) async fn save(&self, stored: StoredRecord, doc: RecordDoc) -> Result<(), DeviceError> {
-        // Append only this edit's changes; fold into a fresh snapshot now and then.
+        // Nothing over a size limit is kept: the server would refuse it.
         let mut doc = doc;
+        crate::limits::check_values(&doc.values()).map_err(|e| DeviceError::InvalidValue(e.to_string()))?;
+        // Append only this edit's changes; fold into a fresh snapshot now and then.
         let chunk = doc.save_incremental();
         let mut record = sync::index_columns(&mut doc, stored.rejection, stored.server_heads, self.clock.now())?;
         record.doc = chunk;

@@ -299,7 +299,9 @@ impl Form {
         if !value.fits(field.field_type) {
             return Err(format!("{name:?} takes a {:?} value", field.field_type));
         }
-        self.static_errors(field, &value.to_json()).into_iter().next().map_or(Ok(()), Err)
+        let json = value.to_json();
+        crate::limits::check_value(name, &json).map_err(|e| e.to_string())?;
+        self.static_errors(field, &json).into_iter().next().map_or(Ok(()), Err)
     }
 
     /// Evaluates a record's values: the render model, the issues, the calculated values.

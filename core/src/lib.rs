@@ -18,6 +18,7 @@
 //! - [`messages`]: device errors as sentences in Vietnamese and English.
 //! - [`search`]: diacritic-insensitive matching of record answers.
 //! - [`indicators`]: report figures computed from other templates' records for a period.
+//! - [`limits`]: size limits on answers, records, changes, pushes, templates and sign-in input.
 //! - [`reminders`]: what falls due in a registry (checks, periods ending).
 //! - [`device`]: the device API the bindings expose to phone apps.
 //! - [`device_reports`]: the device API for report indicators and registry reminders.
@@ -32,6 +33,7 @@ pub mod expr;
 pub mod form;
 pub mod glossary;
 pub mod indicators;
+pub mod limits;
 pub mod messages;
 pub mod period;
 pub mod progress;

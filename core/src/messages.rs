@@ -12,8 +12,8 @@ impl DeviceError {
         match self {
             E::InvalidCredentials => t("Sai tên đăng nhập hoặc mật khẩu.", "Wrong username or password."),
             E::TooManyAttempts => t(
-                "Nhập sai mật khẩu quá nhiều lần; hãy thử lại sau 15 phút.",
-                "Too many wrong passwords; wait 15 minutes and try again.",
+                "Nhập sai mật khẩu nhiều lần; hãy đợi một phút rồi thử lại.",
+                "Too many wrong passwords; wait a minute and try again.",
             ),
             E::Unauthorized => t(
                 "Thiết bị này không còn được đăng nhập; hãy đăng nhập lại. Dữ liệu trên máy vẫn được giữ.",

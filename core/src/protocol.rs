@@ -248,6 +248,8 @@ pub mod codes {
     pub const INVALID_SUBMISSION: &str = "invalid_submission";
     pub const INVALID_TEMPLATE: &str = "invalid_template";
     pub const FORBIDDEN: &str = "forbidden";
+    /// Over a size limit (`diaban_core::limits`): a record, a change, a push.
+    pub const TOO_LARGE: &str = "too_large";
     pub const TOO_MANY_ATTEMPTS: &str = "too_many_attempts";
     /// A change appends a workflow event its author may not append.
     pub const FORBIDDEN_EVENT: &str = "forbidden_event";

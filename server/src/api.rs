@@ -9,16 +9,18 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use diaban_core::limits;
 use diaban_core::protocol::{self, LoginRequest, LoginResponse, SyncRequest, codes};
 use diaban_core::template::SharedChoiceList;
 use diaban_core::wire::{self, WireError};
 use diaban_core::{Role, Template, protocol::Account};
 use tokio::time::Instant;
 
-use crate::app::AppState;
+use crate::app::{AppState, ClientAddress};
 use crate::auth;
 use crate::db::AuthDevice;
 use crate::error::ApiError;
+use crate::signin::{self, Channel, SignInError};
 
 /// `Json` whose rejections are our JSON errors.
 pub struct ApiJson<T>(pub T);
@@ -69,27 +71,23 @@ async fn health() -> Json<serde_json::Value> {
 
 async fn login(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    if automerge::ActorId::try_from(req.actor_id.as_str()).is_err() || req.actor_id.len() < 16 {
+    if automerge::ActorId::try_from(req.actor_id.as_str()).is_err() || !(16..=64).contains(&req.actor_id.len()) {
         return Err(ApiError::bad_request("actor_id must be a hex Automerge actor id"));
     }
-    if !state.logins.allowed(&req.username) {
-        return Err(too_many_attempts());
-    }
-    let found = state.db.user_for_login(&req.username).await.map_err(internal)?;
-    let user = match found {
-        Some((user, hash)) if auth::verify_password(&req.password, &hash) => user,
-        other => {
-            if other.is_none() {
-                auth::verify_dummy(&req.password);
-            }
-            state.logins.failed(&req.username);
-            state.db.audit(Some(&req.username), "device_login_failed", "").await.map_err(internal)?;
-            return Err(invalid_credentials());
-        }
-    };
-    state.logins.succeeded(&req.username);
+    limits::check_chars("the device name", &req.device_name, limits::MAX_DEVICE_NAME_CHARS)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let user = signin::sign_in(&state.db, &state.signin, &req.username, &req.password, address, Channel::Device)
+        .await
+        .map_err(|e| match e {
+            SignInError::TooLong(e) => ApiError::bad_request(e.to_string()),
+            SignInError::Wait { seconds } => too_many_attempts(seconds),
+            SignInError::InvalidCredentials => invalid_credentials(),
+            SignInError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()),
+            SignInError::Db(e) => internal(e),
+        })?;
     let token = auth::new_token().map_err(|e| internal(e.to_string()))?;
     let device_id = state
         .db
@@ -274,12 +272,15 @@ async fn refresh(State(state): State<AppState>, device: AuthDevice) -> Result<Js
     Ok(Json(protocol::TokenResponse { token, expires_at }))
 }
 
-pub fn too_many_attempts() -> ApiError {
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        codes::TOO_MANY_ATTEMPTS,
-        "too many wrong passwords; wait 15 minutes and try again",
-    )
+pub fn too_many_attempts(seconds: u64) -> ApiError {
+    ApiError {
+        retry_after: Some(seconds),
+        ..ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            codes::TOO_MANY_ATTEMPTS,
+            format!("too many wrong passwords; try again in {seconds} seconds"),
+        )
+    }
 }
 
 fn invalid_credentials() -> ApiError {

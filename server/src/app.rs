@@ -1,27 +1,91 @@
 //! The axum application: state, routes, middleware, and serving.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use tower_http::trace::TraceLayer;
 
 use crate::db::Db;
 
-/// Largest request body accepted (a sync batch of photos travels separately).
-pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Largest request body of a route that says nothing else: forms and small JSON requests.
+pub const DEFAULT_BODY_BYTES: usize = 64 * 1024;
+/// A sync request (compressed; a phone sends at most 512 KiB of changes at a time, but a first
+/// push of a large record goes whole).
+pub const SYNC_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// A template or a unit list, published through the API or the admin pages.
+pub const PUBLISH_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// One chunk of an attachment upload (the phone sends 64 KiB chunks).
+pub const CHUNK_BODY_BYTES: usize = 4 * diaban_core::protocol::CHUNK_BYTES;
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     /// Mark session cookies `Secure`. Browsers accept them on http://localhost too.
     pub secure_cookies: bool,
-    pub logins: std::sync::Arc<crate::auth::LoginLimiter>,
+    /// Take the client's address from the last `X-Forwarded-For` entry (behind a reverse
+    /// proxy that sets it), not from the connection.
+    pub trust_forwarded_for: bool,
+    pub signin: std::sync::Arc<crate::signin::SignInGuard>,
 }
 
 impl AppState {
     pub fn new(db: Db, secure_cookies: bool) -> AppState {
-        AppState { db, secure_cookies, logins: Default::default() }
+        AppState { db, secure_cookies, trust_forwarded_for: false, signin: Default::default() }
+    }
+}
+
+/// The largest body a route takes: every route's limit, in one place.
+pub fn body_limit(path: &str) -> usize {
+    if path == diaban_core::protocol::SYNC_PATH {
+        SYNC_BODY_BYTES
+    } else if path.starts_with(diaban_core::protocol::ATTACHMENTS_PATH) {
+        CHUNK_BODY_BYTES
+    } else if path.starts_with("/api/v1/admin/") || path == "/admin/templates" || path == "/admin/units" {
+        PUBLISH_BODY_BYTES
+    } else {
+        DEFAULT_BODY_BYTES
+    }
+}
+
+/// Holds every request body to its route's [`body_limit`]: a declared length over it is
+/// refused before anything is read (413, made uniform by [`crate::error::uniform_errors`]),
+/// and a body read past it fails its extractor with 413.
+async fn limit_bodies(request: Request, next: Next) -> Response {
+    let limit = body_limit(request.uri().path());
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    }
+    next.run(request.map(|body| Body::new(http_body_util::Limited::new(body, limit)))).await
+}
+
+/// The client's address: the connection's peer, or behind a trusted reverse proxy the last
+/// address it added to `X-Forwarded-For`. Unspecified when neither is known.
+pub struct ClientAddress(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let forwarded = state
+            .trust_forwarded_for
+            .then(|| parts.headers.get_all("x-forwarded-for").iter().next_back())
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse().ok());
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        Ok(ClientAddress(forwarded.or(peer).unwrap_or(IpAddr::from([0, 0, 0, 0]))))
     }
 }
 
@@ -30,7 +94,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::api::router())
         .merge(crate::web::router())
         .merge(crate::admin::router())
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // The limits are `limit_bodies`'s, one per route.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(limit_bodies))
+        .layer(axum::middleware::from_fn(crate::error::uniform_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -41,7 +108,9 @@ pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     println!("Địa bàn listening on http://{addr}");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown()).await?;
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown())
+        .await?;
     Ok(())
 }
 

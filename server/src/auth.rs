@@ -25,39 +25,6 @@ pub fn verify_dummy(password: &str) {
     let _ = verify_password(password, DUMMY);
 }
 
-/// Failed sign-ins allowed per username within [`LOGIN_WINDOW`] before further attempts are
-/// refused (per username, not per address: many phones share a carrier's address).
-pub const MAX_FAILED_LOGINS: usize = 5;
-pub const LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-
-/// Counts failed sign-ins per username, in memory (per server process).
-#[derive(Default)]
-pub struct LoginLimiter {
-    failures: std::sync::Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>,
-}
-
-impl LoginLimiter {
-    /// Whether this username may try now.
-    pub fn allowed(&self, username: &str) -> bool {
-        let Ok(mut failures) = self.failures.lock() else { return true };
-        let recent = failures.entry(username.to_lowercase()).or_default();
-        recent.retain(|t| t.elapsed() < LOGIN_WINDOW);
-        recent.len() < MAX_FAILED_LOGINS
-    }
-
-    pub fn failed(&self, username: &str) {
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.entry(username.to_lowercase()).or_default().push(std::time::Instant::now());
-        }
-    }
-
-    pub fn succeeded(&self, username: &str) {
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(&username.to_lowercase());
-        }
-    }
-}
-
 /// A fresh random token (256 bits, hex).
 pub fn new_token() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];

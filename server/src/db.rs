@@ -179,6 +179,8 @@ pub struct StoredState {
     pub chunks: i64,
     /// Attachments its current values refer to.
     pub attachments: i64,
+    /// Bytes of its stored document: snapshot and chunks.
+    pub bytes: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -736,6 +738,8 @@ impl Db {
                 .map_err(|e| PublishError::BadIndicator(e.to_string()))?;
         }
         let body = serde_json::to_string(&template).map_err(|e| DbError::Invalid(e.to_string()))?;
+        diaban_core::limits::check_bytes("the template", body.len(), diaban_core::limits::MAX_TEMPLATE_BYTES)
+            .map_err(|e| DbError::Invalid(e.to_string()))?;
         let new = self
             .write(async |tx| {
                 let existing: Option<String> =
@@ -1021,19 +1025,21 @@ impl Db {
     /// A record's sequence, the identity columns that must never change, and the counts a
     /// write needs.
     pub async fn record_state(tx: &mut AnyConnection, id: &str) -> Result<Option<StoredState>, DbError> {
-        let row: Option<(i64, String, i64, String, i64, i64)> = sqlx::query_as(
+        let row: Option<(i64, String, i64, String, i64, i64, i64)> = sqlx::query_as(
             "SELECT seq, template_id, template_version, unit_code,
                     (SELECT COUNT(*) FROM record_chunks c WHERE c.record_id = r.id),
-                    (SELECT COUNT(*) FROM record_attachments a WHERE a.record_id = r.id)
+                    (SELECT COUNT(*) FROM record_attachments a WHERE a.record_id = r.id),
+                    COALESCE((SELECT LENGTH(doc) FROM record_snapshots s WHERE s.record_id = r.id), 0)
+                      + COALESCE((SELECT SUM(LENGTH(data)) FROM record_chunks c WHERE c.record_id = r.id), 0)
              FROM records r WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
-        row.map(|(seq, template_id, version, unit_code, chunks, attachments)| {
+        row.map(|(seq, template_id, version, unit_code, chunks, attachments, bytes)| {
             let template_version = u32::try_from(version)
                 .map_err(|_| DbError::Invalid(format!("record {id}: template version {version}")))?;
-            Ok(StoredState { seq, template_id, template_version, unit_code, chunks, attachments })
+            Ok(StoredState { seq, template_id, template_version, unit_code, chunks, attachments, bytes })
         })
         .transpose()
     }

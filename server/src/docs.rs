@@ -74,6 +74,7 @@ mod tests {
             unit_code: "01".into(),
             chunks: 0,
             attachments: 0,
+            bytes: 0,
         }
     }
 

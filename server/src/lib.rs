@@ -35,6 +35,7 @@ pub mod pack;
 pub mod reports;
 pub mod review;
 pub mod rollup;
+pub mod signin;
 pub mod sync;
 pub mod units;
 pub mod web;

@@ -19,6 +19,8 @@ pub enum ReviewError {
     #[error("a returned record needs a comment saying what to fix")]
     CommentRequired,
     #[error(transparent)]
+    TooLong(#[from] diaban_core::limits::LimitError),
+    #[error(transparent)]
     Db(#[from] DbError),
 }
 
@@ -55,6 +57,9 @@ pub async fn review(
     action: ReviewAction,
     comment: Option<&str>,
 ) -> Result<WorkflowState, ReviewError> {
+    if let Some(comment) = comment {
+        diaban_core::limits::check_chars("the comment", comment, diaban_core::limits::MAX_COMMENT_CHARS)?;
+    }
     let units = db.unit_scope(&user.unit_code).await?;
     let row = db.record_in_units(record_id, &units).await?.ok_or(ReviewError::NotFound)?;
     let form = db.form(&row.template_id, row.template_version).await?.ok_or(ReviewError::NotFound)?;

@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use automerge::Change;
 use automerge::ChangeHash;
+use axum::http::StatusCode;
 use diaban_core::form::{Form, Issue};
+use diaban_core::limits;
 use diaban_core::protocol::{
     Account, PulledRecord, PushRecord, Reach, Rejection, SyncRequest, SyncResponse, UnitInfo, codes,
 };
@@ -52,6 +54,8 @@ struct Decoded {
 }
 
 pub async fn sync(db: &Db, device: &AuthDevice, request: SyncRequest) -> Result<SyncResponse, ApiError> {
+    limits::check_push(request.push.len())
+        .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, codes::TOO_LARGE, e.to_string()))?;
     let pushes = decode(request.push)?;
     let marks = &device.marks;
     let (scope, hidden) = readable(db, device, marks).await?;
@@ -472,6 +476,13 @@ async fn check(
     if let Some(c) = push.changes.iter().find(|c| c.actor_id().to_hex_string() != device.actor_id) {
         return refuse(codes::NOT_YOUR_ACTOR, format!("change {} was not made by this device", c.hash()));
     }
+    // Bounded before anything is applied: operations per change, the document's size.
+    let stored_bytes = existing.map_or(0, |s| s.bytes.max(0) as usize);
+    if let Err(e) = limits::check_changes(&push.changes).and_then(|()| {
+        limits::check_bytes("the record's document", stored_bytes + push.bundle.len(), limits::MAX_DOCUMENT_BYTES)
+    }) {
+        return refuse(codes::TOO_LARGE, e.to_string());
+    }
     let mut doc = match existing {
         // The same answer whether the record exists elsewhere or not: nothing leaks.
         Some(stored) if !scope.contains(&stored.unit_code) => return refuse(codes::OUT_OF_SCOPE, OUT_OF_SCOPE),
@@ -531,6 +542,9 @@ async fn check(
     };
     // Read once, used by every check below and the projection.
     let (values, events) = (doc.values(), doc.events());
+    if let Err(e) = limits::check_values(&values) {
+        return refuse(codes::TOO_LARGE, e.to_string());
+    }
     // Creating a record or changing its answers needs the fill role; a reviewer's return or
     // approve changes only the events (checked below).
     let fills = existing.is_none() || values != before.values;
@@ -636,6 +650,7 @@ pub async fn write_record(
         unit_code: meta.unit_code.clone(),
         chunks: if fold { 0 } else { stored.map_or(0, |s| s.chunks) + 1 },
         attachments: projection.attachments.len() as i64,
+        bytes: bytes.len() as i64 + if fold { 0 } else { stored.map_or(0, |s| s.bytes) },
     }))
 }
 

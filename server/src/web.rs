@@ -13,10 +13,11 @@ use axum::{Form, Router};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
-use crate::app::AppState;
+use crate::app::{AppState, ClientAddress};
 use crate::auth;
 use crate::db::{RecordRow, User};
 use crate::grid::{self, GridCell};
+use crate::signin::{Channel, SignInError};
 
 use diaban_core::form::RenderItem;
 use diaban_core::record::{EventKind, FieldPath, HistoryEntry, RecordDoc};
@@ -197,26 +198,39 @@ struct LoginForm {
     password: String,
 }
 
-async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let lang = lang_of(&headers);
-    if !state.logins.allowed(&form.username) {
-        let body = html! { p.error role="alert" { (lang.t("Sai mật khẩu quá nhiều lần; hãy thử lại sau 15 phút.", "Too many wrong passwords; try again in 15 minutes.")) } };
-        return (StatusCode::TOO_MANY_REQUESTS, page(lang, lang.t("Đăng nhập", "Sign in"), None, body)).into_response();
-    }
-    let found = match state.db.user_for_login(&form.username).await {
-        Ok(found) => found,
-        Err(e) => return server_error(e),
+    let refused = |status: StatusCode, message: String| {
+        let body = html! { p.error role="alert" { (message) } };
+        (status, page(lang, lang.t("Đăng nhập", "Sign in"), None, body)).into_response()
     };
-    let user = match found {
-        Some((user, hash)) if auth::verify_password(&form.password, &hash) => user,
-        other => {
-            if other.is_none() {
-                auth::verify_dummy(&form.password);
-            }
-            state.logins.failed(&form.username);
-            let _ = state.db.audit(Some(&form.username), "web_login_failed", "").await;
+    let signed_in =
+        crate::signin::sign_in(&state.db, &state.signin, &form.username, &form.password, address, Channel::Web).await;
+    let user = match signed_in {
+        Ok(user) => user,
+        Err(SignInError::InvalidCredentials) => {
             return (StatusCode::UNAUTHORIZED, login_form(lang, true)).into_response();
         }
+        Err(SignInError::Wait { seconds }) => {
+            let message = match lang {
+                Lang::Vi => format!("Sai mật khẩu nhiều lần; hãy thử lại sau {seconds} giây."),
+                Lang::En => format!("Too many wrong passwords; try again in {seconds} seconds."),
+            };
+            return refused(StatusCode::TOO_MANY_REQUESTS, message);
+        }
+        Err(SignInError::TooLong(_)) => return (StatusCode::BAD_REQUEST, login_form(lang, true)).into_response(),
+        Err(SignInError::Busy) => {
+            return refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                lang.t("Máy chủ đang bận; hãy thử lại sau ít phút.", "The server is busy; try again shortly.").into(),
+            );
+        }
+        Err(SignInError::Db(e)) => return server_error(e),
     };
     let (Ok(token), Ok(csrf)) = (auth::new_token(), auth::new_token()) else {
         return server_error("no randomness");
@@ -224,7 +238,6 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Fo
     if let Err(e) = state.db.create_session(&auth::token_hash(&token), user.id, &csrf, SESSION_TTL_SECS).await {
         return server_error(e);
     }
-    state.logins.succeeded(&form.username);
     let _ = state.db.audit(Some(&user.username), "web_login", "").await;
     let secure = if state.secure_cookies { "; Secure" } else { "" };
     let cookie =
@@ -669,6 +682,8 @@ async fn review_record(
                     "Chỉ hồ sơ đã gửi mới trả lại hoặc phê duyệt được.",
                     "Only a submitted record can be returned or approved.",
                 ),
+                ReviewError::TooLong(_) => lang
+                    .t("Ý kiến quá dài (tối đa 4.000 ký tự).", "The comment is too long (at most 4,000 characters)."),
                 _ => lang.t(
                     "Trả lại hồ sơ cần ý kiến nêu rõ cần sửa gì.",
                     "A returned record needs a comment saying what to fix.",
