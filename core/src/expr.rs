@@ -145,9 +145,54 @@ fn age_on(birth: Arc<String>, on: Arc<String>) -> Result<Value, ExecutionError> 
     Ok(Value::Int(age))
 }
 
+/// The longest expression a template may hold, in characters.
+pub const MAX_EXPRESSION_CHARS: usize = 4_000;
+/// The deepest nesting of brackets in an expression: the parser recurses on each level, and
+/// a deep enough expression would overflow its stack.
+pub const MAX_NESTING: usize = 40;
+
+/// Refuses what the parser should never see: an empty expression, an over-long one, one
+/// nested too deep.
+fn check_shape(source: &str) -> Result<(), String> {
+    if source.trim().is_empty() {
+        return Err("the expression is empty".to_owned());
+    }
+    crate::limits::check_chars("the expression", source, MAX_EXPRESSION_CHARS).map_err(|e| e.to_string())?;
+    let (mut depth, mut deepest, mut quote, mut escaped) = (0usize, 0usize, None, false);
+    for c in source.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '(' | '[' | '{' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                ')' | ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    // Unary operators recurse too: `!!!!x`, `----x`.
+    let unary_run = source.as_bytes().windows(MAX_NESTING).any(|w| w.iter().all(|b| matches!(b, b'!' | b'-' | b' ')));
+    if deepest > MAX_NESTING || unary_run {
+        return Err(format!("the expression is nested more than {MAX_NESTING} levels deep"));
+    }
+    Ok(())
+}
+
 /// Compiles a CEL expression. The parser can panic on some malformed input; that is caught
 /// and reported as a syntax error, since templates come from outside.
 pub fn compile(source: &str) -> Result<cel_interpreter::Program, String> {
+    check_shape(source)?;
     match std::panic::catch_unwind(|| cel_interpreter::Program::compile(source)) {
         Ok(Ok(program)) => Ok(program),
         Ok(Err(e)) => Err(e.to_string()),

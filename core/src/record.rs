@@ -662,12 +662,18 @@ impl RecordDoc {
     }
 
     /// The changes in a bundle made by [`RecordDoc::bundle_since`], without applying them.
+    /// Bytes from outside: Automerge 0.12 panics on some malformed bundles (found by the
+    /// fuzzer, `tests/fuzz`); that is caught and refused like any other bad change.
     pub fn decode_bundle(bytes: &[u8]) -> Result<Vec<Change>, RecordError> {
         if bytes.is_empty() {
             return Ok(Vec::new());
         }
-        let bundle = automerge::Bundle::try_from(bytes).map_err(|e| RecordError::BadChange(e.to_string()))?;
-        bundle.to_changes().map_err(|e| RecordError::BadChange(e.to_string()))
+        let decode = || {
+            let bundle = automerge::Bundle::try_from(bytes).map_err(|e| RecordError::BadChange(e.to_string()))?;
+            bundle.to_changes().map_err(|e| RecordError::BadChange(e.to_string()))
+        };
+        std::panic::catch_unwind(decode)
+            .unwrap_or_else(|_| Err(RecordError::BadChange("the changes cannot be decoded".into())))
     }
 
     /// Every change (in causal order) with its direct dependencies.
@@ -684,9 +690,15 @@ impl RecordDoc {
     }
 
     /// Applies decoded changes in one batch. Changes already present are ignored.
+    /// A panic inside Automerge on a malformed change is caught and returned as an error;
+    /// the document is then in no known state, and the caller discards it (every caller does:
+    /// the server refuses the push, the device fails the sync step).
     pub fn apply_changes(&mut self, changes: Vec<Change>) -> Result<(), RecordError> {
-        self.doc.apply_changes_batch(changes)?;
-        Ok(())
+        let doc = std::panic::AssertUnwindSafe(&mut self.doc);
+        match std::panic::catch_unwind(move || { doc }.0.apply_changes_batch(changes)) {
+            Ok(applied) => Ok(applied?),
+            Err(_) => Err(RecordError::BadChange("the changes cannot be applied".into())),
+        }
     }
 
     /// Of `heads`, those this document does not hold (with any changes still waiting for

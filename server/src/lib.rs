@@ -30,6 +30,7 @@ pub mod demo;
 pub mod docs;
 pub mod error;
 pub mod export;
+pub mod fuzz;
 pub mod grid;
 pub mod pack;
 pub mod reports;

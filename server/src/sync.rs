@@ -45,7 +45,7 @@ use page_records;
 /// page may weigh on a 2G link); the device asks again for more.
 const PAGE_BYTES: usize = 768 * 1024;
 
-struct Decoded {
+pub(crate) struct Decoded {
     record_id: String,
     /// The bundle as pushed (kept whole for a proposed amendment).
     bundle: Vec<u8>,
@@ -228,7 +228,7 @@ async fn readable(db: &Db, device: &AuthDevice, marks: &Marks) -> Result<(Vec<St
 }
 
 /// Malformed input refuses the whole request before anything is written.
-fn decode(push: Vec<PushRecord>) -> Result<Vec<Decoded>, ApiError> {
+pub(crate) fn decode(push: Vec<PushRecord>) -> Result<Vec<Decoded>, ApiError> {
     let mut seen = HashSet::new();
     push.into_iter()
         .map(|p| {
@@ -439,18 +439,18 @@ fn project_read(
 }
 
 /// Why one record's changes are refused.
-struct Refusal {
+pub(crate) struct Refusal {
     code: &'static str,
     message: String,
     issues: Vec<Issue>,
 }
 
-fn refuse(code: &'static str, message: impl Into<String>) -> Result<Verdict, DbError> {
-    Ok(Verdict::Refused(Refusal { code, message: message.into(), issues: Vec::new() }))
+fn refusal(code: &'static str, message: impl Into<String>) -> Verdict {
+    Verdict::Refused(Refusal { code, message: message.into(), issues: Vec::new() })
 }
 
 /// What checking one pushed record against its stored state decided.
-enum Verdict {
+pub(crate) enum Verdict {
     Refused(Refusal),
     /// Every change is stored already (a retry, a duplicate): the record's document.
     Unchanged(RecordDoc),
@@ -462,6 +462,7 @@ enum Verdict {
 
 /// Checks one pushed record against the record as stored (`existing`, with its document if
 /// the caller holds it; else it is read in `conn`), and prepares what to write; writes nothing.
+/// The reads are here; the checks are [`screen`], [`admit`] and [`decide`], which read nothing.
 #[allow(clippy::too_many_arguments)]
 async fn check(
     conn: &mut AnyConnection,
@@ -473,69 +474,116 @@ async fn check(
     hidden: &[String],
     push: &Decoded,
 ) -> Result<Verdict, DbError> {
+    if let Some(verdict) = screen(existing, device, scope, push) {
+        return Ok(verdict);
+    }
+    let doc = match (existing, held) {
+        (Some(_), Some(doc)) => doc,
+        (Some(_), None) => RecordDoc::load(&Db::stored_doc(conn, &push.record_id).await?, None)
+            .map_err(|e| DbError::Invalid(format!("stored record {}: {e}", push.record_id)))?,
+        (None, _) => RecordDoc::empty(),
+    };
+    let admitted = match admit(existing, doc, scope, push) {
+        Ok(admitted) => admitted,
+        Err(verdict) => return Ok(*verdict),
+    };
+    // Templates never change once published: the compiled form comes from memory.
+    let form = db.form_in(conn, &admitted.meta.template_id, admitted.meta.template_version).await?;
+    Ok(decide(admitted, existing, form.as_deref(), hidden, device, db.clock.today()))
+}
+
+/// The checks that need nothing but the push: the changes are the device's own, within the
+/// size limits, and an existing record lies in the user's units.
+pub(crate) fn screen(
+    existing: Option<&StoredState>,
+    device: &AuthDevice,
+    scope: &[String],
+    push: &Decoded,
+) -> Option<Verdict> {
     if let Some(c) = push.changes.iter().find(|c| c.actor_id().to_hex_string() != device.actor_id) {
-        return refuse(codes::NOT_YOUR_ACTOR, format!("change {} was not made by this device", c.hash()));
+        return Some(refusal(codes::NOT_YOUR_ACTOR, format!("change {} was not made by this device", c.hash())));
     }
     // Bounded before anything is applied: operations per change, the document's size.
     let stored_bytes = existing.map_or(0, |s| s.bytes.max(0) as usize);
     if let Err(e) = limits::check_changes(&push.changes).and_then(|()| {
         limits::check_bytes("the record's document", stored_bytes + push.bundle.len(), limits::MAX_DOCUMENT_BYTES)
     }) {
-        return refuse(codes::TOO_LARGE, e.to_string());
+        return Some(refusal(codes::TOO_LARGE, e.to_string()));
     }
-    let mut doc = match existing {
-        // The same answer whether the record exists elsewhere or not: nothing leaks.
-        Some(stored) if !scope.contains(&stored.unit_code) => return refuse(codes::OUT_OF_SCOPE, OUT_OF_SCOPE),
-        Some(_) => match held {
-            Some(doc) => doc,
-            None => RecordDoc::load(&Db::stored_doc(conn, &push.record_id).await?, None)
-                .map_err(|e| DbError::Invalid(format!("stored record {}: {e}", push.record_id)))?,
-        },
-        None => RecordDoc::empty(),
-    };
+    // The same answer whether the record exists elsewhere or not: nothing leaks.
+    match existing {
+        Some(stored) if !scope.contains(&stored.unit_code) => Some(refusal(codes::OUT_OF_SCOPE, OUT_OF_SCOPE)),
+        _ => None,
+    }
+}
+
+/// A push applied to the record as it was, and what it was.
+pub(crate) struct Admitted {
+    doc: RecordDoc,
+    before: Before,
+    pub(crate) meta: RecordMeta,
+}
+
+/// Applies the push to the stored document (empty for a new record): the changes apply, no
+/// history is missing, the record's identity is unchanged and in scope. A retry of changes
+/// held already is [`Verdict::Unchanged`].
+pub(crate) fn admit(
+    existing: Option<&StoredState>,
+    mut doc: RecordDoc,
+    scope: &[String],
+    push: &Decoded,
+) -> Result<Admitted, Box<Verdict>> {
+    let refuse = |code, message: String| Box::new(refusal(code, message));
     // What the record was before these changes: its events, state and values.
     let events = doc.events();
     let before = Before { state: state_of(&events), events, values: doc.values() };
     let heads_before = doc.heads();
     if let Err(e) = doc.apply_changes(push.changes.clone()) {
-        return refuse(codes::BAD_CHANGE, e.to_string());
+        return Err(refuse(codes::BAD_CHANGE, e.to_string()));
     }
     let pushed_heads = heads_from_hex(&push.heads).unwrap_or_default();
     if !doc.missing_deps(&pushed_heads).is_empty() {
-        return refuse(
+        return Err(refuse(
             codes::MISSING_HISTORY,
-            "the server lacks earlier changes of this record; send its whole history",
-        );
+            "the server lacks earlier changes of this record; send its whole history".into(),
+        ));
     }
     // A retry or a duplicate delivery: every change is here already, nothing to write.
     if existing.is_some() && doc.heads() == heads_before {
-        return Ok(Verdict::Unchanged(doc));
+        return Err(Box::new(Verdict::Unchanged(doc)));
     }
-    let meta = match doc.meta() {
-        Ok(meta) => meta,
-        Err(e) => return refuse(codes::BAD_CHANGE, e.to_string()),
-    };
+    let meta = doc.meta().map_err(|e| refuse(codes::BAD_CHANGE, e.to_string()))?;
     if meta.record_id != push.record_id {
-        return refuse(codes::RECORD_IDENTITY, "the document belongs to another record id");
+        return Err(refuse(codes::RECORD_IDENTITY, "the document belongs to another record id".into()));
     }
     if let Some(stored) = existing
         && (meta.template_id != stored.template_id
             || meta.template_version != stored.template_version
             || meta.unit_code != stored.unit_code)
     {
-        return refuse(codes::RECORD_IDENTITY, "a record's template and unit cannot change");
+        return Err(refuse(codes::RECORD_IDENTITY, "a record's template and unit cannot change".into()));
     }
     if !scope.contains(&meta.unit_code) {
-        return refuse(codes::OUT_OF_SCOPE, OUT_OF_SCOPE);
+        return Err(refuse(codes::OUT_OF_SCOPE, OUT_OF_SCOPE.into()));
     }
-    // Templates never change once published: the compiled form comes from memory. A restricted
-    // template not granted to the user is as good as unknown.
-    let form = match db.form_in(conn, &meta.template_id, meta.template_version).await? {
-        Some(form) if !hidden.contains(&form.template().id) => Some(form),
-        _ => None,
-    };
-    let Some(form) = form.as_deref() else {
-        return refuse(
+    Ok(Admitted { doc, before, meta })
+}
+
+/// Judges an admitted push against its template's form (`None`: not published): the size of
+/// its answers, the role, the workflow's events and lock, and a submission's validation on
+/// `today`. What to write, or why not.
+pub(crate) fn decide(
+    admitted: Admitted,
+    existing: Option<&StoredState>,
+    form: Option<&Form>,
+    hidden: &[String],
+    device: &AuthDevice,
+    today: Date,
+) -> Verdict {
+    let Admitted { mut doc, before, meta } = admitted;
+    // A restricted template not granted to the user is as good as unknown.
+    let Some(form) = form.filter(|f| !hidden.contains(&f.template().id)) else {
+        return refusal(
             codes::UNKNOWN_TEMPLATE,
             format!("template {} version {} is not published", meta.template_id, meta.template_version),
         );
@@ -543,32 +591,32 @@ async fn check(
     // Read once, used by every check below and the projection.
     let (values, events) = (doc.values(), doc.events());
     if let Err(e) = limits::check_values(&values) {
-        return refuse(codes::TOO_LARGE, e.to_string());
+        return refusal(codes::TOO_LARGE, e.to_string());
     }
     // Creating a record or changing its answers needs the fill role; a reviewer's return or
     // approve changes only the events (checked below).
     let fills = existing.is_none() || values != before.values;
     if fills && !form.template().roles.fill.contains(&device.user.role) {
-        return refuse(
+        return refusal(
             codes::OUT_OF_SCOPE,
             format!("role {} may not fill {}", device.user.role.as_str(), form.template().id),
         );
     }
     if let Some(refusal) = check_events_and_lock(&before, &events, &values, device, form) {
         // Not overwritten, not lost: edits to an approved record wait for a reviewer.
-        return Ok(if refusal.code == codes::RECORD_LOCKED { Verdict::Amend } else { Verdict::Refused(refusal) });
+        return if refusal.code == codes::RECORD_LOCKED { Verdict::Amend } else { Verdict::Refused(refusal) };
     }
-    let projection = project_read(&mut doc, form, meta, values, &events, db.clock.today());
+    let projection = project_read(&mut doc, form, meta, values, &events, today);
     // The same validation as on the phone: a submitted record must pass it.
     if projection.state == WorkflowState::Submitted && !projection.issues.is_empty() {
         let message = projection.issues.iter().map(|i| i.message.as_str()).collect::<Vec<_>>().join("; ");
-        return Ok(Verdict::Refused(Refusal {
+        return Verdict::Refused(Refusal {
             code: codes::INVALID_SUBMISSION,
             message: format!("Hồ sơ chưa hợp lệ: {message}"),
             issues: projection.issues,
-        }));
+        });
     }
-    Ok(Verdict::Write(doc, Box::new(projection)))
+    Verdict::Write(doc, Box::new(projection))
 }
 
 /// Keeps a device's edits to an approved record as a proposed amendment; the refusal that
