@@ -77,7 +77,10 @@ pub async fn upload(
             format!("an attachment holds 1 to {MAX_ATTACHMENT_BYTES} bytes"),
         ));
     }
-    if body.is_empty() || body.len() > CHUNK_BYTES || q.offset + body.len() as u64 > q.size {
+    if body.is_empty()
+        || body.len() > CHUNK_BYTES
+        || q.offset.checked_add(body.len() as u64).is_none_or(|end| end > q.size)
+    {
         return Err(ApiError::bad_request(format!("a chunk holds 1 to {CHUNK_BYTES} bytes within the attachment")));
     }
     let current = status_of(&state, &sha256).await?;
