@@ -27,12 +27,19 @@ trap 'bash tests/pg.sh stop "$pgdir" || true; rm -rf "$pgdir"' EXIT
 DIABAN_TEST_PG=$(bash tests/pg.sh start "$pgdir" "$pgport")
 export DIABAN_TEST_PG
 
+step "The attacker's client (npm @automerge/automerge, for server/tests/attacks.rs)"
+command -v node >/dev/null && command -v npm >/dev/null || missing "Node.js and npm"
+if ! cmp -s tests/attacks/package-lock.json tests/attacks/node_modules/.installed-lock.json; then
+  npm ci --prefix tests/attacks --no-audit --no-fund --silent
+  cp tests/attacks/package-lock.json tests/attacks/node_modules/.installed-lock.json
+fi
+
 step "Rust unit and integration tests (SQLite; scale-out on PostgreSQL)"
 cargo test --workspace --quiet
 
 step "The server's sync tests again, on PostgreSQL"
 DIABAN_TEST_BACKEND=postgres cargo test -p diaban-server --quiet \
-  --test sync_authorization --test sync_faults --test sync_bytes --test sync_scope --test reports
+  --test sync_authorization --test sync_faults --test sync_bytes --test sync_scope --test reports --test attacks --test limits
 
 step "Generated bindings (Python, Kotlin, Swift)"
 bash bindings/generate.sh

@@ -189,6 +189,22 @@ pub struct SyncReport {
     pub forgotten_records: u64,
 }
 
+impl SyncReport {
+    /// Adds a later exchange's report to this one.
+    fn absorb(&mut self, later: SyncReport) {
+        self.accepted.extend(later.accepted);
+        self.rejected.retain(|r| !self.accepted.contains(&r.record_id));
+        self.rejected.extend(later.rejected);
+        self.pulled_records += later.pulled_records;
+        self.pulled_templates += later.pulled_templates;
+        self.round_trips += later.round_trips;
+        self.bytes_up += later.bytes_up;
+        self.bytes_down += later.bytes_down;
+        self.account_updated |= later.account_updated;
+        self.forgotten_records += later.forgotten_records;
+    }
+}
+
 pub struct Device {
     /// Compiled forms by (template id, version); templates never change once published.
     forms: FormCache,
@@ -545,6 +561,11 @@ impl Device {
         let mut run = Run::new(progress, cancel.clone());
         let mut report = self.exchange_records(&mut run).await?;
         report.attachments = self.move_attachments(u32::MAX, &mut run).await?;
+        // Records that waited for their attachments go now.
+        if report.attachments.uploaded_files > 0 {
+            let then = self.exchange_records(&mut run).await?;
+            report.absorb(then);
+        }
         run.step(|p| p.phase = SyncPhase::Done);
         Ok(report)
     }
@@ -571,7 +592,8 @@ impl Device {
         let token = run.wire(self.fresh_token()).await?;
         let mut report = SyncReport::default();
         // Records pushed in this sync, accepted or not: not sent again until the next one.
-        let mut pushed = std::collections::HashSet::new();
+        // Records waiting for their attachments' upload are held back like them.
+        let mut pushed = self.store.awaiting_uploads().await?;
         for _ in 0..MAX_EXCHANGES {
             let sync::Outgoing { request: outgoing, more: more_to_push } =
                 sync::build_request(&self.store, &pushed).await?;

@@ -2,6 +2,7 @@
 //!
 //! - [`template`]: the template format (forms as data: fields, labels, choice lists).
 //! - [`form`]: the form engine: publication checks, expressions, render model, validation.
+//! - [`frame`]: what no change after a record's creation may rewrite (its frame, its events log), read with object identities and inserting actors.
 //! - [`expr`]: CEL glue (values, extra functions).
 //! - [`period`]: reporting periods (calendar or 15th-to-14th), bounds and due dates.
 //! - [`value`]: typed field values and their JSON form.
@@ -13,6 +14,7 @@
 //! - [`sync`]: the device side of sync, sans-IO (request in, response out).
 //! - [`transport`]: HTTP transport for the device.
 //! - [`wire`]: the sync protocol's framing, encoding and compression.
+//! - [`workflow`]: the review state machine: which event may follow which state, and who may append it.
 //! - [`device`]: the device API the bindings expose to phone apps.
 //! - [`progress`]: sync progress reports and cancellation.
 //! - [`messages`]: device errors as sentences in Vietnamese and English.
@@ -31,6 +33,7 @@ pub mod device;
 pub mod device_reports;
 pub mod expr;
 pub mod form;
+pub mod frame;
 pub mod glossary;
 pub mod indicators;
 pub mod limits;
@@ -47,6 +50,7 @@ pub mod template;
 pub mod transport;
 pub mod value;
 pub mod wire;
+pub mod workflow;
 
 pub use clock::Clock;
 pub use device::{Device, DeviceError};

@@ -253,6 +253,12 @@ pub mod codes {
     pub const TOO_MANY_ATTEMPTS: &str = "too_many_attempts";
     /// A change appends a workflow event its author may not append.
     pub const FORBIDDEN_EVENT: &str = "forbidden_event";
+    /// A change or a new record names someone other than the pushing device and its user.
+    pub const FORGED_AUTHOR: &str = "forged_author";
+    /// The workflow log cannot be read (an entry of the wrong shape, an unknown kind).
+    pub const BAD_EVENT: &str = "bad_event";
+    /// A record refers to an attachment this user has not uploaded.
+    pub const ATTACHMENT_NOT_UPLOADED: &str = "attachment_not_uploaded";
     /// A change edits an approved record.
     pub const RECORD_LOCKED: &str = "record_locked";
     /// Edits of an approved record kept as a proposed amendment for a reviewer.

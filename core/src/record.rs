@@ -590,7 +590,8 @@ impl RecordDoc {
         Ok(())
     }
 
-    /// The workflow log in document order. Entries that cannot be read are skipped.
+    /// The workflow log in document order. Entries that cannot be read are skipped here (the
+    /// server refuses any push that leaves one: [`RecordDoc::event_entries`]).
     pub fn events(&self) -> Vec<Event> {
         let Ok(events) = self.list(&ROOT, "events") else {
             return Vec::new();
@@ -598,27 +599,37 @@ impl RecordDoc {
         (0..self.doc.length(&events))
             .filter_map(|i| {
                 let (_, e) = self.doc.get(&events, i).ok()??;
-                let str_at = |key: &str| match self.scalar(&e, key) {
-                    Ok(Some(ScalarValue::Str(s))) => Some(s.to_string()),
-                    _ => None,
-                };
-                let at = match self.scalar(&e, "at") {
-                    Ok(Some(ScalarValue::Timestamp(ms))) => ms / 1000,
-                    _ => return None,
-                };
-                let heads = match self.json_at(&e, "heads") {
-                    Some(Json::Array(hs)) => hs.iter().filter_map(|h| h.as_str().map(str::to_owned)).collect(),
-                    _ => Vec::new(),
-                };
-                Some(Event {
-                    kind: EventKind::parse(&str_at("kind")?)?,
-                    by: str_at("by")?,
-                    at,
-                    comment: str_at("comment"),
-                    heads,
-                })
+                self.event_at(&e)
             })
             .collect()
+    }
+
+    /// The event an entry of the log reads as, if it reads as one.
+    pub(crate) fn event_at(&self, e: &ObjId) -> Option<Event> {
+        let str_at = |key: &str| match self.scalar(e, key) {
+            Ok(Some(ScalarValue::Str(s))) => Some(s.to_string()),
+            _ => None,
+        };
+        let at = match self.scalar(e, "at") {
+            Ok(Some(ScalarValue::Timestamp(ms))) => ms / 1000,
+            _ => return None,
+        };
+        let heads = match self.json_at(e, "heads") {
+            Some(Json::Array(hs)) => hs.iter().filter_map(|h| h.as_str().map(str::to_owned)).collect(),
+            _ => Vec::new(),
+        };
+        Some(Event {
+            kind: EventKind::parse(&str_at("kind")?)?,
+            by: str_at("by")?,
+            at,
+            comment: str_at("comment"),
+            heads,
+        })
+    }
+
+    /// The underlying Automerge document, to read.
+    pub(crate) fn automerge(&self) -> &AutoCommit {
+        &self.doc
     }
 
     /// The workflow state: the last state-changing event decides; comments do not.
@@ -795,18 +806,7 @@ pub fn heads_from_hex(hex: &[String]) -> Result<Vec<ChangeHash>, RecordError> {
 
 /// The workflow state a list of events (oldest first) leaves a record in.
 pub fn state_of(events: &[Event]) -> WorkflowState {
-    events
-        .iter()
-        .rev()
-        .find_map(|e| match e.kind {
-            EventKind::Submit => Some(WorkflowState::Submitted),
-            EventKind::SignOff => Some(WorkflowState::SignedOff),
-            EventKind::Return => Some(WorkflowState::Returned),
-            EventKind::Approve => Some(WorkflowState::Approved),
-            EventKind::Reopen => Some(WorkflowState::Reopened),
-            EventKind::Comment => None,
-        })
-        .unwrap_or(WorkflowState::Draft)
+    events.iter().fold(WorkflowState::Draft, |state, e| crate::workflow::follow(state, e.kind))
 }
 
 #[cfg(test)]

@@ -399,6 +399,18 @@ impl Store {
             .collect())
     }
 
+    /// Records that refer to an attachment made here and not uploaded yet: they wait for it
+    /// (the server takes a reference only to what this user uploaded).
+    pub async fn awaiting_uploads(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT r.record_id FROM attachment_refs r JOIN attachments a ON a.sha256 = r.sha256 WHERE a.uploaded = 0",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .collect())
+    }
+
     pub async fn mark_uploaded(&self, sha256: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE attachments SET uploaded = 1 WHERE sha256 = ?").bind(sha256).execute(&self.pool).await?;
         Ok(())

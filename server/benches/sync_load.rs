@@ -20,11 +20,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use automerge::sync::{self as am_sync, SyncDoc};
-use automerge::{ActorId, AutoCommit, ChangeHash};
+use automerge::{ActorId, AutoCommit};
+use common::sim::{Sim, seeded};
 use common::{FaultyLink, KEY, PASSWORD, Server};
-use diaban_core::protocol::{self, PushRecord, SyncRequest, SyncResponse};
+use diaban_core::protocol;
 use diaban_core::record::{FieldPath, RecordDoc, RecordMeta};
-use diaban_core::{Device, FieldValue, wire};
+use diaban_core::{Device, FieldValue};
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
@@ -204,106 +205,18 @@ async fn bytes_table() {
 // ---------------------------------------------------------------------------------------
 // 2. Throughput and latency with many devices.
 
-/// A simulated phone speaking the protocol directly (no store): its token, its own record in
-/// memory, what the server acknowledged of it, and its cursor.
-struct Sim {
-    unit: String,
-    http: reqwest::Client,
-    url: String,
-    token: String,
-    actor: ActorId,
-    doc: RecordDoc,
-    record_id: String,
-    acked: Vec<ChangeHash>,
-    cursor: i64,
-    /// The account-and-scope token last received.
-    reach: u64,
-    edits: i64,
-}
-
-impl Sim {
-    /// Device `n`, signed in as the officer of commune `unit` (user `cb{unit}`).
-    async fn new(url: &str, http: &reqwest::Client, n: usize, unit: &str) -> Sim {
-        let actor = ActorId::random();
-        let token = common::register(http, url, &format!("cb{unit}"), &format!("sim {n}"), &actor).await;
-        let record_id = format!("sim-{n}-{}", actor.to_hex_string());
-        let doc = RecordDoc::create(&meta_in(&record_id, unit), actor.clone()).expect("create");
-        Sim {
-            unit: unit.into(),
-            http: http.clone(),
-            url: url.into(),
-            token,
-            actor,
-            doc,
-            record_id,
-            acked: Vec::new(),
-            cursor: 0,
-            reach: 0,
-            edits: 0,
+/// One sync of `op` by a simulated phone.
+async fn run(sim: &mut Sim, op: Op) {
+    match op {
+        Op::Idle => {
+            sim.exchange(Vec::new()).await;
         }
-    }
-
-    async fn exchange(&mut self, push: Vec<PushRecord>) -> SyncResponse {
-        let body = wire::encode(&SyncRequest { cursor: self.cursor, synced: self.cursor, reach: self.reach, push })
-            .expect("encode");
-        let answer = self
-            .http
-            .post(format!("{}{}", self.url, protocol::SYNC_PATH))
-            .bearer_auth(&self.token)
-            .body(body)
-            .send()
-            .await
-            .expect("sync");
-        assert_eq!(answer.status(), 200);
-        let response: SyncResponse = wire::decode(&answer.bytes().await.expect("body")).expect("answer");
-        self.cursor = response.cursor;
-        if let Some(reach) = &response.reach {
-            self.reach = reach.token;
-        }
-        response
-    }
-
-    /// Pushes a whole extra record of this device's (seeding).
-    async fn push_new(&mut self, id: &str) {
-        let mut doc = RecordDoc::create(&meta_in(id, &self.unit), self.actor.clone()).expect("create");
-        let heads = doc.heads();
-        let push = PushRecord {
-            record_id: id.into(),
-            changes: doc.bundle_since(&[]).expect("bundle"),
-            heads: heads.iter().map(|h| h.0).collect(),
-        };
-        assert_eq!(self.exchange(vec![push]).await.accepted, vec![id.to_owned()]);
-    }
-
-    /// Sends this device's own record's changes since the last acknowledgement.
-    async fn push_own(&mut self) {
-        let heads = self.doc.heads();
-        let push = PushRecord {
-            record_id: self.record_id.clone(),
-            changes: self.doc.bundle_since(&self.acked).expect("bundle"),
-            heads: heads.iter().map(|h| h.0).collect(),
-        };
-        let response = self.exchange(vec![push]).await;
-        assert_eq!(response.accepted, vec![self.record_id.clone()], "{:?}", response.rejected);
-        self.acked = heads;
-    }
-
-    async fn catch_up(&mut self) {
-        while self.exchange(Vec::new()).await.more {}
-    }
-
-    async fn run(&mut self, op: Op) {
-        match op {
-            Op::Idle => {
-                self.exchange(Vec::new()).await;
-            }
-            Op::Edit => {
-                self.edits += 1;
-                self.doc
-                    .set_field(&FieldPath::top("participants"), &FieldValue::Integer(self.edits), 1_763_769_700)
-                    .expect("edit");
-                self.push_own().await;
-            }
+        Op::Edit => {
+            sim.edits += 1;
+            sim.doc
+                .set_field(&FieldPath::top("participants"), &FieldValue::Integer(sim.edits), 1_763_769_700)
+                .expect("edit");
+            sim.push_own().await;
         }
     }
 }
@@ -353,7 +266,7 @@ async fn load(server: &Server, sims: Vec<Sim>, op: Op, secs: f64, pace: Pace) ->
                 while due < deadline {
                     tokio::time::sleep_until(due.into()).await;
                     let begun = Instant::now();
-                    sim.run(op).await;
+                    run(&mut sim, op).await;
                     let done = Instant::now();
                     latencies.push(match pace {
                         Pace::BackToBack => done - begun,
@@ -517,63 +430,6 @@ async fn compare(programs: &[String]) {
         })
         .collect();
     println!("| CPU per sync / first's, median of rounds | {} |", ratios.join(" | "));
-}
-
-/// A server with `devices` simulated phones, five to a commune, and 10,000 records stored, every
-/// one synced by its device.
-async fn seeded(http: &reqwest::Client, devices: usize) -> (Server, Vec<Sim>) {
-    // Five phones per commune, as in a real commune's team.
-    let communes: Vec<String> = (0..devices.div_ceil(5)).map(|c| format!("9{c:04}")).collect();
-    let server = Server::with_users(&[]);
-    for unit in &communes {
-        common::diaban(
-            &server.db,
-            &[
-                "admin",
-                "create-unit",
-                "--code",
-                unit,
-                "--name",
-                &format!("Xã {unit}"),
-                "--level",
-                "commune",
-                "--parent",
-                "14",
-            ],
-        );
-        common::diaban(
-            &server.db,
-            &[
-                "admin",
-                "create-user",
-                "--username",
-                &format!("cb{unit}"),
-                "--password",
-                PASSWORD,
-                "--role",
-                "field_officer",
-                "--unit",
-                unit,
-            ],
-        );
-    }
-    let mut sims = Vec::new();
-    for n in 0..devices {
-        sims.push(Sim::new(&server.url, http, n, &communes[n / 5]).await);
-    }
-    // Seed 10,000 records in all, every one synced by its device.
-    let extra = 10_000 / devices - 1;
-    for sim in sims.iter_mut() {
-        sim.push_own().await;
-        for k in 0..extra {
-            let id = format!("{}-{k}", sim.record_id);
-            sim.push_new(&id).await;
-        }
-    }
-    for sim in sims.iter_mut() {
-        sim.catch_up().await;
-    }
-    (server, sims)
 }
 
 // ---------------------------------------------------------------------------------------

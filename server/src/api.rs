@@ -16,6 +16,7 @@ use diaban_core::wire::{self, WireError};
 use diaban_core::{Role, Template, protocol::Account};
 use tokio::time::Instant;
 
+use crate::access::Access;
 use crate::app::{AppState, ClientAddress};
 use crate::auth;
 use crate::db::AuthDevice;
@@ -210,12 +211,16 @@ fn upgrade_required(version: u8) -> ApiError {
     )
 }
 
+/// A template the device's user may read; a restricted one not granted to them is answered as
+/// one that is not published.
 async fn template(
     State(state): State<AppState>,
-    _device: AuthDevice,
+    device: AuthDevice,
     Path(id): Path<String>,
 ) -> Result<Json<Template>, ApiError> {
-    state.db.template(&id, None).await.map_err(internal)?.map(Json).ok_or_else(|| {
+    let access = Access::of(&state.db, &device.user).await?;
+    let template = if access.template(&id) { state.db.template(&id, None).await.map_err(internal)? } else { None };
+    template.map(Json).ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, codes::UNKNOWN_TEMPLATE, format!("template {id:?} is not published"))
     })
 }

@@ -34,6 +34,7 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
     (13, "device reach", include_str!("../migrations/sqlite/0013_device_reach.sql")),
     (14, "record snapshots", include_str!("../migrations/sqlite/0014_record_snapshots.sql")),
     (15, "incremental rescan", include_str!("../migrations/sqlite/0015_incremental_rescan.sql")),
+    (16, "attachment uploads", include_str!("../migrations/sqlite/0016_attachment_uploads.sql")),
 ];
 
 const PG_MIGRATIONS: &[EmbeddedMigration] = &[
@@ -44,6 +45,7 @@ const PG_MIGRATIONS: &[EmbeddedMigration] = &[
     (5, "device reach", include_str!("../migrations/postgres/0005_device_reach.sql")),
     (6, "record snapshots", include_str!("../migrations/postgres/0006_record_snapshots.sql")),
     (7, "incremental rescan", include_str!("../migrations/postgres/0007_incremental_rescan.sql")),
+    (8, "attachment uploads", include_str!("../migrations/postgres/0008_attachment_uploads.sql")),
 ];
 
 /// Which database a server runs on.

@@ -62,15 +62,25 @@ pub fn table(
     Table { headers, rows }
 }
 
+/// A text cell that no spreadsheet will run as a formula (the OWASP rule for CSV injection):
+/// one that begins with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`.
+/// Numbers are written as numbers and need none.
+pub fn inert(text: &str) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text.to_owned(),
+    }
+}
+
 pub fn csv(table: &Table) -> Result<Vec<u8>, csv::Error> {
     // A UTF-8 byte order mark, so that Excel reads the Vietnamese headers right.
     let mut out = vec![0xEF, 0xBB, 0xBF];
     {
         let mut w = csv::Writer::from_writer(&mut out);
-        w.write_record(&table.headers)?;
+        w.write_record(table.headers.iter().map(|h| inert(h)))?;
         for row in &table.rows {
             w.write_record(row.iter().map(|c| match c {
-                Cell::Text(t) => t.clone(),
+                Cell::Text(t) => inert(t),
                 Cell::Number(n) => n.to_string(),
             }))?;
         }
@@ -99,4 +109,31 @@ pub fn xlsx(table: &Table, sheet: &str) -> Result<Vec<u8>, rust_xlsxwriter::Xlsx
     }
     ws.autofit();
     workbook.save_to_buffer()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_that_would_start_a_formula_is_made_inert() {
+        for (text, expected) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+84 912", "'+84 912"),
+            ("-1+1", "'-1+1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tcmd", "'\tcmd"),
+            ("\rcmd", "'\rcmd"),
+            ("Nhà văn hóa", "Nhà văn hóa"),
+            ("", ""),
+        ] {
+            assert_eq!(inert(text), expected);
+        }
+        let table = Table {
+            headers: vec!["Ghi chú".into(), "Số".into()],
+            rows: vec![vec![Cell::Text("=1+1".into()), Cell::Number(-3.0)]],
+        };
+        let text = String::from_utf8(csv(&table).unwrap()).unwrap();
+        assert!(text.contains("'=1+1") && text.contains(",-3"), "{text}");
+    }
 }

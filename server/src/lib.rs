@@ -18,11 +18,13 @@
 //! - [`export`]: XLSX and CSV export of a template's records.
 //! - [`demo`]: demo province, users and records.
 
+pub mod access;
 pub mod admin;
 pub mod api;
 pub mod app;
 pub mod attachments;
 pub mod auth;
+pub mod authorize;
 pub mod commit;
 pub mod conns;
 pub mod db;

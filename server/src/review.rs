@@ -1,9 +1,14 @@
-//! Review actions by the province: return a submitted record with a comment, or approve it.
+//! Review actions on the web: sign off, return with a comment, approve, reopen with a comment;
+//! each allowed by the workflow's state machine (`diaban_core::workflow`) for the user's role.
 //! The action is an event appended to the record's document, so it reaches the phone by the
 //! ordinary sync, and the workflow state follows from it.
 
 use automerge::ActorId;
 use diaban_core::record::{Author, EventKind, RecordDoc, WorkflowState};
+use diaban_core::template::{Role, Roles};
+use diaban_core::workflow;
+
+use crate::access::Access;
 
 use crate::db::{Db, DbError, User};
 use crate::sync::{project, write_record};
@@ -14,9 +19,9 @@ pub enum ReviewError {
     NotFound,
     #[error("your role does not review this template")]
     NotReviewer,
-    #[error("this record cannot take that action now (it is {0})")]
-    NotSubmitted(&'static str),
-    #[error("a returned record needs a comment saying what to fix")]
+    #[error(transparent)]
+    NotAllowed(#[from] diaban_core::workflow::WorkflowError),
+    #[error("a returned or reopened record needs a comment saying what to fix")]
     CommentRequired,
     #[error(transparent)]
     TooLong(#[from] diaban_core::limits::LimitError),
@@ -24,67 +29,42 @@ pub enum ReviewError {
     Db(#[from] DbError),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReviewAction {
-    /// The commune lead's sign-off, first of two levels.
-    SignOff,
-    Return,
-    Approve,
+/// The events the web offers a user on a record in `state` (the phone submits).
+pub fn web_actions(roles: &Roles, role: Role, state: WorkflowState) -> Vec<EventKind> {
+    workflow::allowed(role, roles, state).into_iter().filter(|k| *k != EventKind::Submit).collect()
 }
 
-/// Which actions a user may take on a record of this template in this state.
-pub fn allowed_actions(
-    roles: &diaban_core::template::Roles,
-    role: diaban_core::Role,
-    state: WorkflowState,
-) -> Vec<ReviewAction> {
-    let two_levels = !roles.sign_off.is_empty();
-    let signs_off = roles.sign_off.contains(&role);
-    let reviews = roles.review.contains(&role);
-    match state {
-        WorkflowState::Submitted if two_levels && signs_off => vec![ReviewAction::SignOff, ReviewAction::Return],
-        WorkflowState::Submitted if !two_levels && reviews => vec![ReviewAction::Approve, ReviewAction::Return],
-        WorkflowState::SignedOff if reviews => vec![ReviewAction::Approve, ReviewAction::Return],
-        _ => Vec::new(),
-    }
-}
-
-/// Appends the reviewer's event and commits it; returns the new state.
+/// Appends the user's event (sign off, return, approve, reopen) if the workflow allows it for
+/// their role, and commits it; returns the new state.
 pub async fn review(
     db: &Db,
     user: &User,
     record_id: &str,
-    action: ReviewAction,
+    kind: EventKind,
     comment: Option<&str>,
 ) -> Result<WorkflowState, ReviewError> {
     if let Some(comment) = comment {
         diaban_core::limits::check_chars("the comment", comment, diaban_core::limits::MAX_COMMENT_CHARS)?;
     }
-    let units = db.unit_scope(&user.unit_code).await?;
-    let row = db.record_in_units(record_id, &units).await?.ok_or(ReviewError::NotFound)?;
+    let access = Access::of(db, user).await?;
+    let row = access.record(db, record_id).await?.ok_or(ReviewError::NotFound)?;
     let form = db.form(&row.template_id, row.template_version).await?.ok_or(ReviewError::NotFound)?;
     let roles = &form.template().roles;
-    if !roles.review.contains(&user.role) && !roles.sign_off.contains(&user.role) {
+    if kind == EventKind::Submit || (!roles.review.contains(&user.role) && !roles.sign_off.contains(&user.role)) {
         return Err(ReviewError::NotReviewer);
     }
     let comment = comment.map(str::trim).filter(|c| !c.is_empty());
-    if action == ReviewAction::Return && comment.is_none() {
+    if matches!(kind, EventKind::Return | EventKind::Reopen) && comment.is_none() {
         return Err(ReviewError::CommentRequired);
     }
-    let kind = match action {
-        ReviewAction::SignOff => EventKind::SignOff,
-        ReviewAction::Return => EventKind::Return,
-        ReviewAction::Approve => EventKind::Approve,
-    };
     let state = db
         .write(async |tx| {
             let (bytes, stored) =
                 Db::record_doc(tx, record_id).await?.ok_or_else(|| DbError::Invalid("record vanished".into()))?;
             let mut doc =
                 RecordDoc::load(&bytes, Some(ActorId::random())).map_err(|e| DbError::Invalid(e.to_string()))?;
-            let state = doc.state();
-            if !allowed_actions(&form.template().roles, user.role, state).contains(&action) {
-                return Ok(Err(ReviewError::NotSubmitted(state.as_str())));
+            if let Err(e) = workflow::check(kind, user.role, roles, doc.state()) {
+                return Ok(Err(ReviewError::NotAllowed(e)));
             }
             doc.set_author(Author { user: user.username.clone(), device: "web".into() });
             doc.append_event(kind, &user.username, comment, db.clock.now())
@@ -109,8 +89,8 @@ pub async fn decide_amendment(
     amendment_id: i64,
     accept: bool,
 ) -> Result<(), ReviewError> {
-    let units = db.unit_scope(&user.unit_code).await?;
-    let row = db.record_in_units(record_id, &units).await?.ok_or(ReviewError::NotFound)?;
+    let access = Access::of(db, user).await?;
+    let row = access.record(db, record_id).await?.ok_or(ReviewError::NotFound)?;
     let form = db.form(&row.template_id, row.template_version).await?.ok_or(ReviewError::NotFound)?;
     if !form.template().roles.review.contains(&user.role) {
         return Err(ReviewError::NotReviewer);

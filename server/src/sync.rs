@@ -20,13 +20,14 @@ use diaban_core::protocol::{
     Account, PulledRecord, PushRecord, Reach, Rejection, SyncRequest, SyncResponse, UnitInfo, codes,
 };
 use diaban_core::record::{
-    Event, EventKind, RecordDoc, RecordError, RecordMeta, WorkflowState, heads_from_hex, heads_to_hex, state_of,
+    Event, RecordDoc, RecordError, RecordMeta, WorkflowState, heads_from_hex, heads_to_hex, state_of,
 };
 use sqlx::{AnyConnection, Row};
 use time::Date;
 
 use diaban_core::store::AttachmentRef;
 
+use crate::authorize;
 use crate::commit::Mark;
 use crate::db::{AuthDevice, Db, DbError, DocBytes, FOLD_AFTER, Marks, RecordWrite, Rescan, ServedReach, StoredState};
 use crate::error::ApiError;
@@ -489,11 +490,43 @@ async fn check(
     };
     // Templates never change once published: the compiled form comes from memory.
     let form = db.form_in(conn, &admitted.meta.template_id, admitted.meta.template_version).await?;
-    Ok(decide(admitted, existing, form.as_deref(), hidden, device, db.clock.today()))
+    let verdict = decide(admitted, existing, form.as_deref(), hidden, device, db.clock.today());
+    // A new reference to an attachment must be to one this user uploaded whole.
+    if let Verdict::Write(_, projection) = &verdict
+        && !projection.attachments.is_empty()
+    {
+        let before: Vec<String> = sqlx::query_scalar("SELECT sha256 FROM record_attachments WHERE record_id = $1")
+            .bind(&push.record_id)
+            .fetch_all(&mut *conn)
+            .await?;
+        let new: Vec<&str> = projection
+            .attachments
+            .iter()
+            .map(|a| a.sha256.as_str())
+            .filter(|s| !before.iter().any(|b| b == s))
+            .collect();
+        if !new.is_empty() && !crate::attachments::uploaded_all(conn, &device.user.username, &new).await? {
+            return Ok(refusal(
+                codes::ATTACHMENT_NOT_UPLOADED,
+                "the record refers to an attachment this user has not uploaded; upload it first",
+            ));
+        }
+    }
+    Ok(verdict)
 }
 
 /// The checks that need nothing but the push: the changes are the device's own, within the
 /// size limits, and an existing record lies in the user's units.
+/// The pushing device as the authorization rules see it.
+fn pusher(device: &AuthDevice) -> authorize::Pusher<'_> {
+    authorize::Pusher {
+        username: &device.user.username,
+        device_id: &device.device_id,
+        actor: &device.actor_id,
+        role: device.user.role,
+    }
+}
+
 pub(crate) fn screen(
     existing: Option<&StoredState>,
     device: &AuthDevice,
@@ -509,6 +542,9 @@ pub(crate) fn screen(
         limits::check_bytes("the record's document", stored_bytes + push.bundle.len(), limits::MAX_DOCUMENT_BYTES)
     }) {
         return Some(refusal(codes::TOO_LARGE, e.to_string()));
+    }
+    if let Err(d) = authorize::claims(&push.changes, pusher(device)) {
+        return Some(refusal(d.code, d.message));
     }
     // The same answer whether the record exists elsewhere or not: nothing leaks.
     match existing {
@@ -534,9 +570,9 @@ pub(crate) fn admit(
     push: &Decoded,
 ) -> Result<Admitted, Box<Verdict>> {
     let refuse = |code, message: String| Box::new(refusal(code, message));
-    // What the record was before these changes: its events, state and values.
-    let events = doc.events();
-    let before = Before { state: state_of(&events), events, values: doc.values() };
+    // What the record was before these changes: its state, values, frame and log.
+    let stored = authorize::Stored::of(&doc, existing.is_some()).map_err(|d| Box::new(refusal(d.code, d.message)))?;
+    let before = Before { state: state_of(&doc.events()), values: doc.values(), stored };
     let heads_before = doc.heads();
     if let Err(e) = doc.apply_changes(push.changes.clone()) {
         return Err(refuse(codes::BAD_CHANGE, e.to_string()));
@@ -602,9 +638,21 @@ pub(crate) fn decide(
             format!("role {} may not fill {}", device.user.role.as_str(), form.template().id),
         );
     }
-    if let Some(refusal) = check_events_and_lock(&before, &events, &values, device, form) {
-        // Not overwritten, not lost: edits to an approved record wait for a reviewer.
-        return if refusal.code == codes::RECORD_LOCKED { Verdict::Amend } else { Verdict::Refused(refusal) };
+    let appended = match authorize::frame_and_log(&before.stored, &doc, &meta, pusher(device), &form.template().roles) {
+        Ok(appended) => appended,
+        Err(d) => return refusal(d.code, d.message),
+    };
+    if before.state == WorkflowState::Approved && values != before.values {
+        // Not overwritten, not lost: edits to an approved record wait for a reviewer, as a
+        // proposed amendment of answers only.
+        return if appended == 0 {
+            Verdict::Amend
+        } else {
+            refusal(
+                codes::RECORD_LOCKED,
+                "the record is approved: its answers change only after it is reopened, and alone",
+            )
+        };
     }
     let projection = project_read(&mut doc, form, meta, values, &events, today);
     // The same validation as on the phone: a submitted record must pass it.
@@ -705,56 +753,11 @@ pub async fn write_record(
 const OUT_OF_SCOPE: &str = "this record is outside your units";
 
 struct Before {
-    events: Vec<diaban_core::record::Event>,
     state: WorkflowState,
     values: BTreeMap<String, serde_json::Value>,
+    /// Its frame and log, which no push may rewrite.
+    stored: authorize::Stored,
 }
-
-/// Workflow rules a change must respect: only a template's reviewers return or approve; an
-/// event is signed with the pushing user's own name; an approved record's answers are locked.
-fn check_events_and_lock(
-    before: &Before,
-    events: &[Event],
-    values: &BTreeMap<String, serde_json::Value>,
-    device: &AuthDevice,
-    form: &Form,
-) -> Option<Refusal> {
-    let roles = &form.template().roles;
-    let reviewer = roles.review.contains(&device.user.role);
-    let signer = roles.sign_off.contains(&device.user.role) || reviewer;
-    for event in events.iter().filter(|e| !before.events.contains(e)) {
-        if event.by != device.user.username {
-            return Some(Refusal {
-                code: codes::FORBIDDEN_EVENT,
-                message: "an event must be signed by its author".into(),
-                issues: Vec::new(),
-            });
-        }
-        let two_levels = !roles.sign_off.is_empty();
-        let allowed = match event.kind {
-            // With two levels the province approves only what the commune lead signed off.
-            EventKind::Approve => reviewer && (!two_levels || before.state == WorkflowState::SignedOff),
-            EventKind::Return | EventKind::SignOff => signer,
-            _ => true,
-        };
-        if !allowed {
-            return Some(Refusal {
-                code: codes::FORBIDDEN_EVENT,
-                message: format!("only a reviewer may {} a record", event.kind.as_str()),
-                issues: Vec::new(),
-            });
-        }
-    }
-    if before.state == WorkflowState::Approved && *values != before.values {
-        return Some(Refusal {
-            code: codes::RECORD_LOCKED,
-            message: "the record is approved: its answers can change only after it is reopened".into(),
-            issues: Vec::new(),
-        });
-    }
-    None
-}
-
 /// A record on a pull's page: id, snapshot (when the device needs the whole document),
 /// heads (JSON), sequence, whether the whole document goes (1) or only chunks after `synced`.
 type PageRow = (String, Option<Vec<u8>>, String, i64, i64);

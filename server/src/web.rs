@@ -13,6 +13,7 @@ use axum::{Form, Router};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
+use crate::access::Access;
 use crate::app::{AppState, ClientAddress};
 use crate::auth;
 use crate::db::{RecordRow, User};
@@ -23,7 +24,7 @@ use diaban_core::form::RenderItem;
 use diaban_core::record::{EventKind, FieldPath, HistoryEntry, RecordDoc};
 use std::sync::Arc;
 
-use crate::review::{ReviewAction, ReviewError, review};
+use crate::review::{ReviewError, review};
 use diaban_core::template::{Field, FieldType, Sensitivity};
 
 const SESSION_COOKIE: &str = "diaban_session";
@@ -296,9 +297,8 @@ impl QueueFilter {
 
 /// The records the user may see, newest first.
 async fn visible_records(state: &AppState, user: &User) -> Result<Vec<RecordRow>, crate::db::DbError> {
-    let units = scope_of(state, user).await?;
-    let hidden = state.db.hidden_templates(user).await?;
-    state.db.records_in_units(&units, &hidden, 5000).await
+    let access = Access::of(&state.db, user).await?;
+    state.db.records_in_units(&access.units, &access.hidden, 5000).await
 }
 
 async fn records_page(State(state): State<AppState>, web: WebUser, Query(filter): Query<QueueFilter>) -> Response {
@@ -392,8 +392,8 @@ async fn records_page(State(state): State<AppState>, web: WebUser, Query(filter)
 
 async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path<String>) -> Response {
     let lang = web.lang;
-    let row: RecordRow = match scope_of(&state, &web.user).await {
-        Ok(units) => match state.db.record_in_units(&id, &units).await {
+    let row: RecordRow = match Access::of(&state.db, &web.user).await {
+        Ok(access) => match access.record(&state.db, &id).await {
             Ok(Some(row)) => row,
             Ok(None) => return not_found(lang, &web),
             Err(e) => return server_error(e),
@@ -405,18 +405,11 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
         Ok(None) => return not_found(lang, &web),
         Err(e) => return server_error(e),
     };
-    // Restricted records (informant tips): only for users granted the template, and every
-    // read is audited.
-    if form.template().sensitivity == Sensitivity::Restricted {
-        match state.db.hidden_templates(&web.user).await {
-            Ok(hidden) if hidden.contains(&row.template_id) => return not_found(lang, &web),
-            Ok(_) => {
-                if let Err(e) = state.db.audit(Some(&web.user.username), "read_restricted", &row.id).await {
-                    return server_error(e);
-                }
-            }
-            Err(e) => return server_error(e),
-        }
+    // Restricted records (informant tips): every read is audited.
+    if form.template().sensitivity == Sensitivity::Restricted
+        && let Err(e) = state.db.audit(Some(&web.user.username), "read_restricted", &row.id).await
+    {
+        return server_error(e);
     }
     let doc = match state.db.record_document(&row.id).await {
         Ok(Some(bytes)) => match RecordDoc::load(&bytes, None) {
@@ -428,7 +421,7 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
     };
     let mut doc = doc;
     let evaluation = form.evaluate_record(&mut doc, lang.code(), state.db.clock.today());
-    let actions = crate::review::allowed_actions(&form.template().roles, web.user.role, doc.state());
+    let actions = crate::review::web_actions(&form.template().roles, web.user.role, doc.state());
     // Per-field history, read from the document's change log (the audit trail).
     let history: Vec<(&Field, Vec<HistoryEntry>)> = form
         .template()
@@ -548,15 +541,11 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
             @if !actions.is_empty() {
                 form id="review" method="post" action={ "/records/" (row.id) "/review" } {
                     input type="hidden" name="csrf" value=(web.csrf);
-                    label for="comment" { (lang.t("Ý kiến (bắt buộc khi trả lại)", "Comment (required to return)")) }
+                    label for="comment" { (lang.t("Ý kiến (bắt buộc khi trả lại, mở lại)", "Comment (required to return or reopen)")) }
                     textarea id="comment" name="comment" rows="3" cols="60" {}
                     div {
                         @for action in &actions {
-                            @match action {
-                                ReviewAction::SignOff => button type="submit" name="action" value="sign_off" { (lang.t("Ký xác nhận", "Sign off")) },
-                                ReviewAction::Return => button type="submit" name="action" value="return" { (lang.t("Trả lại", "Return")) },
-                                ReviewAction::Approve => button type="submit" name="action" value="approve" { (lang.t("Phê duyệt", "Approve")) },
-                            }
+                            button type="submit" name="action" value=(action.as_str()) { (action_label(lang, *action)) }
                             " "
                         }
                     }
@@ -662,9 +651,10 @@ async fn review_record(
         return (StatusCode::FORBIDDEN, "CSRF token mismatch").into_response();
     }
     let action = match f.action.as_str() {
-        "sign_off" => ReviewAction::SignOff,
-        "return" => ReviewAction::Return,
-        "approve" => ReviewAction::Approve,
+        "sign_off" => EventKind::SignOff,
+        "return" => EventKind::Return,
+        "approve" => EventKind::Approve,
+        "reopen" => EventKind::Reopen,
         _ => return (StatusCode::BAD_REQUEST, "unknown action").into_response(),
     };
     match review(&state.db, &web.user, &id, action, Some(&f.comment)).await {
@@ -678,21 +668,33 @@ async fn review_record(
                 ReviewError::NotReviewer => {
                     lang.t("Vai trò của bạn không thẩm định biểu mẫu này.", "Your role does not review this template.")
                 }
-                ReviewError::NotSubmitted(_) => lang.t(
-                    "Chỉ hồ sơ đã gửi mới trả lại hoặc phê duyệt được.",
-                    "Only a submitted record can be returned or approved.",
+                ReviewError::NotAllowed(_) => lang.t(
+                    "Hồ sơ đang ở trạng thái không cho phép thao tác này, hoặc vai trò của bạn không được làm.",
+                    "The record's state does not allow this action, or your role may not take it.",
                 ),
                 ReviewError::TooLong(_) => lang
                     .t("Ý kiến quá dài (tối đa 4.000 ký tự).", "The comment is too long (at most 4,000 characters)."),
                 _ => lang.t(
-                    "Trả lại hồ sơ cần ý kiến nêu rõ cần sửa gì.",
-                    "A returned record needs a comment saying what to fix.",
+                    "Trả lại hoặc mở lại hồ sơ cần ý kiến nêu rõ cần sửa gì.",
+                    "Returning or reopening a record needs a comment saying what to fix.",
                 ),
             };
             let body =
                 html! { h1 { (title) } p.error role="alert" { (reason) } p { a href={ "/records/" (id) } { "←" } } };
             (StatusCode::UNPROCESSABLE_ENTITY, page(web.lang, title, Some(&web), body)).into_response()
         }
+    }
+}
+
+/// A review button's label.
+fn action_label(lang: Lang, kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::SignOff => lang.t("Ký xác nhận", "Sign off"),
+        EventKind::Return => lang.t("Trả lại", "Return"),
+        EventKind::Approve => lang.t("Phê duyệt", "Approve"),
+        EventKind::Reopen => lang.t("Mở lại để sửa", "Reopen"),
+        EventKind::Submit => lang.t("Gửi", "Submit"),
+        EventKind::Comment => lang.t("Ý kiến", "Comment"),
     }
 }
 
@@ -867,14 +869,8 @@ async fn export_records(State(state): State<AppState>, web: WebUser, Path(file):
 /// The latest form of a template the user may read: restricted templates only when granted,
 /// and the same "not found" whether the template is missing or withheld.
 async fn readable_form(state: &AppState, web: &WebUser, template_id: &str) -> Result<Arc<diaban_core::Form>, Response> {
-    let lang = web.lang;
-    let hidden = state.db.hidden_templates(&web.user).await.map_err(server_error)?;
-    if hidden.iter().any(|h| h == template_id) {
-        return Err(not_found(lang, web));
-    }
-    let template = state.db.template(template_id, None).await.map_err(server_error)?;
-    let Some(t) = template else { return Err(not_found(lang, web)) };
-    state.db.form(&t.id, t.version).await.map_err(server_error)?.ok_or_else(|| not_found(lang, web))
+    let access = Access::of(&state.db, &web.user).await.map_err(server_error)?;
+    access.form(&state.db, template_id).await.map_err(server_error)?.ok_or_else(|| not_found(web.lang, web))
 }
 
 /// A table as a downloaded XLSX or CSV file (`kind`), written to the audit log first.

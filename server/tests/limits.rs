@@ -19,14 +19,15 @@ struct Client {
     url: String,
     token: String,
     actor: ActorId,
+    identity: common::Identity,
 }
 
 impl Client {
     async fn new(server: &Server, username: &str) -> Client {
         let http = reqwest::Client::new();
         let actor = ActorId::random();
-        let token = common::register(&http, &server.url, username, "test", &actor).await;
-        Client { http, url: server.url.clone(), token, actor }
+        let identity = common::register(&http, &server.url, username, "test", &actor).await;
+        Client { http, url: server.url.clone(), token: identity.token.clone(), actor, identity }
     }
 
     /// A request's status and its JSON error code (`None` when the body is not the JSON error).
@@ -78,7 +79,7 @@ impl Client {
     }
 
     fn session(&self, id: &str) -> RecordDoc {
-        RecordDoc::create(&common::meta(id, "03694", "propaganda_session"), self.actor.clone()).expect("create")
+        self.identity.new_record(id, "03694", "propaganda_session")
     }
 }
 
@@ -180,7 +181,7 @@ async fn a_record_over_a_size_limit_is_refused_with_a_reason_and_nothing_is_stor
     long_text.set_field(&FieldPath::top("place"), &text, now).expect("edit");
     assert_eq!(refused(&a.push(vec![("text", &mut long_text)]).await, "text"), protocol::codes::TOO_LARGE);
 
-    let mut rows = RecordDoc::create(&common::meta("rows", "03694", "hotspot"), a.actor.clone()).expect("create");
+    let mut rows = a.identity.new_record("rows", "03694", "hotspot");
     for _ in 0..=limits::MAX_ROWS {
         rows.add_row(&FieldPath::top("rechecks"), now).expect("row");
     }
@@ -195,7 +196,8 @@ async fn a_record_over_a_size_limit_is_refused_with_a_reason_and_nothing_is_stor
         let list = doc.put_object(&fields, "methods", ObjType::List).expect("list");
         let many = (0..=limits::MAX_CHANGE_OPS).map(|i| automerge::ScalarValue::from(i.to_string()));
         doc.splice(&list, 0, 0, many).expect("splice");
-        doc.commit();
+        let author = serde_json::to_string(&a.identity.author()).expect("json");
+        doc.commit_with(automerge::transaction::CommitOptions::default().with_message(author));
         RecordDoc::load(&doc.save(), None).expect("a record")
     };
     assert_eq!(refused(&a.push(vec![("ops", &mut ops)]).await, "ops"), protocol::codes::TOO_LARGE);

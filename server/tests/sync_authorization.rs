@@ -20,16 +20,29 @@ struct Phone {
     actor: ActorId,
     http: reqwest::Client,
     url: String,
+    me: common::Identity,
 }
 
 async fn login(server: &Server, username: &str) -> Phone {
     let actor = ActorId::random();
     let http = reqwest::Client::new();
-    let token = common::register(&http, &server.url, username, "test", &actor).await;
-    Phone { token, actor, http, url: server.url.clone() }
+    let me = common::register(&http, &server.url, username, "test", &actor).await;
+    Phone { token: me.token.clone(), actor, http, url: server.url.clone(), me }
 }
 
 impl Phone {
+    /// A session record of this phone's, with a first answer.
+    fn session(&self, id: &str, unit: &str, template: &str) -> RecordDoc {
+        let mut doc = self.me.new_record(id, unit, template);
+        doc.set_field(&FieldPath::top("participants"), &FieldValue::Integer(12), 1_763_769_601).expect("edit");
+        doc
+    }
+
+    /// `doc` as this phone holds it, to edit.
+    fn edit(&self, doc: &mut RecordDoc) -> RecordDoc {
+        self.me.load(&doc.save())
+    }
+
     /// Pushes this phone's own changes of `doc` (the server has the others already).
     async fn push(&self, doc: &mut RecordDoc, id: &str) -> SyncResponse {
         self.push_changes(doc, id, true).await
@@ -70,15 +83,9 @@ fn heads(doc: &mut RecordDoc) -> Vec<protocol::Hash> {
     doc.heads().into_iter().map(|h| h.0).collect()
 }
 
-fn session(id: &str, unit: &str, template: &str, actor: ActorId) -> RecordDoc {
-    let mut doc = RecordDoc::create(&common::meta(id, unit, template), actor).expect("create");
-    doc.set_field(&FieldPath::top("participants"), &FieldValue::Integer(12), 1_763_769_601).expect("edit");
-    doc
-}
-
 /// Officer `a`'s session record `r1`, filled, submitted and committed.
 async fn submitted_session(a: &Phone) -> RecordDoc {
-    let mut doc = session("r1", "03694", "propaganda_session", a.actor.clone());
+    let mut doc = a.session("r1", "03694", "propaganda_session");
     for (name, value) in [
         ("session_date", FieldValue::Date(common::days_ago(3))),
         ("place", FieldValue::Text("Bản Nà Sản".into())),
@@ -99,7 +106,7 @@ fn refusal(response: &SyncResponse) -> Vec<(&str, &str)> {
 async fn a_device_commits_its_own_record_in_its_own_commune() {
     let server = start();
     let a = login(&server, "a").await;
-    let mut doc = session("r1", "03694", "propaganda_session", a.actor.clone());
+    let mut doc = a.session("r1", "03694", "propaganda_session");
     let response = a.push(&mut doc, "r1").await;
     assert_eq!(response.accepted, vec!["r1".to_string()]);
     assert!(response.rejected.is_empty());
@@ -110,7 +117,8 @@ async fn a_device_commits_its_own_record_in_its_own_commune() {
 async fn a_change_made_by_another_actor_is_refused() {
     let server = start();
     let a = login(&server, "a").await;
-    let mut forged = session("r1", "03694", "propaganda_session", ActorId::random());
+    let other = common::Identity { actor: ActorId::random(), ..a.me.clone() };
+    let mut forged = other.new_record("r1", "03694", "propaganda_session");
     let response = a.push_all(&mut forged, "r1").await;
     assert!(response.accepted.is_empty());
     assert_eq!(refusal(&response), vec![("r1", "not_your_actor")]);
@@ -121,16 +129,16 @@ async fn a_record_in_another_commune_is_refused_and_not_revealed() {
     let server = start();
     let a = login(&server, "a").await;
     let b = login(&server, "b").await;
-    let mut doc = session("r1", "03694", "propaganda_session", a.actor.clone());
+    let mut doc = a.session("r1", "03694", "propaganda_session");
     assert_eq!(a.push(&mut doc, "r1").await.accepted, vec!["r1".to_string()]);
 
     // B writes into A's commune: refused.
-    let mut intrusion = session("r2", "03694", "propaganda_session", b.actor.clone());
+    let mut intrusion = b.session("r2", "03694", "propaganda_session");
     assert_eq!(refusal(&b.push(&mut intrusion, "r2").await), vec![("r2", "out_of_scope")]);
     // B edits A's existing record: refused with the same answer, and B never pulls it.
     let mut edit = RecordDoc::empty();
     edit.apply_changes(RecordDoc::decode_changes(&doc.changes_since(&[])).expect("decode")).expect("apply");
-    let mut edit = RecordDoc::load(&edit.save(), Some(b.actor.clone())).expect("load");
+    let mut edit = b.edit(&mut edit);
     edit.set_field(&FieldPath::top("participants"), &FieldValue::Integer(99), 1_763_769_700).expect("edit");
     let changes = edit.bundle_since(&doc.heads()).expect("bundle");
     let push = PushRecord { record_id: "r1".into(), changes, heads: heads(&mut edit) };
@@ -143,7 +151,7 @@ async fn a_record_in_another_commune_is_refused_and_not_revealed() {
 async fn an_unpublished_template_is_refused() {
     let server = start();
     let a = login(&server, "a").await;
-    let mut doc = session("r1", "03694", "khong_co", a.actor.clone());
+    let mut doc = a.session("r1", "03694", "khong_co");
     assert_eq!(refusal(&a.push(&mut doc, "r1").await), vec![("r1", "unknown_template")]);
 }
 
@@ -151,7 +159,7 @@ async fn an_unpublished_template_is_refused() {
 async fn a_reviewer_may_not_fill_an_officers_template() {
     let server = start();
     let r = login(&server, "r").await;
-    let mut doc = session("r1", "03694", "propaganda_session", r.actor.clone());
+    let mut doc = r.session("r1", "03694", "propaganda_session");
     assert_eq!(refusal(&r.push(&mut doc, "r1").await), vec![("r1", "out_of_scope")]);
 }
 
@@ -197,16 +205,16 @@ async fn only_a_reviewer_approves_and_an_approved_record_is_locked() {
     let mut doc = submitted_session(&a).await;
 
     // The officer approves their own submission: refused.
-    let mut forged = RecordDoc::load(&doc.save(), Some(a.actor.clone())).expect("load");
+    let mut forged = a.edit(&mut doc);
     forged.append_event(EventKind::Approve, "a", None, 1_763_769_604).expect("approve");
     assert_eq!(refusal(&a.push(&mut forged, "r1").await), vec![("r1", "forbidden_event")]);
     // An event signed with someone else's name: refused.
-    let mut spoofed = RecordDoc::load(&doc.save(), Some(a.actor.clone())).expect("load");
+    let mut spoofed = a.edit(&mut doc);
     spoofed.append_event(EventKind::Comment, "r", Some("giả mạo"), 1_763_769_604).expect("comment");
     assert_eq!(refusal(&a.push(&mut spoofed, "r1").await), vec![("r1", "forbidden_event")]);
 
     // The reviewer approves through sync: accepted.
-    let mut approved = RecordDoc::load(&doc.save(), Some(r.actor.clone())).expect("load");
+    let mut approved = r.edit(&mut doc);
     approved.append_event(EventKind::Approve, "r", None, 1_763_769_605).expect("approve");
     let response = r.push(&mut approved, "r1").await;
     assert_eq!(refusal(&response), vec![]);
@@ -214,7 +222,7 @@ async fn only_a_reviewer_approves_and_an_approved_record_is_locked() {
 
     // Now an answer edited offline by the officer is not applied: the record is locked, and
     // the edit waits for the province as a proposed amendment.
-    let mut late = RecordDoc::load(&approved.save(), Some(a.actor.clone())).expect("load");
+    let mut late = a.edit(&mut approved);
     late.set_field(&FieldPath::top("participants"), &FieldValue::Integer(99), 1_763_769_606).expect("edit");
     assert_eq!(refusal(&a.push(&mut late, "r1").await), vec![("r1", "amendment_proposed")]);
     assert_eq!(refusal(&a.push(&mut late, "r1").await), vec![("r1", "amendment_proposed")], "kept once");
@@ -233,7 +241,7 @@ async fn only_a_reviewer_approves_and_an_approved_record_is_locked() {
     assert_eq!(server.count("SELECT COUNT(*) FROM records WHERE values_json LIKE '%\"participants\":99%'").await, 1);
 
     // A second late edit, rejected by the reviewer: refused with that reason, never applied.
-    let mut again = RecordDoc::load(&late.save(), Some(a.actor.clone())).expect("load");
+    let mut again = a.edit(&mut late);
     again.set_field(&FieldPath::top("participants"), &FieldValue::Integer(5), 1_763_769_607).expect("edit");
     assert_eq!(refusal(&a.push(&mut again, "r1").await), vec![("r1", "amendment_proposed")]);
     let page = common::get(&http, &format!("{}/records/r1", server.url), &cookie).await;

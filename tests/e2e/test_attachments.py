@@ -32,9 +32,10 @@ def photo_bytes(size: int) -> bytes:
     return bytes((i * 7 + i // 251) % 256 for i in range(size))
 
 
-def server_chunks(server: Server, sha: str) -> int:
+def server_chunks(server: Server, sha: str, table: str = "attachment_chunks") -> int:
+    """Chunks the server holds: of complete attachments, or (`upload_chunks`) of uploads under way."""
     with sqlite3.connect(server.db) as db:
-        return db.execute("SELECT COUNT(*) FROM attachment_chunks WHERE sha256 = ?", (sha,)).fetchone()[0]
+        return db.execute(f"SELECT COUNT(*) FROM {table} WHERE sha256 = ?", (sha,)).fetchone()[0]
 
 
 def test_an_interrupted_upload_resumes_from_the_last_committed_chunk(phones, server: Server):
@@ -45,18 +46,21 @@ def test_an_interrupted_upload_resumes_from_the_last_committed_chunk(phones, ser
     assert sha == hashlib.sha256(data).hexdigest()
     assert {i.name: i for i in a.record(record).items}["photo"].display == f"image/jpeg, {len(data)} B"
 
-    # The document travels alone; the photo goes two chunks, then the link drops.
-    assert a.sync_records().accepted == [record]
+    # The record waits for its photo (the server takes a reference only to what this user
+    # uploaded); the photo goes two chunks, then the link drops.
+    assert a.sync_records().accepted == []
+    assert a.record(record).unsent
     first = a.transfer_attachments(2)
     assert (first.uploaded_chunks, first.done) == (2, False)
-    assert server_chunks(server, sha) == 2
+    assert server_chunks(server, sha, "upload_chunks") == 2
     server.stop()
     with pytest.raises(diaban.DiabanError.Unreachable):
         a.transfer_attachments(2)
     server.start()
     rest = a.sync()
     assert (rest.attachments.uploaded_chunks, rest.attachments.uploaded_files) == (4, 1), "resumed at chunk 3, nothing re-sent"
-    assert server_chunks(server, sha) == 6
+    assert rest.accepted == [record], "the record went once its photo was there"
+    assert server_chunks(server, sha) == 6 and server_chunks(server, sha, "upload_chunks") == 0
     assert a.sync().attachments.uploaded_chunks == 0
 
     # The other phone gets the record and then the photo.

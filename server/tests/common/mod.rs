@@ -7,6 +7,8 @@
 //! and runs the sync tests on both).
 #![allow(dead_code)]
 
+pub mod sim;
+
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -178,14 +180,14 @@ impl Server {
         self.child = Some(child);
     }
 
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// The server process's resident memory (VmRSS), in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let Some(child) = &self.child else { return 0 };
-        std::fs::read_to_string(format!("/proc/{}/status", child.id()))
-            .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
-            .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-            .unwrap_or(0)
+        self.pid().map_or(0, rss_kib)
     }
 
     /// CPU time the server process has used so far (user + system), in seconds.
@@ -212,27 +214,45 @@ impl Server {
     /// The sum over every record on the server of its document saved whole (`save()`,
     /// Automerge's compressed format): what a first download cannot beat by much.
     pub async fn saved_documents(&self) -> i64 {
-        use sqlx::Row;
-        let mut conn = self.read_only().await;
-        let rows = sqlx::query("SELECT record_id AS id, doc FROM record_snapshots")
-            .fetch_all(&mut conn)
-            .await
-            .expect("records");
+        let ids: Vec<String> = {
+            let mut conn = self.read_only().await;
+            sqlx::query_scalar("SELECT record_id FROM record_snapshots").fetch_all(&mut conn).await.expect("records")
+        };
         let mut sum = 0;
-        for row in rows {
-            let id: String = row.get("id");
-            let mut bytes: Vec<u8> = row.get("doc");
-            let chunks: Vec<Vec<u8>> =
-                sqlx::query_scalar("SELECT data FROM record_chunks WHERE record_id = $1 ORDER BY id")
-                    .bind(&id)
-                    .fetch_all(&mut conn)
-                    .await
-                    .expect("chunks");
-            chunks.into_iter().for_each(|c| bytes.extend(c));
+        for id in ids {
+            let bytes = self.stored_document(&id).await.expect("a stored record");
             let mut doc = diaban_core::RecordDoc::load(&bytes, None).expect("a stored document");
             sum += doc.save().len() as i64;
         }
         sum
+    }
+
+    /// A record's document as the server stores it: its snapshot and chunks, in order.
+    pub async fn stored_document(&self, id: &str) -> Option<Vec<u8>> {
+        let mut conn = self.read_only().await;
+        let mut bytes: Vec<u8> = sqlx::query_scalar("SELECT doc FROM record_snapshots WHERE record_id = $1")
+            .bind(id)
+            .fetch_optional(&mut conn)
+            .await
+            .expect("snapshot")?;
+        let chunks: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT data FROM record_chunks WHERE record_id = $1 ORDER BY id")
+                .bind(id)
+                .fetch_all(&mut conn)
+                .await
+                .expect("chunks");
+        chunks.into_iter().for_each(|c| bytes.extend(c));
+        Some(bytes)
+    }
+
+    /// How many commits the change log holds for a record.
+    pub async fn commits_of(&self, id: &str) -> i64 {
+        let mut conn = self.read_only().await;
+        sqlx::query_scalar("SELECT COUNT(*) FROM change_log WHERE kind = 'record' AND ref_id = $1")
+            .bind(id)
+            .fetch_one(&mut conn)
+            .await
+            .expect("change log")
     }
 
     /// Runs one SQL query on the server's file (read-only) and returns its single integer.
@@ -265,9 +285,48 @@ pub fn meta(id: &str, unit: &str, template: &str) -> diaban_core::record::Record
     }
 }
 
-/// Registers a device for `username` over the JSON login API (no device store): its bearer
-/// token, bound to `actor`.
-pub async fn register(http: &reqwest::Client, url: &str, username: &str, device_name: &str, actor: &ActorId) -> String {
+/// A device signed in over the JSON login API, with no store: what a hand-made client needs
+/// to write as that device (its token, its id, its user, its Automerge actor).
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub token: String,
+    pub device_id: String,
+    pub username: String,
+    pub actor: ActorId,
+}
+
+impl Identity {
+    /// Who this device's changes say made them.
+    pub fn author(&self) -> diaban_core::record::Author {
+        diaban_core::record::Author { user: self.username.clone(), device: self.device_id.clone() }
+    }
+
+    /// A new record of `template` in `unit`, made by this device.
+    pub fn new_record(&self, id: &str, unit: &str, template: &str) -> diaban_core::RecordDoc {
+        let meta = diaban_core::record::RecordMeta {
+            created_by: self.username.clone(),
+            device_id: self.device_id.clone(),
+            ..meta(id, unit, template)
+        };
+        diaban_core::RecordDoc::create(&meta, self.actor.clone()).expect("create")
+    }
+
+    /// A stored document, to edit as this device.
+    pub fn load(&self, bytes: &[u8]) -> diaban_core::RecordDoc {
+        let mut doc = diaban_core::RecordDoc::load(bytes, Some(self.actor.clone())).expect("load");
+        doc.set_author(self.author());
+        doc
+    }
+}
+
+/// Registers a device for `username` over the JSON login API, bound to `actor`.
+pub async fn register(
+    http: &reqwest::Client,
+    url: &str,
+    username: &str,
+    device_name: &str,
+    actor: &ActorId,
+) -> Identity {
     let response: LoginResponse = http
         .post(format!("{url}{}", protocol::LOGIN_PATH))
         .json(&LoginRequest {
@@ -282,7 +341,7 @@ pub async fn register(http: &reqwest::Client, url: &str, username: &str, device_
         .json()
         .await
         .expect("login body");
-    response.token
+    Identity { token: response.token, device_id: response.device_id, username: username.into(), actor: actor.clone() }
 }
 
 /// Signs `username` in to the review web UI; returns the session cookie (`name=value`).
@@ -418,6 +477,20 @@ impl SyncLink for FaultyLink {
 }
 
 /// CPU time process `pid` has used so far (user + system), in seconds.
+/// A process's resident memory (VmRSS), in KiB; 0 if it is gone.
+pub fn rss_kib(pid: u32) -> u64 {
+    rss_kib_of(pid, "VmRSS")
+}
+
+/// One memory line of `/proc/<pid>/status` (VmRSS, RssAnon, RssFile…), in KiB; 0 if it is gone.
+pub fn rss_kib_of(pid: u32, line: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(&format!("{line}:"))).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
 pub fn cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
