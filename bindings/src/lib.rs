@@ -831,6 +831,11 @@ impl Device {
         self.with(async |d| d.submit(&record_id).await)
     }
 
+    /// The commune lead's sign-off of a submitted record, when the template has two levels.
+    pub fn sign_off(&self, record_id: String) -> Result<(), DiabanError> {
+        self.with(async |d| d.sign_off(&record_id).await)
+    }
+
     pub fn record(&self, record_id: String) -> Result<RecordView, DiabanError> {
         self.with(async |d| d.record(&record_id).await).map(Into::into)
     }

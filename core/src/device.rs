@@ -420,7 +420,8 @@ impl Device {
         self.save(stored, doc).await
     }
 
-    /// Sends the record up for review, if it passes its template's validation.
+    /// Sends the record up for review, if it passes its template's validation and the
+    /// workflow lets the user's role submit it now.
     pub async fn submit(&self, record_id: &str) -> Result<(), DeviceError> {
         let (stored, form, mut doc) = self.open_record(record_id).await?;
         ensure_editable(&doc)?;
@@ -428,8 +429,31 @@ impl Device {
         if !evaluation.can_submit() {
             return Err(DeviceError::Incomplete { issues: evaluation.issues });
         }
+        self.append_event(stored, &form, doc, EventKind::Submit).await
+    }
+
+    /// The commune lead's sign-off of a submitted record (the first of two review levels),
+    /// if the template names the user's role to sign off.
+    pub async fn sign_off(&self, record_id: &str) -> Result<(), DeviceError> {
+        let (stored, form, doc) = self.open_record(record_id).await?;
+        self.append_event(stored, &form, doc, EventKind::SignOff).await
+    }
+
+    /// Appends the user's workflow event, as the server will check it
+    /// ([`crate::workflow::check`]).
+    async fn append_event(
+        &self,
+        stored: StoredRecord,
+        form: &Form,
+        mut doc: RecordDoc,
+        kind: EventKind,
+    ) -> Result<(), DeviceError> {
         let account = self.account().await?.ok_or(DeviceError::NotLoggedIn)?;
-        doc.append_event(EventKind::Submit, &account.username, None, self.clock.now())?;
+        crate::workflow::check(kind, account.role, &form.template().roles, doc.state()).map_err(|e| match e {
+            crate::workflow::WorkflowError::NotNow { .. } => DeviceError::NotEditable(doc.state().as_str().to_owned()),
+            other => DeviceError::InvalidValue(other.to_string()),
+        })?;
+        doc.append_event(kind, &account.username, None, self.clock.now())?;
         self.save(stored, doc).await
     }
 

@@ -154,7 +154,8 @@ async fn perform(sim: &mut Sim, op: Op, tally: &mut Tally, n: u64) -> Result<(),
             // Random bytes, so that every photo is new (seeded by the phone's actor and its
             // operation count): 150 KB in 64 KiB chunks.
             let actor = sim.actor.to_bytes();
-            let mut seed = u64::from_le_bytes(actor[..8].try_into().unwrap_or([1; 8])) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut seed =
+                u64::from_le_bytes(actor[..8].try_into().unwrap_or([1; 8])) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
             let photo: Vec<u8> = (0..150_000)
                 .map(|_| {
                     seed ^= seed << 13;

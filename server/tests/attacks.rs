@@ -193,24 +193,8 @@ async fn workflow_events_cannot_be_forged_by_copying_or_appended_without_the_rol
     assert_eq!(state(&server, "t1").await, "submitted");
 }
 
-/// A template that the commune lead signs off before the province reviews it.
 async fn publish_two_levels(server: &Server) {
-    let template = serde_json::json!({
-        "id": "two_levels", "version": 1, "kind": "event",
-        "label": {"vi": "Hai cấp", "en": "Two levels"},
-        "roles": {"fill": ["field_officer", "commune_lead"], "review": ["reviewer"], "sign_off": ["commune_lead"]},
-        "fields": [{"name": "participants", "type": "integer", "label": {"vi": "Số người", "en": "People"}}]
-    });
-    let admin = Client::new(server, "admin").await;
-    let response = admin
-        .http
-        .post(format!("{}/api/v1/admin/templates", server.url))
-        .bearer_auth(&admin.me.token)
-        .json(&template)
-        .send()
-        .await
-        .expect("publish");
-    assert_eq!(response.status(), 201);
+    server.publish("admin", &common::two_level_template()).await;
 }
 
 #[tokio::test]

@@ -349,3 +349,29 @@ async fn a_refusal_is_checked_against_the_record_as_stored_not_as_the_server_las
     assert_eq!(response.accepted, vec!["r1".to_string()]);
     assert_eq!(server.count("SELECT COUNT(*) FROM records WHERE state = 'returned'").await, 1);
 }
+
+#[tokio::test]
+async fn the_commune_lead_signs_off_on_the_phone_and_an_officer_cannot() {
+    let server = Server::with_users(&[
+        ("a", "03694", "field_officer"),
+        ("lead", "03694", "commune_lead"),
+        ("admin", "14", "admin"),
+    ]);
+    server.publish("admin", &common::two_level_template()).await;
+    let officer = server.phone("a", "officer").await;
+    officer.sync().await.expect("templates");
+    let record = officer.create_record("two_levels", None).await.expect("create");
+    officer.set_field(&record, "participants", FieldValue::Integer(4)).await.expect("answer");
+    officer.submit(&record).await.expect("submit");
+    assert!(matches!(officer.sign_off(&record).await, Err(diaban_core::DeviceError::InvalidValue(_))));
+    assert_eq!(officer.sync().await.expect("sync").accepted, vec![record.clone()]);
+
+    let lead = server.phone("lead", "lead").await;
+    lead.sync().await.expect("pull");
+    lead.sign_off(&record).await.expect("sign off");
+    assert!(matches!(lead.sign_off(&record).await, Err(diaban_core::DeviceError::NotEditable(_))), "once");
+    assert_eq!(lead.sync().await.expect("sync").accepted, vec![record.clone()]);
+    assert_eq!(server.count("SELECT COUNT(*) FROM records WHERE state = 'signed_off'").await, 1);
+    officer.close().await;
+    lead.close().await;
+}

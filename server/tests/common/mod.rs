@@ -211,6 +211,20 @@ impl Server {
         device
     }
 
+    /// Publishes a template (JSON) as `admin`, a user with the admin role.
+    pub async fn publish(&self, admin: &str, template: &serde_json::Value) {
+        let http = reqwest::Client::new();
+        let me = register(&http, &self.url, admin, "admin", &ActorId::random()).await;
+        let response = http
+            .post(format!("{}/api/v1/admin/templates", self.url))
+            .bearer_auth(&me.token)
+            .json(template)
+            .send()
+            .await
+            .expect("publish");
+        assert_eq!(response.status(), 201, "publish");
+    }
+
     /// The sum over every record on the server of its document saved whole (`save()`,
     /// Automerge's compressed format): what a first download cannot beat by much.
     pub async fn saved_documents(&self) -> i64 {
@@ -317,6 +331,16 @@ impl Identity {
         doc.set_author(self.author());
         doc
     }
+}
+
+/// A template that the commune lead signs off before the province reviews it, with one field.
+pub fn two_level_template() -> serde_json::Value {
+    serde_json::json!({
+        "id": "two_levels", "version": 1, "kind": "event",
+        "label": {"vi": "Hai cấp", "en": "Two levels"},
+        "roles": {"fill": ["field_officer", "commune_lead"], "review": ["reviewer"], "sign_off": ["commune_lead"]},
+        "fields": [{"name": "participants", "type": "integer", "label": {"vi": "Số người", "en": "People"}}]
+    })
 }
 
 /// Registers a device for `username` over the JSON login API, bound to `actor`.
