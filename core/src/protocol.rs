@@ -13,6 +13,11 @@ use crate::template::Role;
 
 /// Bumped on any incompatible change; the server answers 426 to other versions.
 pub const PROTOCOL_VERSION: u8 = 4;
+/// The header every request of the phone's library carries: its version, so that a server
+/// can turn away apps older than it accepts before any data moves.
+pub const CLIENT_VERSION_HEADER: &str = "x-diaban-client";
+/// This library's version, as the header carries it.
+pub const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub const LOGIN_PATH: &str = "/api/v1/login";
 pub const SYNC_PATH: &str = "/api/v2/sync";

@@ -51,7 +51,13 @@ pub struct HttpTransport {
 
 impl HttpTransport {
     pub fn new(base_url: &str) -> Result<HttpTransport, TransportError> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            crate::protocol::CLIENT_VERSION_HEADER,
+            reqwest::header::HeaderValue::from_static(crate::protocol::CLIENT_VERSION),
+        );
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             .connect_timeout(Duration::from_secs(15))
             .timeout(Duration::from_secs(120))
             .build()

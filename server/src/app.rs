@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::middleware::Next;
@@ -32,11 +32,30 @@ pub struct AppState {
     /// proxy that sets it), not from the connection.
     pub trust_forwarded_for: bool,
     pub signin: std::sync::Arc<crate::signin::SignInGuard>,
+    /// The oldest phone library (`x-diaban-client`) the API serves; older ones are told to
+    /// update before any data moves.
+    pub min_client: Option<ClientVersion>,
+}
+
+/// A phone library's version: major, minor, patch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ClientVersion(pub u64, pub u64, pub u64);
+
+impl std::str::FromStr for ClientVersion {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut parts = s.trim().split('.').map(|p| p.parse::<u64>());
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(Ok(a)), Some(Ok(b)), Some(Ok(c)), None) => Ok(ClientVersion(a, b, c)),
+            _ => Err(format!("{s:?} is not a version (major.minor.patch)")),
+        }
+    }
 }
 
 impl AppState {
     pub fn new(db: Db, secure_cookies: bool) -> AppState {
-        AppState { db, secure_cookies, trust_forwarded_for: false, signin: Default::default() }
+        AppState { db, secure_cookies, trust_forwarded_for: false, signin: Default::default(), min_client: None }
     }
 }
 
@@ -51,6 +70,31 @@ pub fn body_limit(path: &str) -> usize {
     } else {
         DEFAULT_BODY_BYTES
     }
+}
+
+/// Turns away a phone library older than the server accepts, on every API route, before the
+/// request is read: 426 with the "please update" error the phone shows.
+async fn check_client(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    if let (true, Some(min)) = (api, state.min_client) {
+        let version = request
+            .headers()
+            .get(diaban_core::protocol::CLIENT_VERSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<ClientVersion>().ok());
+        if version.is_none_or(|v| v < min) {
+            return crate::error::ApiError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                diaban_core::protocol::codes::UPGRADE_REQUIRED,
+                format!(
+                    "Ứng dụng đã cũ, hãy cập nhật (máy chủ cần bản {}.{}.{} trở lên). This app is too old for the server; please update it.",
+                    min.0, min.1, min.2
+                ),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// Holds every request body to its route's [`body_limit`]: a declared length over it is
@@ -97,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         // The limits are `limit_bodies`'s, one per route.
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(limit_bodies))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), check_client))
         .layer(axum::middleware::from_fn(crate::error::uniform_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -48,6 +48,24 @@ struct ServeArgs {
     /// Send session cookies without the Secure flag (only for plain-HTTP testing off localhost).
     #[arg(long)]
     insecure_cookies: bool,
+    /// The oldest phone library version (major.minor.patch) the API serves; older apps are
+    /// told to update before any data moves.
+    #[arg(long, env = "DIABAN_MIN_CLIENT_VERSION")]
+    min_client_version: Option<diaban_server::app::ClientVersion>,
+    /// Take the client's address from the last X-Forwarded-For entry (behind a reverse proxy
+    /// that sets it), for the sign-in limits.
+    #[arg(long)]
+    trust_forwarded_for: bool,
+}
+
+impl ServeArgs {
+    fn state(&self, db: Db) -> AppState {
+        AppState {
+            min_client: self.min_client_version,
+            trust_forwarded_for: self.trust_forwarded_for,
+            ..AppState::new(db, !self.insecure_cookies)
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -143,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
             diaban_server::units::import_national_if_empty(&db).await?;
             pack::publish(&db).await?;
             db.listen().await?;
-            app::serve(AppState::new(db, !args.insecure_cookies), args.listen).await
+            app::serve(args.state(db), args.listen).await
         }
         Command::Demo(args) => {
             let seeded = demo::seed(&db).await?;
@@ -165,7 +183,7 @@ async fn main() -> anyhow::Result<()> {
                 println!("  {user:<16} {password:<16} {name} ({}, unit {unit})", role.as_str());
             }
             db.listen().await?;
-            app::serve(AppState::new(db, !args.insecure_cookies), args.listen).await
+            app::serve(args.state(db), args.listen).await
         }
         Command::Admin(admin) => run_admin(&db, admin).await,
     }

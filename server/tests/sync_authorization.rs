@@ -4,10 +4,10 @@
 mod common;
 
 use automerge::ActorId;
-use diaban_core::FieldValue;
 use diaban_core::protocol::{self, PushRecord, SyncRequest, SyncResponse};
 use diaban_core::record::{EventKind, FieldPath, RecordDoc};
 use diaban_core::wire;
+use diaban_core::{Device, FieldValue};
 
 use common::Server;
 
@@ -374,4 +374,18 @@ async fn the_commune_lead_signs_off_on_the_phone_and_an_officer_cannot() {
     assert_eq!(server.count("SELECT COUNT(*) FROM records WHERE state = 'signed_off'").await, 1);
     officer.close().await;
     lead.close().await;
+}
+
+#[tokio::test]
+async fn an_app_older_than_the_server_accepts_is_told_to_update_before_any_data_moves() {
+    let server = Server::with_options(&[("a", "03694", "field_officer")], &["--min-client-version", "99.0.0"]);
+    let phone =
+        Device::open(&server.dir.path().join("old.sqlite"), &common::KEY, &server.url, "old").await.expect("open");
+    assert!(matches!(phone.login("a", common::PASSWORD).await, Err(diaban_core::DeviceError::UpgradeRequired)));
+    assert_eq!(server.count("SELECT COUNT(*) FROM devices").await, 0, "nothing moved");
+    assert_eq!(server.count("SELECT COUNT(*) FROM audit_log").await, 0);
+    // The same build against a server that accepts it signs in.
+    let current = Server::with_options(&[("a", "03694", "field_officer")], &["--min-client-version", "0.1.0"]);
+    current.phone("a", "new").await;
+    phone.close().await;
 }

@@ -32,8 +32,8 @@ pub struct Server {
     /// The server program [`Server::run`] starts: this build's, unless a benchmark compares
     /// another.
     pub program: std::path::PathBuf,
-    /// The moment the server's clock is pinned to (`--clock`), if not the system's.
-    pub clock: Option<String>,
+    /// Options of the `serve` command (`--clock`, `--min-client-version`…).
+    pub options: Vec<String>,
 }
 
 impl Drop for Server {
@@ -122,6 +122,12 @@ impl Server {
 
     /// [`Server::with_users`], its clock pinned to `clock` (e.g. `2026-11-20`) when given.
     pub fn with_users_on(users: &[(&str, &str, &str)], clock: Option<&str>) -> Server {
+        let options: Vec<&str> = clock.map(|c| vec!["--clock", c]).unwrap_or_default();
+        Server::with_options(users, &options)
+    }
+
+    /// [`Server::with_users`], `serve` run with these options.
+    pub fn with_options(users: &[(&str, &str, &str)], options: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = new_database(&dir);
         diaban(&db, &["admin", "create-unit", "--code", "14", "--name", "Tỉnh Sơn La", "--level", "province"]);
@@ -137,17 +143,17 @@ impl Server {
                 &["admin", "create-user", "--username", user, "--password", PASSWORD, "--role", role, "--unit", unit],
             );
         }
-        Server::node(db, dir, clock.map(str::to_owned))
+        Server::node(db, dir, options.iter().map(|o| (*o).to_owned()).collect())
     }
 
     /// Another server process on the same database (PostgreSQL: a second node).
     pub fn second_node(&self) -> Server {
-        Server::node(self.db.clone(), tempfile::tempdir().expect("temp dir"), self.clock.clone())
+        Server::node(self.db.clone(), tempfile::tempdir().expect("temp dir"), self.options.clone())
     }
 
-    fn node(db: String, dir: tempfile::TempDir, clock: Option<String>) -> Server {
+    fn node(db: String, dir: tempfile::TempDir, options: Vec<String>) -> Server {
         let program = env!("CARGO_BIN_EXE_diaban").into();
-        let mut server = Server { child: None, url: String::new(), db, port: 0, dir, program, clock };
+        let mut server = Server { child: None, url: String::new(), db, port: 0, dir, program, options };
         server.run();
         server
     }
@@ -157,8 +163,8 @@ impl Server {
         let mut child = Command::new(&self.program)
             .arg("--db")
             .arg(&self.db)
-            .args(self.clock.iter().flat_map(|c| ["--clock", c.as_str()]))
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(&self.options)
             .stdout(Stdio::piped())
             // DIABAN_TEST_SERVER_LOG names a file for the server's log (with RUST_LOG), to debug.
             .stderr(match std::env::var_os("DIABAN_TEST_SERVER_LOG") {
