@@ -67,6 +67,11 @@ def test_offline_record_reaches_the_reviewer(server: Server, device_path, browse
 
     # The reviewer signs in to the web UI and reads it with Vietnamese labels.
     page = signed_in(browser, server)
+    # The pages keep a strict Content-Security-Policy (nothing inline) and still draw their style.
+    response = page.goto(server.url + "/records")
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert response.headers["referrer-policy"] == "no-referrer" and "max-age" in response.headers["strict-transport-security"]
+    assert page.evaluate("getComputedStyle(document.querySelector('header')).backgroundColor") == "rgb(139, 26, 26)"
     page.click("#records a:has-text(\"Buổi tuyên truyền phòng, chống ma túy\")")
     page.wait_for_url(f"**/records/{record_id}")
     rows = {
