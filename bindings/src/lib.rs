@@ -69,6 +69,11 @@ pub enum DiabanError {
     KeyUnavailable { reason: String },
     #[error("{reason}")]
     Cancelled { reason: String },
+    #[error("{reason}")]
+    Insecure { reason: String },
+    /// `problem`: unknown_issuer, expired, wrong_name, pin_mismatch or other.
+    #[error("{reason}")]
+    Certificate { problem: String, reason: String },
 }
 
 impl DiabanError {
@@ -100,6 +105,18 @@ impl DiabanError {
             E::UnknownAttachment(_) => DiabanError::UnknownAttachment { reason },
             E::KeyUnavailable(_) => DiabanError::KeyUnavailable { reason },
             E::Cancelled => DiabanError::Cancelled { reason },
+            E::Insecure(_) => DiabanError::Insecure { reason },
+            E::Certificate(problem) => {
+                use diaban_core::tls::CertificateProblem as P;
+                let problem = match problem {
+                    P::UnknownIssuer => "unknown_issuer",
+                    P::Expired => "expired",
+                    P::WrongName => "wrong_name",
+                    P::PinMismatch => "pin_mismatch",
+                    P::Other => "other",
+                };
+                DiabanError::Certificate { problem: problem.into(), reason }
+            }
         }
     }
 }
@@ -709,6 +726,20 @@ impl Device {
             if let Some(device) = self.inner.write().await.take() {
                 device.close().await;
             }
+        })
+    }
+
+    /// How the server is checked beyond HTTPS and the platform's trust store: `pins`, the
+    /// SHA-256 (hex) of the server's public key(s) the app accepts (empty: any the platform
+    /// trusts); `extra_roots_pem`, a province's own root certificates (not on Android, which
+    /// takes its roots from the system).
+    pub fn set_tls(&self, pins: Vec<String>, extra_roots_pem: Option<String>) -> Result<(), DiabanError> {
+        RUNTIME.block_on(async {
+            let mut guard = self.inner.write().await;
+            let device = guard.as_mut().ok_or_else(closed)?;
+            device
+                .set_tls(&diaban_core::tls::TlsSettings { pins, extra_roots_pem })
+                .map_err(|e| DiabanError::of(e, "vi"))
         })
     }
 

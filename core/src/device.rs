@@ -76,6 +76,10 @@ pub enum DeviceError {
     KeyUnavailable(String),
     #[error("the sync was cancelled")]
     Cancelled,
+    #[error("the server address is not safe: {0}")]
+    Insecure(String),
+    #[error("the server's certificate is not accepted: {0:?}")]
+    Certificate(crate::tls::CertificateProblem),
 }
 
 impl From<StoreError> for DeviceError {
@@ -106,6 +110,8 @@ impl From<TransportError> for DeviceError {
     fn from(e: TransportError) -> Self {
         match e {
             TransportError::Unreachable(m) => DeviceError::Unreachable(m),
+            TransportError::Tls(e) => DeviceError::Insecure(e.to_string()),
+            TransportError::Certificate(problem) => DeviceError::Certificate(problem),
             TransportError::BadResponse(m) => {
                 DeviceError::Server { status: 0, code: "bad_response".into(), message: m }
             }
@@ -265,6 +271,15 @@ impl Device {
     /// fault injector wrapping [`HttpTransport`]).
     pub fn set_sync_link(&mut self, link: Arc<dyn SyncLink>) {
         self.link = link;
+    }
+
+    /// Checks the server as `tls` says from now on: the app's pin of the server's public key,
+    /// a province's own root certificate. (HTTPS and the platform's trust store always.)
+    pub fn set_tls(&mut self, tls: &crate::tls::TlsSettings) -> Result<(), DeviceError> {
+        let transport = HttpTransport::with_tls(self.transport.base_url(), tls)?;
+        self.link = Arc::new(transport.clone());
+        self.transport = transport;
+        Ok(())
     }
 
     /// "vi" (default) or "en": the language of labels in views.

@@ -47,6 +47,7 @@ pub mod search;
 pub mod store;
 pub mod sync;
 pub mod template;
+pub mod tls;
 pub mod transport;
 pub mod value;
 pub mod wire;

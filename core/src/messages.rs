@@ -23,6 +23,35 @@ impl DeviceError {
                 "Ứng dụng đã cũ so với máy chủ; hãy cập nhật ứng dụng.",
                 "This app is too old for the server; please update it.",
             ),
+            E::Insecure(_) => t(
+                "Địa chỉ máy chủ phải bắt đầu bằng https:// để dữ liệu được mã hóa trên đường truyền; hãy báo quản trị viên.",
+                "The server address must start with https:// so that data is encrypted on the way; tell your administrator.",
+            ),
+            E::Certificate(problem) => {
+                use crate::tls::CertificateProblem as P;
+                match problem {
+                    P::UnknownIssuer => t(
+                        "Chứng thư của máy chủ không được tin cậy: có thể đang kết nối nhầm máy chủ hoặc bị nghe lén. Không gửi dữ liệu; hãy báo quản trị viên.",
+                        "The server's certificate is not trusted: this may be the wrong server or someone listening in. Nothing was sent; tell your administrator.",
+                    ),
+                    P::Expired => t(
+                        "Chứng thư của máy chủ đã hết hạn hoặc chưa có hiệu lực; hãy kiểm tra ngày giờ của điện thoại, rồi báo quản trị viên.",
+                        "The server's certificate has expired or is not valid yet; check the phone's date and time, then tell your administrator.",
+                    ),
+                    P::WrongName => t(
+                        "Chứng thư không phải của máy chủ này. Không gửi dữ liệu; hãy báo quản trị viên.",
+                        "The certificate is not this server's. Nothing was sent; tell your administrator.",
+                    ),
+                    P::PinMismatch => t(
+                        "Khóa của máy chủ không khớp với khóa đã cài trong ứng dụng. Không gửi dữ liệu; hãy báo quản trị viên.",
+                        "The server's key does not match the key set in the app. Nothing was sent; tell your administrator.",
+                    ),
+                    P::Other => t(
+                        "Không thiết lập được kết nối an toàn tới máy chủ. Không gửi dữ liệu; hãy báo quản trị viên.",
+                        "A secure connection to the server could not be set up. Nothing was sent; tell your administrator.",
+                    ),
+                }
+            }
             E::Unreachable(_) => t(
                 "Không kết nối được máy chủ. Dữ liệu vẫn được lưu trên máy và sẽ gửi khi có sóng.",
                 "The server cannot be reached. Your data is kept on the phone and will be sent when there is signal.",

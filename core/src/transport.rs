@@ -16,6 +16,10 @@ use crate::protocol::ErrorBody;
 pub enum TransportError {
     #[error("the server cannot be reached: {0}")]
     Unreachable(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("the server's certificate is not accepted: {0:?}")]
+    Certificate(crate::tls::CertificateProblem),
     #[error("the server answered {status}: {code}: {message}")]
     Http { status: u16, code: String, message: String },
     #[error("the server's answer could not be read: {0}")]
@@ -49,14 +53,30 @@ pub struct HttpTransport {
     base_url: String,
 }
 
+/// A request that did not get an answer: a certificate the phone refused, or no way through.
+fn failed(e: reqwest::Error) -> TransportError {
+    match crate::tls::certificate_problem(&e) {
+        Some(problem) => TransportError::Certificate(problem),
+        None => TransportError::Unreachable(e.to_string()),
+    }
+}
+
 impl HttpTransport {
+    /// HTTPS to `base_url` with the platform's trust store (plain HTTP only to this device).
     pub fn new(base_url: &str) -> Result<HttpTransport, TransportError> {
+        HttpTransport::with_tls(base_url, &crate::tls::TlsSettings::default())
+    }
+
+    /// [`HttpTransport::new`], checking the server as `tls` says (pins, extra roots).
+    pub fn with_tls(base_url: &str, tls: &crate::tls::TlsSettings) -> Result<HttpTransport, TransportError> {
+        crate::tls::check_url(base_url)?;
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             crate::protocol::CLIENT_VERSION_HEADER,
             reqwest::header::HeaderValue::from_static(crate::protocol::CLIENT_VERSION),
         );
         let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::tls::client_config(tls)?)
             .default_headers(headers)
             .connect_timeout(Duration::from_secs(15))
             .timeout(Duration::from_secs(120))
@@ -93,14 +113,19 @@ impl HttpTransport {
         Ok(())
     }
 
+    /// The server's address, as given.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, TransportError> {
-        let response = request.send().await.map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        let response = request.send().await.map_err(failed)?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        let bytes = response.bytes().await.map_err(failed)?;
         if !status.is_success() {
             let detail = serde_json::from_slice::<ErrorBody>(&bytes)
                 .map(|b| b.error)
@@ -157,9 +182,9 @@ impl HttpTransport {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        let response = request.send().await.map_err(failed)?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| TransportError::Unreachable(e.to_string()))?;
+        let bytes = response.bytes().await.map_err(failed)?;
         traffic.bytes_down = bytes.len() as u64;
         if !status.is_success() {
             let detail = serde_json::from_slice::<ErrorBody>(&bytes)

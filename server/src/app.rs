@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use tower_http::trace::TraceLayer;
 
 use crate::db::Db;
@@ -175,15 +176,24 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until Ctrl-C or SIGTERM. Prints the bound address first, so a caller that asked
-/// for port 0 learns the port.
-pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
+/// Serves until Ctrl-C or SIGTERM, over HTTPS when `tls` is given. Prints the bound address
+/// first, so a caller that asked for port 0 learns the port.
+pub async fn serve(state: AppState, listen: SocketAddr, tls: Option<rustls::ServerConfig>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    println!("Địa bàn listening on http://{addr}");
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        Some(config) => {
+            println!("Địa bàn listening on https://{addr}");
+            // `tap_io` gives the connections their peer address (ConnectInfo) as for plain TCP.
+            let listener = crate::tls::TlsListener::new(listener, config)?.tap_io(|_| {});
+            axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+        }
+        None => {
+            println!("Địa bàn listening on http://{addr}");
+            axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+        }
+    }
     Ok(())
 }
 

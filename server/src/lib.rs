@@ -40,5 +40,6 @@ pub mod review;
 pub mod rollup;
 pub mod signin;
 pub mod sync;
+pub mod tls;
 pub mod units;
 pub mod web;

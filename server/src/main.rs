@@ -56,9 +56,24 @@ struct ServeArgs {
     /// that sets it), for the sign-in limits.
     #[arg(long)]
     trust_forwarded_for: bool,
+    /// Serve HTTPS with this certificate chain (PEM; an ECDSA P-256 key keeps handshakes small
+    /// on 2G), with --tls-key. Without it the server speaks plain HTTP, for a reverse proxy in
+    /// front (docs/mobile.md).
+    #[arg(long, env = "DIABAN_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "DIABAN_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
+    fn tls(&self) -> anyhow::Result<Option<rustls::ServerConfig>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(diaban_server::tls::server_config(cert, key)?)),
+            _ => Ok(None),
+        }
+    }
+
     fn state(&self, db: Db) -> AppState {
         AppState {
             min_client: self.min_client_version,
@@ -158,12 +173,14 @@ async fn main() -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Serve(args) => {
+            let tls = args.tls()?;
             diaban_server::units::import_national_if_empty(&db).await?;
             pack::publish(&db).await?;
             db.listen().await?;
-            app::serve(args.state(db), args.listen).await
+            app::serve(args.state(db), args.listen, tls).await
         }
         Command::Demo(args) => {
+            let tls = args.tls()?;
             let seeded = demo::seed(&db).await?;
             pack::publish(&db).await?;
             if seeded {
@@ -183,7 +200,7 @@ async fn main() -> anyhow::Result<()> {
                 println!("  {user:<16} {password:<16} {name} ({}, unit {unit})", role.as_str());
             }
             db.listen().await?;
-            app::serve(args.state(db), args.listen).await
+            app::serve(args.state(db), args.listen, tls).await
         }
         Command::Admin(admin) => run_admin(&db, admin).await,
     }

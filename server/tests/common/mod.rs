@@ -180,7 +180,7 @@ impl Server {
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read address");
         let url = line.trim().rsplit(' ').next().expect("address").to_owned();
-        assert!(url.starts_with("http://127.0.0.1:"), "unexpected start line {line:?}");
+        assert!(url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:"), "start line {line:?}");
         self.port = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
         self.url = url;
         self.child = Some(child);
