@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
@@ -54,13 +55,46 @@ def days_ago(n: int) -> str:
 KEY = StaticKey(bytes(range(32)))
 
 
-class Server:
-    """A `diaban serve` process with its own SQLite file."""
+class TestCA:
+    __test__ = False  # a helper, not a test class
+    """A certificate authority made at test time (ECDSA P-256, with openssl) and a server
+    certificate it signed for `localhost` and 127.0.0.1: the phone trusts the authority's
+    root (`root_pem`) and may pin the server's public key (`pin`)."""
 
-    def __init__(self, db: Path):
+    def __init__(self, directory: Path, names=("localhost",)):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.cert, self.key = directory / "server.crt", directory / "server.key"
+        ca_cert, ca_key = directory / "ca.crt", directory / "ca.key"
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)
+        run("req", "-x509", *ec, "-keyout", str(ca_key), "-out", str(ca_cert), "-days", "2",
+            "-subj", "/CN=Dia ban test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign")
+        csr = directory / "server.csr"
+        run("req", *ec, "-keyout", str(self.key), "-out", str(csr), "-subj", "/CN=" + names[0])
+        extensions = directory / "server.ext"
+        sans = ",".join([f"DNS:{n}" for n in names] + ["IP:127.0.0.1"])
+        extensions.write_text(f"subjectAltName={sans}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+        run("x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key), "-CAcreateserial",
+            "-out", str(self.cert), "-days", "2", "-extfile", str(extensions))
+        self.root_pem = ca_cert.read_text()
+        public = subprocess.run(["openssl", "x509", "-in", str(self.cert), "-pubkey", "-noout"],
+                                check=True, capture_output=True).stdout
+        der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=public,
+                             check=True, capture_output=True).stdout
+        import hashlib
+        self.pin = hashlib.sha256(der).hexdigest()
+        self.context = ssl.create_default_context(cafile=str(ca_cert))
+
+
+class Server:
+    """A `diaban serve` process with its own SQLite file; over its own HTTPS with `tls`."""
+
+    def __init__(self, db: Path, tls: TestCA | None = None):
         self.db = db
         self.proc = None
         self.port = 0
+        self.tls = tls
 
     def admin(self, *args: str) -> str:
         out = subprocess.run(
@@ -71,12 +105,13 @@ class Server:
         return out.stdout
 
     def start(self) -> "Server":
+        tls = ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)] if self.tls else []
         self.proc = subprocess.Popen(
-            [str(DIABAN), "--db", str(self.db), "serve", "--listen", f"127.0.0.1:{self.port}"],
+            [str(DIABAN), "--db", str(self.db), "serve", "--listen", f"127.0.0.1:{self.port}", *tls],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         line = self.proc.stdout.readline()
-        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        match = re.search(r"listening on https?://127\.0\.0\.1:(\d+)", line)
         assert match, f"server did not start: {line!r}"
         self.port = int(match.group(1))
         return self
@@ -90,13 +125,20 @@ class Server:
     @property
     def url(self) -> str:
         # `localhost` rather than 127.0.0.1: browsers keep Secure cookies there over plain HTTP.
-        return f"http://localhost:{self.port}"
+        return f"{'https' if self.tls else 'http'}://localhost:{self.port}"
+
+    def phone(self, path, name: str):
+        """A phone for this server, trusting its test authority when it speaks HTTPS."""
+        device = diaban.Device.open(str(path), KEY, self.url, name)
+        if self.tls:
+            device.set_tls([], self.tls.root_pem)
+        return device
 
     def post(self, path: str, body: bytes, headers=None):
         """POST raw bytes; returns (status, parsed JSON body)."""
         req = urllib.request.Request(self.url + path, data=body, method="POST",
                                      headers={"content-type": "application/json", **(headers or {})})
-        return _send(req)
+        return _send(req, self.tls)
 
     def token(self, username: str, password: str) -> str:
         """A bearer token for API calls (registers a throwaway device)."""
@@ -111,20 +153,20 @@ class Server:
                          {"authorization": "Bearer " + token})
 
     def get(self, path: str, headers=None):
-        return _send(urllib.request.Request(self.url + path, headers=headers or {}))
+        return _send(urllib.request.Request(self.url + path, headers=headers or {}), self.tls)
 
 
-def _send(req):
+def _send(req, tls=None):
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with urllib.request.urlopen(req, timeout=30, context=tls.context if tls else None) as resp:
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"null")
 
 
-@pytest.fixture
-def server(tmp_path):
-    s = Server(tmp_path / "server.sqlite")
+def _province(s: Server) -> Server:
+    """The test province: Sơn La with two communes and their officers, a lead, a reviewer and
+    an admin."""
     s.admin("create-unit", "--code", "14", "--name", "Tỉnh Sơn La", "--level", "province")
     s.admin("create-unit", "--code", "03694", "--name", "Xã Mường Giôn", "--level", "commune", "--parent", "14")
     s.admin("create-unit", "--code", "04231", "--name", "Xã Sốp Cộp", "--level", "commune", "--parent", "14")
@@ -140,7 +182,20 @@ def server(tmp_path):
             "--role", "commune_lead", "--unit", "03694", "--name", "Cầm Văn Lãnh")
     s.admin("create-user", "--username", "quantri", "--password", "quantri-mat-khau",
             "--role", "admin", "--unit", "14", "--name", "Quản trị")
-    s.start()
+    return s.start()
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = _province(Server(tmp_path / "server.sqlite"))
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def https_server(tmp_path):
+    """The test province's server on its own HTTPS, with a test authority made now."""
+    s = _province(Server(tmp_path / "server.sqlite", TestCA(tmp_path / "tls")))
     yield s
     s.stop()
 
@@ -212,7 +267,10 @@ class Reviewer:
         import urllib.parse
 
         self.server = server
-        self.opener = urllib.request.build_opener(self._NoRedirect)
+        handlers = [self._NoRedirect()]
+        if server.tls:
+            handlers.append(urllib.request.HTTPSHandler(context=server.tls.context))
+        self.opener = urllib.request.build_opener(*handlers)
         body = urllib.parse.urlencode({"username": username, "password": password}).encode()
         status, headers, _ = self._send("/login", body)
         assert status == 303, status

@@ -12,7 +12,7 @@ import threading
 import pytest
 
 import diaban
-from conftest import KEY, Reviewer, Server, fill_session
+from conftest import KEY, Reviewer, Server, TestCA, fill_session
 
 
 class Progress(diaban.SyncListener):
@@ -41,9 +41,12 @@ def server_state(server: Server, record: str) -> str:
         return db.execute("SELECT state FROM records WHERE id = ?", (record,)).fetchone()[0]
 
 
-def test_a_day_on_the_phone(server: Server, tmp_path):
-    a = diaban.Device.open(str(tmp_path / "a.sqlite"), KEY, server.url, "Điện thoại A")
-    b = diaban.Device.open(str(tmp_path / "b.sqlite"), KEY, server.url, "Điện thoại B")
+def test_a_day_on_the_phone(https_server: Server, tmp_path):
+    # Over the server's own HTTPS, the phones trusting the province's authority.
+    server = https_server
+    assert server.url.startswith("https://")
+    a = server.phone(tmp_path / "a.sqlite", "Điện thoại A")
+    b = server.phone(tmp_path / "b.sqlite", "Điện thoại B")
     assert KEY.calls >= 2, "the key comes from the host's provider"
     account = a.login("canbo.muonggion", "canbo-mat-khau")
     assert (account.unit_code, account.unit_name, account.role) == ("03694", "Xã Mường Giôn", "field_officer")
@@ -189,3 +192,29 @@ def test_a_long_sync_stops_when_cancelled_and_the_next_one_finishes_without_repe
     with pytest.raises(diaban.DiabanError.Cancelled):
         asyncio.run(phone.sync_async(None, stopped_early))
     phone.close_store()
+
+
+def test_the_phone_talks_only_to_the_right_server_and_only_over_https(https_server: Server, tmp_path):
+    server = https_server
+    # A certificate from an authority the phone does not trust: refused, nothing sent.
+    stranger = diaban.Device.open(str(tmp_path / "s.sqlite"), KEY, server.url, "S")
+    stranger.set_tls([], TestCA(tmp_path / "other").root_pem)
+    with pytest.raises(diaban.DiabanError.Certificate) as untrusted:
+        stranger.login("canbo.muonggion", "canbo-mat-khau")
+    assert untrusted.value.problem == "unknown_issuer"
+    assert "không được tin cậy" in untrusted.value.reason
+    # The right authority with the wrong pin, then the right pin.
+    pinned = diaban.Device.open(str(tmp_path / "p.sqlite"), KEY, server.url, "P")
+    pinned.set_tls(["ab" * 32], server.tls.root_pem)
+    with pytest.raises(diaban.DiabanError.Certificate) as mismatch:
+        pinned.login("canbo.muonggion", "canbo-mat-khau")
+    assert mismatch.value.problem == "pin_mismatch"
+    pinned.set_tls([server.tls.pin], server.tls.root_pem)
+    assert pinned.login("canbo.muonggion", "canbo-mat-khau").unit_code == "03694"
+    with sqlite3.connect(server.db) as db:
+        assert db.execute("SELECT COUNT(*) FROM devices").fetchone()[0] == 1, "only the pinned phone got through"
+    # Plain HTTP to anywhere but the phone itself: refused before anything leaves.
+    with pytest.raises(diaban.DiabanError.Insecure):
+        diaban.Device.open(str(tmp_path / "h.sqlite"), KEY, "http://diaban.sonla.gov.vn", "H")
+    for phone in (stranger, pinned):
+        phone.close_store()

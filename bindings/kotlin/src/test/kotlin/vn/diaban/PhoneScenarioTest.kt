@@ -20,14 +20,60 @@ import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.io.TempDir
 
-/** A `diaban serve` process on a loopback port with its own SQLite file. */
-class Server(dir: Path) : AutoCloseable {
+/**
+ * A certificate authority made at test time (ECDSA P-256, with openssl) and a server
+ * certificate it signed for `localhost` and 127.0.0.1; [pin] is the SHA-256 (hex) of the
+ * server's public key.
+ */
+class TestCa(dir: Path) {
+    val cert: Path = dir.resolve("server.crt")
+    val key: Path = dir.resolve("server.key")
+    val rootPem: String
+    val pin: String
+    val sslContext: javax.net.ssl.SSLContext
+
+    private fun openssl(vararg args: String, input: ByteArray? = null): ByteArray {
+        val p = ProcessBuilder(listOf("openssl") + args).redirectError(ProcessBuilder.Redirect.DISCARD).start()
+        input?.let { p.outputStream.use { out -> out.write(it) } } ?: p.outputStream.close()
+        val out = p.inputStream.readBytes()
+        check(p.waitFor(60, TimeUnit.SECONDS) && p.exitValue() == 0) { "openssl ${args.toList()}" }
+        return out
+    }
+
+    init {
+        Files.createDirectories(dir)
+        val (caCert, caKey) = dir.resolve("ca.crt") to dir.resolve("ca.key")
+        val ec = arrayOf("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+        openssl("req", "-x509", *ec, "-keyout", "$caKey", "-out", "$caCert", "-days", "2", "-subj", "/CN=Dia ban test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+        val csr = dir.resolve("server.csr")
+        openssl("req", *ec, "-keyout", "$key", "-out", "$csr", "-subj", "/CN=localhost")
+        val ext = dir.resolve("server.ext")
+        Files.writeString(ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+        openssl("x509", "-req", "-in", "$csr", "-CA", "$caCert", "-CAkey", "$caKey", "-CAcreateserial", "-out", "$cert",
+            "-days", "2", "-extfile", "$ext")
+        rootPem = Files.readString(caCert)
+        val der = openssl("pkey", "-pubin", "-outform", "DER", input = openssl("x509", "-in", "$cert", "-pubkey", "-noout"))
+        pin = java.security.MessageDigest.getInstance("SHA-256").digest(der).joinToString("") { "%02x".format(it) }
+        val trust = java.security.KeyStore.getInstance(java.security.KeyStore.getDefaultType()).apply {
+            load(null, null)
+            val ca = java.security.cert.CertificateFactory.getInstance("X.509").generateCertificate(Files.newInputStream(caCert))
+            setCertificateEntry("ca", ca)
+        }
+        val factory = javax.net.ssl.TrustManagerFactory.getInstance(javax.net.ssl.TrustManagerFactory.getDefaultAlgorithm())
+        factory.init(trust)
+        sslContext = javax.net.ssl.SSLContext.getInstance("TLS").apply { init(null, factory.trustManagers, null) }
+    }
+}
+
+/** A `diaban serve` process on a loopback port with its own SQLite file; on its own HTTPS with [tls]. */
+class Server(dir: Path, val tls: TestCa? = null) : AutoCloseable {
     private val bin = System.getProperty("diaban.server") ?: error("set -Ddiaban.server to the diaban binary")
     private val db = dir.resolve("server.sqlite").absolutePathString()
     private var process: Process? = null
     var port = 0
         private set
-    val url get() = "http://127.0.0.1:$port"
+    val url get() = if (tls != null) "https://localhost:$port" else "http://127.0.0.1:$port"
 
     fun admin(vararg args: String) {
         val p = ProcessBuilder(listOf(bin, "--db", db, "admin") + args).redirectErrorStream(true).start()
@@ -36,11 +82,12 @@ class Server(dir: Path) : AutoCloseable {
     }
 
     fun start(): Server {
-        val p = ProcessBuilder(bin, "--db", db, "serve", "--listen", "127.0.0.1:$port")
+        val https = tls?.let { listOf("--tls-cert", "${it.cert}", "--tls-key", "${it.key}") } ?: listOf()
+        val p = ProcessBuilder(listOf(bin, "--db", db, "serve", "--listen", "127.0.0.1:$port") + https)
             .redirectError(ProcessBuilder.Redirect.DISCARD)
             .start()
         val line = p.inputStream.bufferedReader().readLine() ?: ""
-        val found = Regex("""listening on http://127\.0\.0\.1:(\d+)""").find(line) ?: error("server did not start: $line")
+        val found = Regex("""listening on https?://127\.0\.0\.1:(\d+)""").find(line) ?: error("server did not start: $line")
         port = found.groupValues[1].toInt()
         process = p
         return this
@@ -57,9 +104,11 @@ class Server(dir: Path) : AutoCloseable {
     override fun close() = stop()
 }
 
-/** A province reviewer in the review web UI, over plain HTTP: form login, session cookie, CSRF. */
+/** A province reviewer in the review web UI: form login, session cookie, CSRF. */
 class Reviewer(private val server: Server, username: String, password: String) {
-    private val http = HttpClient.newBuilder().followRedirects(HttpClient.Redirect.NEVER).build()
+    private val http = HttpClient.newBuilder().followRedirects(HttpClient.Redirect.NEVER)
+        .apply { server.tls?.let { sslContext(it.sslContext) } }
+        .build()
     private val cookie: String
 
     init {
@@ -114,7 +163,7 @@ class PhoneScenarioTest {
 
     @BeforeEach
     fun startServer() {
-        server = Server(dir)
+        server = Server(dir, TestCa(dir.resolve("tls")))
         server.admin("create-unit", "--code", "14", "--name", "Tỉnh Sơn La", "--level", "province")
         server.admin("create-unit", "--code", "03694", "--name", "Xã Mường Giôn", "--level", "commune", "--parent", "14")
         for ((user, name) in listOf("canbo.muonggion" to "Lò Văn Cơ Sở", "canbo2.muonggion" to "Quàng Văn Hai")) {
@@ -127,8 +176,29 @@ class PhoneScenarioTest {
     @AfterEach
     fun stopServer() = server.close()
 
+    /** A phone over the server's own HTTPS, trusting the province's test authority. */
     private fun phone(name: String): Device =
         Device.open(Files.createDirectories(dir.resolve(name)).resolve("store.sqlite").absolutePathString(), key, server.url, name)
+            .also { it.setTls(listOf(), server.tls?.rootPem) }
+
+    @Test
+    fun `the phone talks only to the right server and only over https`() {
+        val tls = server.tls!!
+        val store = { name: String -> Files.createDirectories(dir.resolve(name)).resolve("store.sqlite").absolutePathString() }
+        val stranger = Device.open(store("stranger"), key, server.url, "stranger")
+        stranger.setTls(listOf(), TestCa(dir.resolve("other")).rootPem)
+        val untrusted = assertFailsWith<DiabanException.Certificate> { stranger.login("canbo.muonggion", "canbo-mat-khau") }
+        assertEquals("unknown_issuer", untrusted.problem)
+        val pinned = Device.open(store("pinned"), key, server.url, "pinned")
+        pinned.setTls(listOf("ab".repeat(32)), tls.rootPem)
+        val mismatch = assertFailsWith<DiabanException.Certificate> { pinned.login("canbo.muonggion", "canbo-mat-khau") }
+        assertEquals("pin_mismatch", mismatch.problem)
+        pinned.setTls(listOf(tls.pin), tls.rootPem)
+        assertEquals("03694", pinned.login("canbo.muonggion", "canbo-mat-khau").unitCode)
+        assertFailsWith<DiabanException.Insecure> { Device.open(store("plain"), key, "http://diaban.sonla.gov.vn", "plain") }
+        stranger.closeStore()
+        pinned.closeStore()
+    }
 
     private fun Device.display(record: String, field: String): String =
         record(record).items.first { it.name == field }.display
