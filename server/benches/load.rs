@@ -214,7 +214,7 @@ fn sample_memory(server: &Server, running: Arc<AtomicBool>) -> tokio::task::Join
 
 /// Runs the load on one backend and prints its tables; false if anything failed.
 async fn run(backend: &str, devices: usize, secs: f64) -> bool {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(devices * 2).build().expect("client");
+    let http = common::http_builder().pool_max_idle_per_host(devices * 2).build().expect("client");
     let (server, sims) = seeded(&http, devices).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let anon = |server: &Server| server.pid().map_or(0, |p| common::rss_kib_of(p, "RssAnon"));

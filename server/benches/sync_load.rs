@@ -322,7 +322,7 @@ type EditRuns = Vec<(usize, f64, Duration, Duration, f64)>;
 async fn load_table(backend: &str) -> EditRuns {
     let mut edits = Vec::new();
     let secs = run_secs();
-    let http = reqwest::Client::builder().pool_max_idle_per_host(600).build().expect("client");
+    let http = common::http_builder().pool_max_idle_per_host(600).build().expect("client");
     println!("\nServer on {backend}; an edit is committed before it is answered; {secs} s per run.");
     println!(
         "Back to back: each device syncs again as soon as it is answered. Paced: the devices together offer idle syncs at {IDLE_RATES:?} and edit syncs at {EDIT_RATES:?} per second, latency counted from when each sync was due."
@@ -384,7 +384,7 @@ async fn compare(programs: &[String]) {
         .ok()
         .and_then(|s| s.split(',').next().and_then(|n| n.trim().parse().ok()))
         .unwrap_or(200);
-    let http = reqwest::Client::builder().pool_max_idle_per_host(600).build().expect("client");
+    let http = common::http_builder().pool_max_idle_per_host(600).build().expect("client");
     let mut setups = Vec::new();
     for program in programs {
         let (mut server, sims) = seeded(&http, devices).await;

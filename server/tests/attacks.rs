@@ -25,7 +25,7 @@ struct Client {
 
 impl Client {
     async fn new(server: &Server, username: &str) -> Client {
-        let http = reqwest::Client::new();
+        let http = common::http();
         let me = common::register(&http, &server.url, username, "test", &ActorId::random()).await;
         Client { http, url: server.url.clone(), me }
     }
@@ -112,7 +112,7 @@ async fn submitted(a: &Client, id: &str) -> RecordDoc {
 
 /// The reviewer acts on a record on the web page (return, approve, reopen, sign_off).
 async fn on_the_web(server: &Server, username: &str, id: &str, action: &str) {
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let http = common::http_builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let cookie = common::web_login(&http, &server.url, username).await;
     let page = common::get(&http, &format!("{}/records/{id}", server.url), &cookie).await;
     let url = format!("{}/records/{id}/review", server.url);
@@ -291,7 +291,7 @@ async fn restricted_records_and_templates_stay_hidden_on_every_route() {
 
     // An ungranted reviewer can neither read the record nor act on it: every route answers as
     // for a record that does not exist.
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let http = common::http_builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let cookie = common::web_login(&http, &server.url, "r").await;
     let page = common::get(&http, &format!("{}/records", server.url), &cookie).await;
     assert!(!page.contains("tip1"));
@@ -402,7 +402,7 @@ async fn exports_are_inert() {
     let formula = FieldValue::Text("=HYPERLINK(\"http://attacker.example\",\"Bấm vào\")".into());
     doc.set_field(&FieldPath::top("place"), &formula, 1_764_000_050).expect("edit");
     assert_eq!(a.push("x1", &mut doc, &[]).await.accepted, vec!["x1"]);
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let http = common::http_builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let cookie = common::web_login(&http, &server.url, "r").await;
     let csv = http
         .get(format!("{}/export/propaganda_session.csv", server.url))

@@ -24,7 +24,7 @@ struct Client {
 
 impl Client {
     async fn new(server: &Server, username: &str) -> Client {
-        let http = reqwest::Client::new();
+        let http = common::http();
         let actor = ActorId::random();
         let identity = common::register(&http, &server.url, username, "test", &actor).await;
         Client { http, url: server.url.clone(), token: identity.token.clone(), actor, identity }
@@ -152,7 +152,7 @@ async fn the_frameworks_own_refusals_are_json_errors_too() {
 async fn an_overlong_username_or_password_is_refused_before_it_is_hashed_and_leaves_nothing() {
     let server = Server::start();
     let audit_before = server.count("SELECT COUNT(*) FROM audit_log").await;
-    let http = reqwest::Client::new();
+    let http = common::http();
     let actor = ActorId::random().to_hex_string();
     for (username, password) in [
         ("u".repeat(limits::MAX_USERNAME_CHARS + 1), "p".to_owned()),

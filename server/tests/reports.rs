@@ -152,7 +152,7 @@ async fn a_phones_records_fill_the_monthly_report_and_the_server_recomputes_it()
     assert!(sync.accepted.contains(&report) && sync.rejected.is_empty(), "{:?}", sync.rejected);
 
     // The server recomputes the same figures from the synced records.
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let http = common::http_builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let cookie = web_login(&http, &server.url, "tinh").await;
     let page = get(&http, &format!("{}/records/{report}", server.url), &cookie).await;
     assert_eq!(indicator_row(&page, "people_total")[1..], ["3", "3"]);

@@ -12,7 +12,7 @@ use common::{PASSWORD, Server};
 
 /// One sign-in attempt from `from`: the status and the `Retry-After` seconds.
 async fn attempt(server: &Server, from: [u8; 4], username: &str, password: &str) -> (u16, Option<u64>) {
-    let http = reqwest::Client::builder().local_address(IpAddr::from(from)).build().expect("client");
+    let http = common::http_builder().local_address(IpAddr::from(from)).build().expect("client");
     let body = serde_json::json!({"username": username, "password": password, "device_name": "x",
         "actor_id": ActorId::random().to_hex_string()});
     let response =

@@ -25,7 +25,7 @@ struct Phone {
 
 async fn login(server: &Server, username: &str) -> Phone {
     let actor = ActorId::random();
-    let http = reqwest::Client::new();
+    let http = common::http();
     let me = common::register(&http, &server.url, username, "test", &actor).await;
     Phone { token: me.token.clone(), actor, http, url: server.url.clone(), me }
 }
@@ -166,7 +166,7 @@ async fn a_reviewer_may_not_fill_an_officers_template() {
 #[tokio::test]
 async fn a_revoked_or_unknown_token_is_unauthorized() {
     let server = start();
-    let response = reqwest::Client::new()
+    let response = common::http()
         .post(format!("{}{}", server.url, protocol::SYNC_PATH))
         .bearer_auth("not-a-token")
         .body(wire::encode(&SyncRequest { cursor: 0, synced: 0, reach: 0, push: vec![] }).expect("encode"))
@@ -229,7 +229,7 @@ async fn only_a_reviewer_approves_and_an_approved_record_is_locked() {
     assert_eq!(server.count("SELECT COUNT(*) FROM amendments WHERE status = 'proposed'").await, 1);
 
     // The reviewer sees what it would change and accepts it; the phone's next push goes through.
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let http = common::http_builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let cookie = common::web_login(&http, &server.url, "r").await;
     let page = common::get(&http, &format!("{}/records/r1", server.url), &cookie).await;
     assert!(page.contains("Đề nghị sửa đổi") && page.contains(">99<"), "the page shows the proposed value");
@@ -333,7 +333,7 @@ async fn a_refusal_is_checked_against_the_record_as_stored_not_as_the_server_las
     let mut doc = submitted_session(&a).await;
 
     // The province returns it on the web page.
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let http = common::http_builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let cookie = common::web_login(&http, &server.url, "r").await;
     let page = common::get(&http, &format!("{}/records/r1", server.url), &cookie).await;
     let url = format!("{}/records/r1/review", server.url);

@@ -42,6 +42,19 @@ impl Drop for Server {
     }
 }
 
+/// An HTTP client builder for hand-made requests. The phone's library picks its TLS crypto
+/// itself; a bare client needs a process-wide provider (ring, as the phone and server use).
+#[allow(deprecated)] // ring's provider: no post-quantum key share, as on the phone.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
+/// An HTTP client for hand-made requests.
+pub fn http() -> reqwest::Client {
+    http_builder().build().expect("an HTTP client")
+}
+
 /// The admin URL of the test PostgreSQL cluster, if the test command started one.
 pub fn postgres_cluster() -> Option<String> {
     std::env::var("DIABAN_TEST_PG").ok().filter(|u| !u.is_empty())
@@ -219,7 +232,7 @@ impl Server {
 
     /// Publishes a template (JSON) as `admin`, a user with the admin role.
     pub async fn publish(&self, admin: &str, template: &serde_json::Value) {
-        let http = reqwest::Client::new();
+        let http = http();
         let me = register(&http, &self.url, admin, "admin", &ActorId::random()).await;
         let response = http
             .post(format!("{}/api/v1/admin/templates", self.url))
