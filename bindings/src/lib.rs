@@ -74,6 +74,14 @@ pub enum DiabanError {
     /// `problem`: unknown_issuer, expired, wrong_name, pin_mismatch or other.
     #[error("{reason}")]
     Certificate { problem: String, reason: String },
+    #[error("{reason}")]
+    Locked { reason: String },
+    #[error("{reason}")]
+    WrongPin { attempts_left: u32, reason: String },
+    #[error("{reason}")]
+    Wiped { reason: String },
+    #[error("{reason}")]
+    BadPin { reason: String },
 }
 
 impl DiabanError {
@@ -106,6 +114,10 @@ impl DiabanError {
             E::KeyUnavailable(_) => DiabanError::KeyUnavailable { reason },
             E::Cancelled => DiabanError::Cancelled { reason },
             E::Insecure(_) => DiabanError::Insecure { reason },
+            E::Locked => DiabanError::Locked { reason },
+            E::WrongPin { left } => DiabanError::WrongPin { attempts_left: left, reason },
+            E::Wiped => DiabanError::Wiped { reason },
+            E::BadPin => DiabanError::BadPin { reason },
             E::Certificate(problem) => {
                 use diaban_core::tls::CertificateProblem as P;
                 let problem = match problem {
@@ -716,6 +728,64 @@ impl Device {
         };
         let device = opened.map_err(|e| DiabanError::of(e, "vi"))?;
         Ok(Arc::new(Device { inner: tokio::sync::RwLock::new(Some(device)) }))
+    }
+
+    /// Opens a store that has a PIN (the app lock): both the host's key and the officer's PIN
+    /// are needed. `WrongPin` says how many tries are left; the last wipes the store (`Wiped`).
+    #[uniffi::constructor]
+    pub fn open_with_pin(
+        path: String,
+        keys: Arc<dyn KeyProvider>,
+        pin: String,
+        server_url: String,
+        device_name: String,
+    ) -> Result<Arc<Device>, DiabanError> {
+        let opened = match keys.store_key() {
+            Ok(key) => RUNTIME.block_on(core::Device::open_with_pin(
+                &PathBuf::from(path),
+                &key,
+                &pin,
+                &server_url,
+                &device_name,
+            )),
+            Err(KeyError::Unavailable { reason }) => Err(core::DeviceError::KeyUnavailable(reason)),
+        };
+        let device = opened.map_err(|e| DiabanError::of(e, "vi"))?;
+        Ok(Arc::new(Device { inner: tokio::sync::RwLock::new(Some(device)) }))
+    }
+
+    /// Sets the officer's PIN (a store without one): its data then opens only with both the
+    /// host's key and the PIN.
+    pub fn set_pin(&self, pin: String) -> Result<(), DiabanError> {
+        self.with(async |d| d.set_pin(&pin).await)
+    }
+
+    /// Changes the PIN (no record is re-encrypted).
+    pub fn change_pin(&self, old_pin: String, new_pin: String) -> Result<(), DiabanError> {
+        self.with(async |d| d.change_pin(&old_pin, &new_pin).await)
+    }
+
+    /// Opens the store again after it locked (idle, or `lock`).
+    pub fn unlock(&self, pin: String) -> Result<(), DiabanError> {
+        self.with(async |d| d.unlock(&pin).await)
+    }
+
+    /// Locks the store now.
+    pub fn lock(&self) -> Result<(), DiabanError> {
+        self.with(async |d| d.lock())
+    }
+
+    /// Locks the store by itself after `seconds` without use (0: never).
+    pub fn set_idle_lock(&self, seconds: u64) -> Result<(), DiabanError> {
+        self.with(async |d| {
+            d.set_idle_lock(seconds);
+            Ok(())
+        })
+    }
+
+    /// Whether the store is locked now.
+    pub fn is_locked(&self) -> Result<bool, DiabanError> {
+        self.with(async |d| Ok(d.is_locked()))
     }
 
     /// Closes the store, waiting for its files to be closed cleanly. Later calls fail with

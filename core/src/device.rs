@@ -80,12 +80,21 @@ pub enum DeviceError {
     Insecure(String),
     #[error("the server's certificate is not accepted: {0:?}")]
     Certificate(crate::tls::CertificateProblem),
+    #[error("the app is locked; enter the PIN")]
+    Locked,
+    #[error("wrong PIN; {left} tries left")]
+    WrongPin { left: u32 },
+    #[error("too many wrong PINs: the data on this phone was wiped")]
+    Wiped,
+    #[error("a PIN has 4 to 32 characters")]
+    BadPin,
 }
 
 impl From<StoreError> for DeviceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::WrongKey | StoreError::Key(_) => DeviceError::WrongKey,
+            StoreError::Locked => DeviceError::Locked,
             other => DeviceError::Storage(other.to_string()),
         }
     }
@@ -223,13 +232,38 @@ pub struct Device {
     pub(crate) lang: String,
     /// What "now" and "today" are on this device: the system clock unless pinned.
     pub(crate) clock: Clock,
+    /// The host's key (Keystore, Keychain), kept to unlock the store with the PIN.
+    pub(crate) host_key: Vec<u8>,
+    /// The store's file (to wipe it).
+    pub(crate) path: std::path::PathBuf,
 }
 
 impl Device {
     /// Opens (or creates) the store at `path`, sealed with `key` (32 bytes from the Android
     /// Keystore or the iOS Keychain), talking to the server at `server_url` when online.
+    /// A store with a PIN (the app lock) gives [`DeviceError::Locked`]: open it with
+    /// [`Device::open_with_pin`].
     pub async fn open(path: &Path, key: &[u8], server_url: &str, device_name: &str) -> Result<Device, DeviceError> {
-        let store = Store::open(path, key).await?;
+        let store = Store::open_closed(path).await?;
+        if store.has_pin().await? {
+            store.close().await;
+            return Err(DeviceError::Locked);
+        }
+        if let Err(e) = store.unseal(crate::crypto::Sealer::new(key).map_err(crate::store::StoreError::from)?).await {
+            store.close().await;
+            return Err(e.into());
+        }
+        Device::with_store(store, path, key, server_url, device_name).await
+    }
+
+    /// The device over a store whose values are open.
+    pub(crate) async fn with_store(
+        store: Store,
+        path: &Path,
+        key: &[u8],
+        server_url: &str,
+        device_name: &str,
+    ) -> Result<Device, DeviceError> {
         let actor = match store.setting(ACTOR_KEY).await? {
             Some(hex) => ActorId::try_from(hex.as_str())
                 .map_err(|_| DeviceError::Storage("the device's actor id is damaged".into()))?,
@@ -249,6 +283,8 @@ impl Device {
             device_name: device_name.to_owned(),
             lang: "vi".into(),
             clock: Clock::from_env().map_err(|e| DeviceError::InvalidValue(e.to_string()))?,
+            host_key: key.to_vec(),
+            path: path.to_owned(),
         })
     }
 

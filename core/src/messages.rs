@@ -52,6 +52,19 @@ impl DeviceError {
                     ),
                 }
             }
+            E::Locked => t("Ứng dụng đang khóa; hãy nhập mã PIN.", "The app is locked; enter your PIN."),
+            E::WrongPin { left } => {
+                if en {
+                    format!("Wrong PIN. {left} tries left; after that the data on this phone is erased.")
+                } else {
+                    format!("Sai mã PIN. Còn {left} lần thử; sau đó dữ liệu trên máy sẽ bị xóa.")
+                }
+            }
+            E::Wiped => t(
+                "Nhập sai mã PIN quá nhiều lần: dữ liệu trên máy đã bị xóa. Hãy đăng nhập lại; hồ sơ đã gửi vẫn còn trên máy chủ.",
+                "Too many wrong PINs: the data on this phone was erased. Sign in again; records already sent are safe on the server.",
+            ),
+            E::BadPin => t("Mã PIN gồm 4 đến 32 ký tự.", "A PIN has 4 to 32 characters."),
             E::Unreachable(_) => t(
                 "Không kết nối được máy chủ. Dữ liệu vẫn được lưu trên máy và sẽ gửi khi có sóng.",
                 "The server cannot be reached. Your data is kept on the phone and will be sent when there is signal.",

@@ -18,6 +18,7 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
     (2, "attachments", include_str!("../migrations/0002_attachments.sql")),
     (3, "record chunks", include_str!("../migrations/0003_record_chunks.sql")),
     (4, "units", include_str!("../migrations/0004_units.sql")),
+    (5, "app lock", include_str!("../migrations/0005_app_lock.sql")),
 ];
 
 /// How many appended chunks a record collects before they are folded into its snapshot.
@@ -27,6 +28,8 @@ pub const FOLD_AFTER: i64 = 32;
 pub enum StoreError {
     #[error("this key does not open the device store")]
     WrongKey,
+    #[error("the device store is locked; unlock it with the PIN")]
+    Locked,
     #[error(transparent)]
     Key(#[from] CryptoError),
     #[error("cannot open the device store at {path}: {reason}")]
@@ -119,8 +122,10 @@ macro_rules! select_records {
 }
 
 pub struct Store {
-    pool: SqlitePool,
-    sealer: Sealer,
+    pub(crate) pool: SqlitePool,
+    /// What seals and opens the store's values; `None` while the app lock holds it closed
+    /// (`crate::lock`).
+    pub(crate) sealer: crate::lock::KeySlot,
 }
 
 /// What the key check setting holds: a known value sealed under the store's key.
@@ -130,7 +135,13 @@ impl Store {
     /// Opens (or creates) the store at `path`, sealed with `key` (32 bytes). A store created
     /// with another key gives [`StoreError::WrongKey`], never garbage.
     pub async fn open(path: &Path, key: &[u8]) -> Result<Store, StoreError> {
-        let sealer = Sealer::new(key)?;
+        let store = Store::open_closed(path).await?;
+        store.unseal(Sealer::new(key)?).await?;
+        Ok(store)
+    }
+
+    /// Opens (or creates) the store's file with nothing to seal or open its values yet.
+    pub(crate) async fn open_closed(path: &Path) -> Result<Store, StoreError> {
         let open_err = |reason: String| StoreError::Open { path: path.display().to_string(), reason };
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(|e| open_err(e.to_string()))?
@@ -145,17 +156,25 @@ impl Store {
             .await
             .map_err(|e| open_err(e.to_string()))?;
         migrator(MIGRATIONS).run(&pool).await.map_err(|e| open_err(e.to_string()))?;
-        let store = Store { pool, sealer };
-        match store.setting(KEY_CHECK).await {
-            Ok(Some(_)) => {}
-            Ok(None) => store.set_setting(KEY_CHECK, "diaban").await?,
+        Ok(Store { pool, sealer: Default::default() })
+    }
+
+    /// Opens the store's values with `sealer`, if it is the store's key (a store created with
+    /// another key gives [`StoreError::WrongKey`] and stays closed).
+    pub(crate) async fn unseal(&self, sealer: Sealer) -> Result<(), StoreError> {
+        self.sealer.set(Some(sealer));
+        match self.setting(KEY_CHECK).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => self.set_setting(KEY_CHECK, "diaban").await,
             Err(StoreError::Key(CryptoError::Unreadable)) => {
-                store.pool.close().await;
-                return Err(StoreError::WrongKey);
+                self.sealer.set(None);
+                Err(StoreError::WrongKey)
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                self.sealer.set(None);
+                Err(e)
+            }
         }
-        Ok(store)
     }
 
     pub async fn close(self) {
@@ -167,7 +186,7 @@ impl Store {
             sqlx::query_scalar("SELECT value FROM settings WHERE key = ?").bind(key).fetch_optional(&self.pool).await?;
         sealed
             .map(|sealed| {
-                let plain = self.sealer.open(setting_aad(key).as_bytes(), &sealed)?;
+                let plain = self.sealer.get()?.open(setting_aad(key).as_bytes(), &sealed)?;
                 String::from_utf8(plain).map_err(|_| StoreError::Damaged(format!("setting {key}")))
             })
             .transpose()
@@ -184,7 +203,7 @@ impl Store {
         key: &str,
         value: &str,
     ) -> Result<(), StoreError> {
-        let sealed = self.sealer.seal(setting_aad(key).as_bytes(), value.as_bytes());
+        let sealed = self.sealer.get()?.seal(setting_aad(key).as_bytes(), value.as_bytes());
         sqlx::query(
             "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         )
@@ -239,7 +258,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         for chunk in chunks {
-            record.doc.extend(self.sealer.open(chunk_aad(&record.id).as_bytes(), &chunk)?);
+            record.doc.extend(self.sealer.get()?.open(chunk_aad(&record.id).as_bytes(), &chunk)?);
         }
         Ok(record)
     }
@@ -262,7 +281,7 @@ impl Store {
         if !record.doc.is_empty() {
             sqlx::query("INSERT INTO record_chunks (record_id, data) VALUES (?, ?)")
                 .bind(&record.id)
-                .bind(self.sealer.seal(chunk_aad(&record.id).as_bytes(), &record.doc))
+                .bind(self.sealer.get()?.seal(chunk_aad(&record.id).as_bytes(), &record.doc))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -364,7 +383,7 @@ impl Store {
             .bind(record_id)
             .bind(&r.content_type)
             .bind(r.size as i64)
-            .bind(self.sealer.seal(attachment_aad(&r.sha256).as_bytes(), data))
+            .bind(self.sealer.get()?.seal(attachment_aad(&r.sha256).as_bytes(), data))
             .bind(uploaded)
             .execute(&self.pool)
             .await?;
@@ -376,7 +395,8 @@ impl Store {
             .bind(sha256)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(sealed.map(|s| self.sealer.open(attachment_aad(sha256).as_bytes(), &s)).transpose()?)
+        let sealer = self.sealer.get()?;
+        Ok(sealed.map(|s| sealer.open(attachment_aad(sha256).as_bytes(), &s)).transpose()?)
     }
 
     /// Total size of the attachments kept for a record.
@@ -449,7 +469,7 @@ impl Store {
         .bind(sha256)
         .bind(offset as i64)
         .bind(data.len() as i64)
-        .bind(self.sealer.seal(format!("chunk/{sha256}/{offset}").as_bytes(), data))
+        .bind(self.sealer.get()?.seal(format!("chunk/{sha256}/{offset}").as_bytes(), data))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -464,7 +484,9 @@ impl Store {
         let mut out = Vec::new();
         for r in &rows {
             let offset: i64 = r.get(0);
-            out.extend(self.sealer.open(format!("chunk/{sha256}/{offset}").as_bytes(), &r.get::<Vec<u8>, _>(1))?);
+            out.extend(
+                self.sealer.get()?.open(format!("chunk/{sha256}/{offset}").as_bytes(), &r.get::<Vec<u8>, _>(1))?,
+            );
         }
         sqlx::query("DELETE FROM download_chunks WHERE sha256 = ?").bind(sha256).execute(&self.pool).await?;
         Ok(out)
@@ -587,7 +609,7 @@ impl Store {
         .bind(&r.unit_code)
         .bind(&r.state)
         .bind(r.updated_at)
-        .bind(self.sealer.seal(record_aad(&r.id).as_bytes(), &r.doc))
+        .bind(self.sealer.get()?.seal(record_aad(&r.id).as_bytes(), &r.doc))
         .bind(to_json(&r.heads))
         .bind(to_json(&r.server_heads))
         .bind(code)
@@ -618,7 +640,7 @@ impl Store {
             serde_json::from_str(row.get(col)).map_err(|e| StoreError::Damaged(format!("{col}: {e}")))
         };
         let id: String = row.get("id");
-        let doc = self.sealer.open(record_aad(&id).as_bytes(), &row.get::<Vec<u8>, _>("doc"))?;
+        let doc = self.sealer.get()?.open(record_aad(&id).as_bytes(), &row.get::<Vec<u8>, _>("doc"))?;
         let code: Option<String> = row.get("rejection_code");
         let message: Option<String> = row.get("rejection_message");
         Ok(StoredRecord {
@@ -637,18 +659,18 @@ impl Store {
     }
 }
 
-fn setting_aad(key: &str) -> String {
+pub(crate) fn setting_aad(key: &str) -> String {
     format!("setting/{key}")
 }
 
-fn chunk_aad(record_id: &str) -> String {
+pub(crate) fn chunk_aad(record_id: &str) -> String {
     format!("record-chunk/{record_id}")
 }
 
-fn attachment_aad(sha256: &str) -> String {
+pub(crate) fn attachment_aad(sha256: &str) -> String {
     format!("attachment/{sha256}")
 }
 
-fn record_aad(id: &str) -> String {
+pub(crate) fn record_aad(id: &str) -> String {
     format!("record/{id}")
 }

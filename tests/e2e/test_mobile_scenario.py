@@ -218,3 +218,36 @@ def test_the_phone_talks_only_to_the_right_server_and_only_over_https(https_serv
         diaban.Device.open(str(tmp_path / "h.sqlite"), KEY, "http://diaban.sonla.gov.vn", "H")
     for phone in (stranger, pinned):
         phone.close_store()
+
+
+def test_the_app_lock_needs_the_host_key_and_the_pin(https_server: Server, tmp_path):
+    import time
+
+    server = https_server
+    path = tmp_path / "locked.sqlite"
+    phone = server.phone(path, "A")
+    phone.login("canbo.muonggion", "canbo-mat-khau")
+    record = phone.create_record("propaganda_session", None)
+    fill_session(phone, record)
+    phone.set_pin("2468")
+    phone.close_store()
+
+    with pytest.raises(diaban.DiabanError.Locked):
+        diaban.Device.open(str(path), KEY, server.url, "A")
+    with pytest.raises(diaban.DiabanError.WrongPin) as wrong:
+        diaban.Device.open_with_pin(str(path), KEY, "0000", server.url, "A")
+    assert wrong.value.attempts_left == 9 and "Còn 9 lần thử" in wrong.value.reason
+    phone = diaban.Device.open_with_pin(str(path), KEY, "2468", server.url, "A")
+    phone.set_tls([], server.tls.root_pem)
+    assert display(phone, record, "place") == "Nhà văn hóa bản Nà Sản"
+    phone.change_pin("2468", "97531")
+
+    # Left alone past the idle timeout, the phone asks for the PIN again.
+    phone.set_idle_lock(1)
+    time.sleep(1.2)
+    with pytest.raises(diaban.DiabanError.Locked):
+        phone.record(record)
+    assert phone.is_locked()
+    phone.unlock("97531")
+    assert phone.sync().accepted == [record], "unsent work goes up once unlocked"
+    phone.close_store()

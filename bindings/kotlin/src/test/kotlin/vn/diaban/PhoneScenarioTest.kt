@@ -182,6 +182,28 @@ class PhoneScenarioTest {
             .also { it.setTls(listOf(), server.tls?.rootPem) }
 
     @Test
+    fun `the app lock needs the host key and the pin`() {
+        val path = Files.createDirectories(dir.resolve("locked")).resolve("store.sqlite").absolutePathString()
+        val phone = Device.open(path, key, server.url, "locked").also { it.setTls(listOf(), server.tls?.rootPem) }
+        phone.login("canbo.muonggion", "canbo-mat-khau")
+        val record = phone.createRecord("propaganda_session", null)
+        phone.setPin("2468")
+        phone.closeStore()
+        assertFailsWith<DiabanException.Locked> { Device.open(path, key, server.url, "locked") }
+        val wrong = assertFailsWith<DiabanException.WrongPin> { Device.openWithPin(path, key, "0000", server.url, "locked") }
+        assertEquals(9u, wrong.attemptsLeft)
+        val again = Device.openWithPin(path, key, "2468", server.url, "locked")
+        assertEquals("draft", again.record(record).state)
+        again.changePin("2468", "97531")
+        again.lock()
+        assertTrue(again.isLocked())
+        assertFailsWith<DiabanException.Locked> { again.record(record) }
+        again.unlock("97531")
+        assertEquals("draft", again.record(record).state)
+        again.closeStore()
+    }
+
+    @Test
     fun `the phone talks only to the right server and only over https`() {
         val tls = server.tls!!
         val store = { name: String -> Files.createDirectories(dir.resolve(name)).resolve("store.sqlite").absolutePathString() }
