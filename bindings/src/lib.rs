@@ -116,7 +116,7 @@ impl DiabanError {
             E::Insecure(_) => DiabanError::Insecure { reason },
             E::Locked => DiabanError::Locked { reason },
             E::WrongPin { left } => DiabanError::WrongPin { attempts_left: left, reason },
-            E::Wiped => DiabanError::Wiped { reason },
+            E::Wiped | E::WipeOrdered => DiabanError::Wiped { reason },
             E::BadPin => DiabanError::BadPin { reason },
             E::Certificate(problem) => {
                 use diaban_core::tls::CertificateProblem as P;

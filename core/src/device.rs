@@ -23,7 +23,7 @@ use crate::value::FieldValue;
 use crate::wire::{self, WireError};
 
 const ACTOR_KEY: &str = "actor_id";
-const TOKEN_KEY: &str = "token";
+pub(crate) const TOKEN_KEY: &str = "token";
 const TOKEN_EXPIRES_KEY: &str = "token_expires_at";
 /// A token with less than this left is refreshed at the next sync.
 const REFRESH_BEFORE_SECS: i64 = 7 * 24 * 3600;
@@ -88,6 +88,10 @@ pub enum DeviceError {
     Wiped,
     #[error("a PIN has 4 to 32 characters")]
     BadPin,
+    /// An admin took this device out of service (deactivated, or reported stolen): the sync
+    /// that learned it deleted the store and confirmed to the server.
+    #[error("an administrator took this device out of service; its data was erased")]
+    WipeOrdered,
 }
 
 impl From<StoreError> for DeviceError {
@@ -128,6 +132,7 @@ impl From<TransportError> for DeviceError {
             TransportError::Http { code, .. } if code == codes::UNAUTHORIZED => DeviceError::Unauthorized,
             TransportError::Http { code, .. } if code == codes::TOO_MANY_ATTEMPTS => DeviceError::TooManyAttempts,
             TransportError::Http { code, .. } if code == codes::UPGRADE_REQUIRED => DeviceError::UpgradeRequired,
+            TransportError::Http { code, .. } if code == codes::WIPE => DeviceError::WipeOrdered,
             TransportError::Http { status, code, message } => DeviceError::Server { status, code, message },
         }
     }
@@ -224,7 +229,7 @@ pub struct Device {
     /// Compiled forms by (template id, version); templates never change once published.
     forms: FormCache,
     pub(crate) store: Store,
-    transport: HttpTransport,
+    pub(crate) transport: HttpTransport,
     /// What carries sync exchanges: the HTTP transport, unless replaced.
     link: Arc<dyn SyncLink>,
     actor: ActorId,
@@ -634,13 +639,17 @@ impl Device {
         cancel: &CancelToken,
     ) -> Result<SyncReport, DeviceError> {
         let mut run = Run::new(progress, cancel.clone());
-        let mut report = self.exchange_records(&mut run).await?;
-        report.attachments = self.move_attachments(u32::MAX, &mut run).await?;
-        // Records that waited for their attachments go now.
-        if report.attachments.uploaded_files > 0 {
-            let then = self.exchange_records(&mut run).await?;
-            report.absorb(then);
-        }
+        let synced = async {
+            let mut report = self.exchange_records(&mut run).await?;
+            report.attachments = self.move_attachments(u32::MAX, &mut run).await?;
+            // Records that waited for their attachments go now.
+            if report.attachments.uploaded_files > 0 {
+                let then = self.exchange_records(&mut run).await?;
+                report.absorb(then);
+            }
+            Ok(report)
+        };
+        let report = self.obey(synced.await).await?;
         run.step(|p| p.phase = SyncPhase::Done);
         Ok(report)
     }
@@ -654,13 +663,15 @@ impl Device {
         let token = self.fresh_token().await?;
         let cursor = self.store.setting(sync::CURSOR_KEY).await?.and_then(|c| c.parse().ok()).unwrap_or(0);
         let reach = self.store.setting(sync::REACH_KEY).await?.and_then(|c| c.parse().ok()).unwrap_or(0);
-        Ok(self.transport.watch(&token, cursor, reach, wait_secs.min(protocol::MAX_WATCH_SECS)).await?)
+        let watched = self.transport.watch(&token, cursor, reach, wait_secs.min(protocol::MAX_WATCH_SECS)).await;
+        self.obey(watched.map_err(DeviceError::from)).await
     }
 
     /// Sends unsent changes and fetches what is new, in as few round trips as the server
     /// allows; attachments are left for [`Device::transfer_attachments`].
     pub async fn sync_records(&self) -> Result<SyncReport, DeviceError> {
-        self.exchange_records(&mut Run::new(&ignore_progress, CancelToken::new())).await
+        let exchanged = self.exchange_records(&mut Run::new(&ignore_progress, CancelToken::new())).await;
+        self.obey(exchanged).await
     }
 
     async fn exchange_records(&self, run: &mut Run<'_>) -> Result<SyncReport, DeviceError> {
@@ -777,7 +788,8 @@ impl Device {
     /// at most `budget` chunks. An interrupted transfer resumes after the last chunk the
     /// receiving side committed: the server's count for uploads, the kept chunks for downloads.
     pub async fn transfer_attachments(&self, budget: u32) -> Result<TransferReport, DeviceError> {
-        self.move_attachments(budget, &mut Run::new(&ignore_progress, CancelToken::new())).await
+        let moved = self.move_attachments(budget, &mut Run::new(&ignore_progress, CancelToken::new())).await;
+        self.obey(moved).await
     }
 
     async fn move_attachments(&self, budget: u32, run: &mut Run<'_>) -> Result<TransferReport, DeviceError> {

@@ -1,6 +1,7 @@
 //! The app lock on the device API ([`crate::lock`]): open a store that has a PIN, unlock it
 //! after an idle timeout, set and change the PIN, lock now. After too many wrong PINs the
-//! store's files are deleted.
+//! store's files are deleted; so they are when an admin orders the device wiped (a
+//! deactivated or stolen phone), which the device then confirms to the server.
 
 use std::path::Path;
 use std::time::Duration;
@@ -102,5 +103,24 @@ impl Device {
     /// Whether the store has a PIN.
     pub async fn has_pin(&self) -> Result<bool, DeviceError> {
         Ok(self.store.has_pin().await?)
+    }
+}
+
+impl Device {
+    /// Carries out an admin's order to wipe this device, met in `result`: the store's files
+    /// (records, attachments, settings, the sealed key material) are deleted, then the wipe is
+    /// confirmed to the server. Any other result passes through.
+    pub(crate) async fn obey<T>(&self, result: Result<T, DeviceError>) -> Result<T, DeviceError> {
+        let Err(DeviceError::WipeOrdered) = result else { return result };
+        let token = self.store.setting(crate::device::TOKEN_KEY).await.ok().flatten();
+        self.store.lock();
+        self.store.pool.close().await;
+        wipe(&self.path).await;
+        if let Some(token) = token {
+            // Best effort: a wiped phone that cannot confirm leaves the order shown as waiting.
+            let _ = self.transport.post_no_answer(crate::protocol::WIPED_PATH, &token).await;
+        }
+        tracing::warn!("the store was wiped as an administrator ordered");
+        Err(DeviceError::WipeOrdered)
     }
 }

@@ -65,6 +65,10 @@ impl DeviceError {
                 "Too many wrong PINs: the data on this phone was erased. Sign in again; records already sent are safe on the server.",
             ),
             E::BadPin => t("Mã PIN gồm 4 đến 32 ký tự.", "A PIN has 4 to 32 characters."),
+            E::WipeOrdered => t(
+                "Quản trị viên đã thu hồi thiết bị này; dữ liệu trên máy đã được xóa.",
+                "An administrator took this device out of service; its data was erased.",
+            ),
             E::Unreachable(_) => t(
                 "Không kết nối được máy chủ. Dữ liệu vẫn được lưu trên máy và sẽ gửi khi có sóng.",
                 "The server cannot be reached. Your data is kept on the phone and will be sent when there is signal.",

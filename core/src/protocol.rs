@@ -26,6 +26,8 @@ pub const SYNC_V1_PATH: &str = "/api/v1/sync";
 pub const SYNC_CONTENT_TYPE: &str = "application/x-diaban-sync";
 /// `POST` with a valid token: a new token replaces it.
 pub const REFRESH_PATH: &str = "/api/v1/token/refresh";
+/// Where a device confirms it wiped itself as ordered.
+pub const WIPED_PATH: &str = "/api/v1/device/wiped";
 
 /// A refreshed token.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -262,6 +264,9 @@ pub mod codes {
     pub const FORGED_AUTHOR: &str = "forged_author";
     /// The workflow log cannot be read (an entry of the wrong shape, an unknown kind).
     pub const BAD_EVENT: &str = "bad_event";
+    /// An admin ordered this device wiped: it deletes its store and confirms at
+    /// [`super::WIPED_PATH`].
+    pub const WIPE: &str = "wipe";
     /// A record refers to an attachment this user has not uploaded.
     pub const ATTACHMENT_NOT_UPLOADED: &str = "attachment_not_uploaded";
     /// A change edits an approved record.

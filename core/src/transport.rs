@@ -101,6 +101,11 @@ impl HttpTransport {
         self.send(self.client.get(self.url(path)).query(query).bearer_auth(token)).await
     }
 
+    /// `POST` with no body and no answer to read.
+    pub async fn post_no_answer(&self, path: &str, token: &str) -> Result<(), TransportError> {
+        self.send(self.client.post(self.url(path)).bearer_auth(token)).await.map(|_| ())
+    }
+
     /// `PUT` raw bytes.
     pub async fn put_bytes(
         &self,

@@ -12,6 +12,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::app::AppState;
+use crate::db::Wipe;
 use crate::web::{WebUser, local_time, page};
 
 pub fn router() -> Router<AppState> {
@@ -21,6 +22,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/edit", post(edit_user))
         .route("/admin/grants/revoke", post(revoke_grant))
         .route("/admin/devices/{id}/revoke", post(revoke_device))
+        .route("/admin/devices/{id}/deactivate", post(deactivate_device))
+        .route("/admin/devices/{id}/stolen", post(report_stolen))
         .route("/admin/grants", post(grant))
         .route("/admin/templates", post(publish_template))
         .route("/admin/units", post(import_units))
@@ -105,10 +108,24 @@ async fn admin_view(state: &AppState, web: &WebUser, message: Option<(bool, Stri
                 @for d in &devices {
                     tr data-device=(d.id) {
                         td { (d.username) } td { (d.name) } td { (local_time(d.created_at)) }
-                        td { @if d.revoked_at.is_some() { (lang.t("Đã thu hồi", "Revoked")) } @else { (lang.t("Đang dùng", "Active")) } }
-                        td { @if d.revoked_at.is_none() {
+                        td.device-state {
+                            @match (d.wipe, d.wipe_confirmed_at, d.revoked_at) {
+                                (Some(_), Some(at), _) => { (lang.t("Đã xóa dữ liệu lúc ", "Wiped at ")) (local_time(at)) }
+                                (Some(Wipe::Deactivated), None, _) => (lang.t("Đã ngừng sử dụng: chờ máy gửi nốt và xóa dữ liệu", "Deactivated: waiting for it to send what is left and wipe")),
+                                (Some(Wipe::Stolen), None, _) => (lang.t("Báo mất: chờ máy xóa dữ liệu", "Reported stolen: waiting for it to wipe")),
+                                (None, _, Some(_)) => (lang.t("Đã thu hồi", "Revoked")),
+                                (None, _, None) => (lang.t("Đang dùng", "Active")),
+                            }
+                        }
+                        td { @if d.revoked_at.is_none() && d.wipe.is_none() {
+                            form method="post" action={ "/admin/devices/" (d.id) "/deactivate" } {
+                                (csrf_field(web)) button type="submit" { (lang.t("Ngừng sử dụng và xóa", "Deactivate and wipe")) }
+                            }
+                            form method="post" action={ "/admin/devices/" (d.id) "/stolen" } {
+                                (csrf_field(web)) button type="submit" { (lang.t("Báo mất máy", "Report stolen")) }
+                            }
                             form method="post" action={ "/admin/devices/" (d.id) "/revoke" } {
-                                (csrf_field(web)) button type="submit" { (lang.t("Thu hồi (mất máy)", "Revoke (lost phone)")) }
+                                (csrf_field(web)) button type="submit" { (lang.t("Thu hồi", "Revoke")) }
                             }
                         } }
                     }
@@ -253,6 +270,33 @@ async fn revoke_device(
         .map(|n| format!("{n} thiết bị đã thu hồi / revoked: {id}"))
         .map_err(|e| e.to_string());
     outcome(&state, &web, result, "revoke_device").await
+}
+
+async fn deactivate_device(state: State<AppState>, web: WebUser, id: Path<String>, f: Form<CsrfOnly>) -> Response {
+    order_wipe(state, web, id, f, Wipe::Deactivated).await
+}
+
+async fn report_stolen(state: State<AppState>, web: WebUser, id: Path<String>, f: Form<CsrfOnly>) -> Response {
+    order_wipe(state, web, id, f, Wipe::Stolen).await
+}
+
+/// Orders a device wiped at its next contact.
+async fn order_wipe(
+    State(state): State<AppState>,
+    web: WebUser,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfOnly>,
+    wipe: Wipe,
+) -> Response {
+    if let Some(r) = refusal(&web, &f.csrf) {
+        return r;
+    }
+    let result = match state.db.order_wipe(&id, wipe).await {
+        Ok(true) => Ok(format!("Đã ra lệnh xóa dữ liệu thiết bị / wipe ordered: {id}")),
+        Ok(false) => Err(format!("Không có thiết bị đang dùng {id} / no device in use {id}")),
+        Err(e) => Err(e.to_string()),
+    };
+    outcome(&state, &web, result, &format!("device_{}", wipe.as_str())).await
 }
 
 #[derive(Deserialize)]

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::access::Access;
 use crate::app::{AppState, ClientAddress};
 use crate::auth;
-use crate::db::AuthDevice;
+use crate::db::{AuthDevice, Wipe};
 use crate::error::ApiError;
 use crate::signin::{self, Channel, SignInError};
 
@@ -55,6 +55,7 @@ pub fn router() -> Router<AppState> {
         .route(protocol::SYNC_V1_PATH, post(sync_v1))
         .route(protocol::WATCH_PATH, get(watch))
         .route(protocol::REFRESH_PATH, post(refresh))
+        .route(protocol::WIPED_PATH, post(wiped))
         .route("/api/v1/templates/{id}", get(template))
         .route(
             "/api/v1/attachments/{sha256}",
@@ -124,6 +125,10 @@ async fn sync(State(state): State<AppState>, device: AuthDevice, body: Bytes) ->
         other => ApiError::bad_request(other.to_string()),
     })?;
     let response = crate::sync::sync(&state.db, &device, request).await?;
+    // A deactivated device's unsent changes were taken one last time: now it wipes.
+    if device.wipe.is_some() {
+        return Err(wipe_order());
+    }
     let body = wire::encode(&response)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     Ok(([(axum::http::header::CONTENT_TYPE, protocol::SYNC_CONTENT_TYPE)], body).into_response())
@@ -277,6 +282,31 @@ async fn refresh(State(state): State<AppState>, device: AuthDevice) -> Result<Js
     Ok(Json(protocol::TokenResponse { token, expires_at }))
 }
 
+/// The answer to a device an admin ordered wiped.
+fn wipe_order() -> ApiError {
+    ApiError::new(
+        StatusCode::GONE,
+        codes::WIPE,
+        "this device was taken out of service: its data is erased now. Thiết bị đã bị thu hồi: dữ liệu trên máy được xóa.",
+    )
+}
+
+/// What a device an admin ordered wiped may still do: a deactivated one sends its unsent
+/// records and attachments one last time; any may confirm the wipe. Everything else is
+/// answered with the order.
+fn wipe_allows(wipe: Wipe, path: &str) -> bool {
+    path == protocol::WIPED_PATH
+        || (wipe == Wipe::Deactivated && (path == protocol::SYNC_PATH || path.starts_with(protocol::ATTACHMENTS_PATH)))
+}
+
+/// The device confirms it erased its store: its token stops working, and the admin page
+/// shows when.
+async fn wiped(State(state): State<AppState>, device: AuthDevice) -> Result<StatusCode, ApiError> {
+    state.db.confirm_wipe(&device.device_id).await?;
+    state.db.audit(Some(&device.user.username), "device_wiped", &device.device_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub fn too_many_attempts(seconds: u64) -> ApiError {
     ApiError {
         retry_after: Some(seconds),
@@ -307,6 +337,15 @@ impl FromRequestParts<AppState> for AuthDevice {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(ApiError::unauthorized)?;
-        state.db.device_by_token(&auth::token_hash(token)).await.map_err(internal)?.ok_or_else(ApiError::unauthorized)
+        let device = state
+            .db
+            .device_by_token(&auth::token_hash(token))
+            .await
+            .map_err(internal)?
+            .ok_or_else(ApiError::unauthorized)?;
+        match device.wipe {
+            Some(wipe) if !wipe_allows(wipe, parts.uri.path()) => Err(wipe_order()),
+            _ => Ok(device),
+        }
     }
 }

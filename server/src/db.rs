@@ -35,6 +35,7 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
     (14, "record snapshots", include_str!("../migrations/sqlite/0014_record_snapshots.sql")),
     (15, "incremental rescan", include_str!("../migrations/sqlite/0015_incremental_rescan.sql")),
     (16, "attachment uploads", include_str!("../migrations/sqlite/0016_attachment_uploads.sql")),
+    (17, "device wipe", include_str!("../migrations/sqlite/0017_device_wipe.sql")),
 ];
 
 const PG_MIGRATIONS: &[EmbeddedMigration] = &[
@@ -46,6 +47,7 @@ const PG_MIGRATIONS: &[EmbeddedMigration] = &[
     (6, "record snapshots", include_str!("../migrations/postgres/0006_record_snapshots.sql")),
     (7, "incremental rescan", include_str!("../migrations/postgres/0007_incremental_rescan.sql")),
     (8, "attachment uploads", include_str!("../migrations/postgres/0008_attachment_uploads.sql")),
+    (9, "device wipe", include_str!("../migrations/postgres/0009_device_wipe.sql")),
 ];
 
 /// Which database a server runs on.
@@ -208,6 +210,30 @@ pub struct AuthDevice {
     /// Where the database stood when the request was authenticated (read with the token, in
     /// the same statement: an idle sync needs no other).
     pub marks: Marks,
+    /// An admin's order to wipe the device, if any.
+    pub wipe: Option<Wipe>,
+}
+
+/// An admin's order to wipe a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wipe {
+    /// Taken out of service: its unsent changes are taken one last time, then it wipes.
+    Deactivated,
+    /// Lost or stolen: nothing more is taken; it wipes at its next contact.
+    Stolen,
+}
+
+impl Wipe {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Wipe::Deactivated => "deactivated",
+            Wipe::Stolen => "stolen",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Wipe> {
+        [Wipe::Deactivated, Wipe::Stolen].into_iter().find(|w| w.as_str() == s)
+    }
 }
 
 /// A registered device as an admin sees it.
@@ -219,6 +245,8 @@ pub struct DeviceRow {
     pub created_at: i64,
     pub last_seen_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    pub wipe: Option<Wipe>,
+    pub wipe_confirmed_at: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -651,6 +679,30 @@ impl Db {
 
     /// Revokes devices: one by id, or every device of a user. A revoked device's token stops
     /// working at once and the device cannot register again. Returns how many were revoked.
+    /// Orders a device wiped (at its next contact); false if there is no such device in use.
+    pub async fn order_wipe(&self, device_id: &str, wipe: Wipe) -> Result<bool, DbError> {
+        let _guard = self.committer.exclusive().await;
+        let done = sqlx::query("UPDATE devices SET wipe = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(wipe.as_str())
+            .bind(device_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A device confirms it wiped itself as ordered: its token stops working.
+    pub async fn confirm_wipe(&self, device_id: &str) -> Result<(), DbError> {
+        let _guard = self.committer.exclusive().await;
+        sqlx::query(
+            "UPDATE devices SET wipe_confirmed_at = $1, revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND wipe IS NOT NULL",
+        )
+        .bind(self.clock.now())
+        .bind(device_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn revoke_devices(&self, device_id: Option<&str>, username: Option<&str>) -> Result<u64, DbError> {
         let _guard = self.committer.exclusive().await;
         let done = sqlx::query(
@@ -667,7 +719,7 @@ impl Db {
     /// Every device, by user.
     pub async fn devices(&self) -> Result<Vec<DeviceRow>, DbError> {
         let rows = sqlx::query(
-            "SELECT d.id, u.username, d.name, d.created_at, d.last_seen_at, d.revoked_at FROM devices d JOIN users u ON u.id = d.user_id ORDER BY u.username, d.created_at",
+            "SELECT d.id, u.username, d.name, d.created_at, d.last_seen_at, d.revoked_at, d.wipe, d.wipe_confirmed_at FROM devices d JOIN users u ON u.id = d.user_id ORDER BY u.username, d.created_at",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -680,6 +732,8 @@ impl Db {
                 created_at: r.get(3),
                 last_seen_at: r.get(4),
                 revoked_at: r.get(5),
+                wipe: r.get::<Option<String>, _>(6).as_deref().and_then(Wipe::parse),
+                wipe_confirmed_at: r.get(7),
             })
             .collect())
     }
@@ -687,7 +741,7 @@ impl Db {
     pub async fn device_by_token(&self, token_hash: &str) -> Result<Option<AuthDevice>, DbError> {
         let row = sqlx::query(concat!(
             "SELECT d.id AS device_id, d.actor_id, d.token_expires_at, u.id, u.username, u.display_name, u.role, u.unit_code, n.name AS unit_name,
-               (SELECT json_group_array(template_id) FROM template_grants WHERE username = u.username) AS grants, ",
+               (SELECT json_group_array(template_id) FROM template_grants WHERE username = u.username) AS grants, d.wipe, ",
             sequences!(),
             " FROM devices d JOIN users u ON u.id = d.user_id JOIN units n ON n.code = u.unit_code
              WHERE d.token_hash = $1 AND d.revoked_at IS NULL AND d.token_expires_at > $2"
@@ -705,11 +759,12 @@ impl Db {
                 token_expires_at: r.get("token_expires_at"),
                 user: user_from_row(&r)?,
                 marks: Marks {
-                    latest: r.get(10),
-                    units: r.get(11),
-                    templates: r.get(12),
+                    latest: r.get(11),
+                    units: r.get(12),
+                    templates: r.get(13),
                     grants: serde_json::from_str(&grants).map_err(|e| DbError::Invalid(format!("grants: {e}")))?,
                 },
+                wipe: r.get::<Option<String>, _>("wipe").as_deref().and_then(Wipe::parse),
             })
         })
         .transpose()

@@ -119,6 +119,7 @@ fn push_world() -> &'static PushWorld {
             token_expires_at: i64::MAX,
             user,
             marks: Marks { latest: 0, units: 0, templates: 0, grants: Vec::new() },
+            wipe: None,
         };
         let other = ActorId::from(&[9u8; 16][..]);
         let mut stored = Vec::new();

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use diaban_core::template::SharedChoiceList;
 use diaban_core::{PublishError, Role, Template};
 use diaban_server::app::{self, AppState};
-use diaban_server::db::{Db, Unit};
+use diaban_server::db::{Db, Unit, Wipe};
 use diaban_server::{demo, pack};
 
 #[global_allocator]
@@ -134,6 +134,18 @@ enum Admin {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Take a device out of service: its unsent changes are taken one last time, then it wipes
+    /// its store and confirms.
+    DeactivateDevice {
+        #[arg(long)]
+        id: String,
+    },
+    /// Report a device lost or stolen: nothing more is taken from it; it wipes its store at
+    /// its next contact and confirms.
+    ReportStolen {
+        #[arg(long)]
+        id: String,
+    },
     /// Grant a user a restricted template (e.g. tips from informants).
     GrantTemplate {
         #[arg(long)]
@@ -253,7 +265,12 @@ async fn run_admin(db: &Db, admin: Admin) -> anyhow::Result<()> {
         }
         Admin::ListDevices => {
             for d in db.devices().await? {
-                let state = if d.revoked_at.is_some() { "revoked" } else { "active" };
+                let state = match (d.wipe, d.wipe_confirmed_at, d.revoked_at) {
+                    (Some(_), Some(_), _) => "wiped",
+                    (Some(w), None, _) => w.as_str(),
+                    (None, _, Some(_)) => "revoked",
+                    (None, _, None) => "active",
+                };
                 println!("{}  {:<20} {:<24} {state}", d.id, d.username, d.name);
             }
         }
@@ -261,6 +278,18 @@ async fn run_admin(db: &Db, admin: Admin) -> anyhow::Result<()> {
             let n = db.revoke_devices(id.as_deref(), user.as_deref()).await?;
             db.audit(None, "revoke_device", &format!("{id:?} {user:?}")).await?;
             println!("{n} device(s) revoked");
+        }
+        Admin::DeactivateDevice { id: ref device } | Admin::ReportStolen { id: ref device } => {
+            let (wipe, what) = match &admin {
+                Admin::DeactivateDevice { .. } => (Wipe::Deactivated, "deactivated"),
+                _ => (Wipe::Stolen, "reported stolen"),
+            };
+            let id = device.clone();
+            if !db.order_wipe(&id, wipe).await? {
+                bail!("no device {id} in use");
+            }
+            db.audit(None, &format!("device_{}", wipe.as_str()), &id).await?;
+            println!("device {id} {what}: it wipes its store at its next contact");
         }
         Admin::GrantTemplate { user, template } => {
             db.grant_template(&user, &template).await?;
