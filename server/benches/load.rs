@@ -254,8 +254,10 @@ async fn run(backend: &str, devices: usize, secs: f64) -> bool {
         results.push(task.await.expect("a phone's task"));
     }
     let elapsed = started.elapsed().as_secs_f64();
-    // Afterwards, idle: memory should fall back.
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // Afterwards, idle: memory should fall back once the document cache's idle entries have
+    // been swept (they may wait up to one and a half IDLE).
+    let quiet = diaban_server::docs::IDLE * 3 / 2 + Duration::from_secs(5);
+    tokio::time::sleep(quiet).await;
     running.store(false, Ordering::Relaxed);
     let curve = sampler.await.expect("sampler");
     let (after, after_rss) = (anon(&server), server.rss_kib());
@@ -306,9 +308,10 @@ async fn run(backend: &str, devices: usize, secs: f64) -> bool {
         results.iter().map(|(_, t)| t.acked_edits).sum::<i64>()
     );
     println!(
-        "Server memory (anonymous RSS): before {:.0} MiB, peak {:.0} MiB, 10 s after {:.0} MiB (whole RSS, with the database's mapped pages: {:.0} → {:.0} MiB).",
+        "Server memory (anonymous RSS): before {:.0} MiB, peak {:.0} MiB, {} s after {:.0} MiB (whole RSS, with the database's mapped pages: {:.0} → {:.0} MiB).",
         before as f64 / 1024.0,
         peak as f64 / 1024.0,
+        quiet.as_secs(),
         after as f64 / 1024.0,
         before_rss as f64 / 1024.0,
         after_rss as f64 / 1024.0

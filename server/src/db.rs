@@ -357,13 +357,15 @@ impl Db {
             Backend::Postgres => PG_MIGRATIONS,
         };
         migrator(migrations).run(&pool).await.map_err(|e| open_err(e.to_string()))?;
+        let docs = Arc::new(crate::docs::DocCache::new(DOC_CACHE));
+        crate::docs::DocCache::sweep_while_alive(Arc::downgrade(&docs));
         Ok(Db {
             pool,
             backend,
             clock: Clock::system(),
             url,
             committer: crate::commit::Committer::new(backend),
-            docs: Arc::new(crate::docs::DocCache::new(DOC_CACHE)),
+            docs,
             conns: Default::default(),
             forms: Default::default(),
             restricted: Default::default(),
