@@ -214,7 +214,13 @@ fn sample_memory(server: &Server, running: Arc<AtomicBool>) -> tokio::task::Join
 
 /// Runs the load on one backend and prints its tables; false if anything failed.
 async fn run(backend: &str, devices: usize, secs: f64) -> bool {
-    let http = common::http_builder().pool_max_idle_per_host(devices * 2).build().expect("client");
+    // A phone closes its connection a few seconds after its sync, as the app does when it goes
+    // back to sleep: the memory measured after the load is the server's, not its open sockets'.
+    let http = common::http_builder()
+        .pool_max_idle_per_host(devices * 2)
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
     let (server, sims) = seeded(&http, devices).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let anon = |server: &Server| server.pid().map_or(0, |p| common::rss_kib_of(p, "RssAnon"));

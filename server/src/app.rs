@@ -13,6 +13,7 @@ use axum::serve::ListenerExt;
 use tower_http::trace::TraceLayer;
 
 use crate::db::Db;
+use crate::idle::IdleListener;
 
 /// Largest request body of a route that says nothing else: forms and small JSON requests.
 pub const DEFAULT_BODY_BYTES: usize = 64 * 1024;
@@ -176,9 +177,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until Ctrl-C or SIGTERM, over HTTPS when `tls` is given. Prints the bound address
-/// first, so a caller that asked for port 0 learns the port.
-pub async fn serve(state: AppState, listen: SocketAddr, tls: Option<rustls::ServerConfig>) -> anyhow::Result<()> {
+/// Serves until Ctrl-C or SIGTERM, over HTTPS when `tls` is given, closing connections silent
+/// for `idle` (see [`crate::idle`]). Prints the bound address first, so a caller that asked for
+/// port 0 learns the port.
+pub async fn serve(
+    state: AppState,
+    listen: SocketAddr,
+    tls: Option<rustls::ServerConfig>,
+    idle: std::time::Duration,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -186,11 +193,13 @@ pub async fn serve(state: AppState, listen: SocketAddr, tls: Option<rustls::Serv
         Some(config) => {
             println!("Địa bàn listening on https://{addr}");
             // `tap_io` gives the connections their peer address (ConnectInfo) as for plain TCP.
-            let listener = crate::tls::TlsListener::new(listener, config)?.tap_io(|_| {});
+            let listener = crate::tls::TlsListener::new(listener, config)?;
+            let listener = IdleListener::new(listener, idle).tap_io(|_| {});
             axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
         }
         None => {
             println!("Địa bàn listening on http://{addr}");
+            let listener = IdleListener::new(listener, idle).tap_io(|_| {});
             axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
         }
     }

@@ -34,6 +34,7 @@ pub mod error;
 pub mod export;
 pub mod fuzz;
 pub mod grid;
+pub mod idle;
 pub mod pack;
 pub mod reports;
 pub mod review;

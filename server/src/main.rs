@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -64,6 +65,10 @@ struct ServeArgs {
     /// The private key of --tls-cert (PEM).
     #[arg(long, env = "DIABAN_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Close a connection after this many seconds without a byte either way (above the
+    /// longest watch, 30 s).
+    #[arg(long, env = "DIABAN_IDLE_TIMEOUT", default_value_t = diaban_server::idle::DEFAULT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    idle_timeout: u64,
 }
 
 impl ServeArgs {
@@ -189,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
             diaban_server::units::import_national_if_empty(&db).await?;
             pack::publish(&db).await?;
             db.listen().await?;
-            app::serve(args.state(db), args.listen, tls).await
+            app::serve(args.state(db), args.listen, tls, Duration::from_secs(args.idle_timeout)).await
         }
         Command::Demo(args) => {
             let tls = args.tls()?;
@@ -212,7 +217,7 @@ async fn main() -> anyhow::Result<()> {
                 println!("  {user:<16} {password:<16} {name} ({}, unit {unit})", role.as_str());
             }
             db.listen().await?;
-            app::serve(args.state(db), args.listen, tls).await
+            app::serve(args.state(db), args.listen, tls, Duration::from_secs(args.idle_timeout)).await
         }
         Command::Admin(admin) => run_admin(&db, admin).await,
     }
