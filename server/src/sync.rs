@@ -38,13 +38,14 @@ const PAGE_RECORDS: i64 = page_records!();
 /// (the page statement took 160 µs instead of 28 µs).
 macro_rules! page_records {
     () => {
-        1000
+        250
     };
 }
 use page_records;
-/// A response stops adding documents once they pass this many bytes (well under the 1 MB a
-/// page may weigh on a 2G link); the device asks again for more.
-const PAGE_BYTES: usize = 768 * 1024;
+/// A response stops adding documents once they pass this many bytes, about eight seconds of a
+/// 2G link: a cut loses at most that much of a download, since the device commits every page
+/// it receives; the device asks again for more.
+const PAGE_BYTES: usize = 48 * 1024;
 
 pub(crate) struct Decoded {
     record_id: String,
