@@ -6,7 +6,18 @@ use std::path::{Path, PathBuf};
 
 use diaban_server::fuzz;
 
-fn replay(target: &str, entry: fn(&[u8])) {
+/// Replays on a thread with a release build's headroom: an unoptimised build's stack frames
+/// are several times larger, and the parsers recurse once per nesting level (at most
+/// `MAX_NESTING`), so the test harness's 2 MiB threads would overflow where a phone's or the
+/// server's optimised code does not.
+fn replay(target: &'static str, entry: fn(&[u8])) {
+    let thread = std::thread::Builder::new().stack_size(64 << 20).spawn(move || replay_here(target, entry));
+    if let Err(panic) = thread.expect("a replay thread").join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn replay_here(target: &str, entry: fn(&[u8])) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fuzz");
     let mut inputs = 0;
     for dir in [root.join("corpus").join(target), root.join("regressions").join(target)] {
