@@ -12,7 +12,6 @@ use automerge::ActorId;
 use diaban_core::FieldValue;
 use diaban_core::protocol::{self, PushRecord, SyncRequest, SyncResponse, codes};
 use diaban_core::record::{EventKind, FieldPath, RecordDoc};
-use diaban_core::wire;
 
 use common::{Identity, Server};
 
@@ -31,17 +30,8 @@ impl Client {
     }
 
     async fn send(&self, push: PushRecord) -> SyncResponse {
-        let body = wire::encode(&SyncRequest { cursor: 0, synced: 0, reach: 0, push: vec![push] }).expect("encode");
-        let answer = self
-            .http
-            .post(format!("{}{}", self.url, protocol::SYNC_PATH))
-            .bearer_auth(&self.me.token)
-            .body(body)
-            .send()
-            .await
-            .expect("sync");
-        assert_eq!(answer.status(), 200);
-        wire::decode(&answer.bytes().await.expect("body")).expect("a sync answer")
+        let request = SyncRequest { cursor: 0, synced: 0, reach: 0, push: vec![push] };
+        common::post_sync(&self.http, &self.url, &self.me.token, &request).await
     }
 
     /// Pushes what this phone made of `doc` since `since` (its own, honest changes).

@@ -65,17 +65,7 @@ impl Client {
     }
 
     async fn sync(&self, request: SyncRequest) -> SyncResponse {
-        let body = wire::encode(&request).expect("encode");
-        let answer = self
-            .http
-            .post(format!("{}{}", self.url, protocol::SYNC_PATH))
-            .bearer_auth(&self.token)
-            .body(body)
-            .send()
-            .await
-            .expect("sync");
-        assert_eq!(answer.status(), 200);
-        wire::decode(&answer.bytes().await.expect("body")).expect("a sync answer")
+        common::post_sync(&self.http, &self.url, &self.token, &request).await
     }
 
     fn session(&self, id: &str) -> RecordDoc {

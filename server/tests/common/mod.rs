@@ -42,6 +42,21 @@ impl Drop for Server {
     }
 }
 
+/// One sync exchange by hand, as a hostile or simulated client makes it: the request encoded,
+/// posted with the device's bearer token, the answer (which must be 200) decoded.
+pub async fn post_sync(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    request: &protocol::SyncRequest,
+) -> protocol::SyncResponse {
+    let body = diaban_core::wire::encode(request).expect("encode");
+    let answer =
+        http.post(format!("{url}{}", protocol::SYNC_PATH)).bearer_auth(token).body(body).send().await.expect("sync");
+    assert_eq!(answer.status(), 200);
+    diaban_core::wire::decode(&answer.bytes().await.expect("body")).expect("a sync answer")
+}
+
 /// An HTTP client builder for hand-made requests. The phone's library picks its TLS crypto
 /// itself; a bare client needs a process-wide provider (ring, as the phone and server use).
 #[allow(deprecated)] // ring's provider: no post-quantum key share, as on the phone.

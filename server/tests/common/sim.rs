@@ -4,9 +4,8 @@
 #![allow(dead_code)]
 
 use automerge::{ActorId, ChangeHash};
-use diaban_core::protocol::{self, PushRecord, SyncRequest, SyncResponse};
+use diaban_core::protocol::{PushRecord, SyncRequest, SyncResponse};
 use diaban_core::record::RecordDoc;
-use diaban_core::wire;
 
 use super::{PASSWORD, Server};
 
@@ -53,18 +52,8 @@ impl Sim {
     }
 
     pub async fn exchange(&mut self, push: Vec<PushRecord>) -> SyncResponse {
-        let body = wire::encode(&SyncRequest { cursor: self.cursor, synced: self.cursor, reach: self.reach, push })
-            .expect("encode");
-        let answer = self
-            .http
-            .post(format!("{}{}", self.url, protocol::SYNC_PATH))
-            .bearer_auth(&self.token)
-            .body(body)
-            .send()
-            .await
-            .expect("sync");
-        assert_eq!(answer.status(), 200);
-        let response: SyncResponse = wire::decode(&answer.bytes().await.expect("body")).expect("answer");
+        let request = SyncRequest { cursor: self.cursor, synced: self.cursor, reach: self.reach, push };
+        let response = super::post_sync(&self.http, &self.url, &self.token, &request).await;
         self.cursor = response.cursor;
         if let Some(reach) = &response.reach {
             self.reach = reach.token;
