@@ -157,36 +157,34 @@ pub const MAX_NESTING: usize = 40;
 pub const MAX_SIGNS: usize = 16;
 
 /// Refuses what the parser should never see: an empty expression, an over-long one, one
-/// nested too deep.
+/// nested too deep or with too many signs.
+///
+/// Brackets and signs count only outside string literals and comments, so this scan must
+/// split the source exactly as the parser's lexer does: a literal it reads as text while the
+/// parser reads code would hide brackets and signs (the fuzzer found `'` left open before a
+/// newline hiding 150 levels). It therefore accepts only the literal forms it can split
+/// exactly, plain `'…'` or `"…"` on one line without backslashes, and refuses the rest
+/// (escapes, triple quotes, backtick names) with a clear error.
 fn check_shape(source: &str) -> Result<(), String> {
     if source.trim().is_empty() {
         return Err("the expression is empty".to_owned());
     }
     crate::limits::check_chars("the expression", source, MAX_EXPRESSION_CHARS).map_err(|e| e.to_string())?;
-    let (mut depth, mut deepest, mut quote, mut escaped, mut signs) = (0usize, 0usize, None, false, 0usize);
+    let (mut depth, mut deepest, mut signs) = (0usize, 0usize, 0usize);
     let mut chars = source.chars().peekable();
     while let Some(c) = chars.next() {
-        match quote {
-            Some(q) => {
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' {
-                    escaped = true;
-                } else if c == q {
-                    quote = None;
-                }
+        match c {
+            '\'' | '"' => skip_literal(c, &mut chars)?,
+            '`' => return Err("names in backticks are not supported in expressions".to_owned()),
+            '/' if chars.peek() == Some(&'/') => while chars.next_if(|&c| c != '\n').is_some() {},
+            '(' | '[' | '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
             }
-            None => match c {
-                '\'' | '"' => quote = Some(c),
-                '(' | '[' | '{' => {
-                    depth += 1;
-                    deepest = deepest.max(depth);
-                }
-                ')' | ']' | '}' => depth = depth.saturating_sub(1),
-                '-' => signs += 1,
-                '!' if chars.peek() != Some(&'=') => signs += 1,
-                _ => {}
-            },
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            '-' => signs += 1,
+            '!' if chars.peek() != Some(&'=') => signs += 1,
+            _ => {}
         }
     }
     if deepest > MAX_NESTING {
@@ -196,6 +194,26 @@ fn check_shape(source: &str) -> Result<(), String> {
         return Err(format!("the expression has more than {MAX_SIGNS} minus signs and negations"));
     }
     Ok(())
+}
+
+/// Consumes a plain string literal after its opening `quote`, up to the closing one.
+fn skip_literal(quote: char, chars: &mut std::iter::Peekable<std::str::Chars>) -> Result<(), String> {
+    const PLAIN: &str = "write text in an expression as plain 'text' on one line, without backslashes";
+    if chars.peek() == Some(&quote) {
+        chars.next();
+        return match chars.peek() {
+            Some(&c) if c == quote => Err(format!("triple quotes are not supported: {PLAIN}")),
+            _ => Ok(()),
+        };
+    }
+    for c in chars.by_ref() {
+        match c {
+            c if c == quote => return Ok(()),
+            '\\' | '\n' | '\r' => return Err(format!("a string has a backslash or a line break: {PLAIN}")),
+            _ => {}
+        }
+    }
+    Err(format!("a string is not closed: {PLAIN}"))
 }
 
 /// Compiles a CEL expression. The parser can panic on some malformed input; that is caught
@@ -325,6 +343,26 @@ mod tests {
         // Ordinary arithmetic, negative numbers and != stay well inside the limits.
         assert!(compile("a != b && !(c - 1 > -2) && d != -3").is_ok());
         assert!(compile(&format!("{}1", "x - ".repeat(16))).is_ok());
+    }
+
+    #[test]
+    fn string_literals_cannot_hide_brackets_or_signs_from_the_shape_check() {
+        // Found by the fuzzer: a quote left open before a line break is no string to the
+        // parser, which then read 150 nested brackets and a row of negations (1.3 s).
+        let open_quote = format!("status in ['ru\nx{}1", "[".repeat(150));
+        assert!(compile(&open_quote).unwrap_err().contains("line break"));
+        assert!(compile(&format!("'abc{}", "!".repeat(40))).unwrap_err().contains("not closed"));
+        // Forms whose extent the scan cannot match exactly with the parser's are refused.
+        assert!(compile(r"x == 'it\'s'").unwrap_err().contains("backslash"));
+        assert!(compile(&format!("x == '''{}'''", "-(".repeat(20))).unwrap_err().contains("triple"));
+        assert!(compile("`a-b` == 1").unwrap_err().contains("backticks"));
+        // A comment hides what follows it from the parser and from the scan alike.
+        assert!(compile(&format!("1 // {}\n + 2", ")".repeat(50))).is_ok());
+        let deep_after_comment =
+            format!("{} // {}\n{}1{}", "(".repeat(30), ")".repeat(30), "(".repeat(11), ")".repeat(41));
+        assert!(compile(&deep_after_comment).unwrap_err().contains("nested"));
+        // Plain literals, empty ones and brackets or dashes inside them are fine.
+        assert!(compile("status in ['rehab_home', \"post-rehab (12)\", ''] && d > '2026-07-01'").is_ok());
     }
 
     #[test]
