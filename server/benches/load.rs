@@ -262,7 +262,7 @@ async fn run(backend: &str, devices: usize, secs: f64) -> bool {
     let elapsed = started.elapsed().as_secs_f64();
     // Afterwards, idle: memory should fall back once the document cache's idle entries have
     // been swept (they may wait up to one and a half IDLE).
-    let quiet = diaban_server::docs::IDLE * 3 / 2 + Duration::from_secs(5);
+    let quiet = diaban_server::store::docs::IDLE * 3 / 2 + Duration::from_secs(5);
     tokio::time::sleep(quiet).await;
     running.store(false, Ordering::Relaxed);
     let curve = sampler.await.expect("sampler");

@@ -17,8 +17,8 @@ use diaban_core::protocol::{PushRecord, SyncRequest, SyncResponse};
 use diaban_core::record::{EventKind, RecordDoc, RecordMeta};
 use diaban_core::{FieldValue, Form, Role};
 
-use crate::db::{AuthDevice, Marks, StoredState, User};
-use crate::sync::{self, Verdict};
+use crate::domain::sync::{self, Verdict};
+use crate::store::{AuthDevice, Marks, StoredState, User};
 
 /// libFuzzer's panic hook aborts on every panic, even one the code catches on purpose (the
 /// CEL parser's, caught in `expr::compile`). This hook is quiet instead; a panic that is not
@@ -84,7 +84,7 @@ pub fn cel_expression(data: &[u8]) {
 pub fn units_csv(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let known = ["14".to_owned()].into_iter().collect();
-    let _ = crate::units::parse(text, &known);
+    let _ = crate::domain::units::parse(text, &known);
 }
 
 /// The pushing device and the records it may push to, for [`pushed_bundle`].
@@ -99,7 +99,7 @@ struct PushWorld {
 fn push_world() -> &'static PushWorld {
     static WORLD: OnceLock<PushWorld> = OnceLock::new();
     WORLD.get_or_init(|| {
-        let forms: BTreeMap<String, Arc<Form>> = crate::pack::DEFAULT_PACK
+        let forms: BTreeMap<String, Arc<Form>> = crate::domain::pack::DEFAULT_PACK
             .iter()
             .filter_map(|(id, text)| Some(((*id).to_owned(), Arc::new(Form::from_json(text).ok()?))))
             .collect();
@@ -335,8 +335,8 @@ fn upload_world() -> &'static (tokio::runtime::Runtime, axum::Router, String) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
         let path = std::env::temp_dir().join(format!("diaban-fuzz-upload-{}.sqlite", std::process::id()));
         let (router, token) = runtime.block_on(async {
-            let db = crate::db::Db::open(&path.to_string_lossy()).await.expect("a fuzz database");
-            db.create_unit(&crate::db::Unit {
+            let db = crate::store::Db::open(&path.to_string_lossy()).await.expect("a fuzz database");
+            db.create_unit(&crate::store::Unit {
                 code: "14".into(),
                 name: "Tỉnh".into(),
                 level: "province".into(),
@@ -346,11 +346,16 @@ fn upload_world() -> &'static (tokio::runtime::Runtime, axum::Router, String) {
             .expect("unit");
             db.create_user("canbo", "Cán bộ", "mat-khau-dai", Role::FieldOfficer, "14").await.expect("user");
             let (user, _) = db.user_for_login("canbo").await.expect("read").expect("the user");
-            let token = crate::auth::new_token().expect("randomness");
-            db.register_device(&user, "fuzz", &ActorId::random().to_hex_string(), &crate::auth::token_hash(&token))
-                .await
-                .expect("device");
-            (crate::app::router(crate::app::AppState::new(db, false)), token)
+            let token = crate::domain::auth::new_token().expect("randomness");
+            db.register_device(
+                &user,
+                "fuzz",
+                &ActorId::random().to_hex_string(),
+                &crate::domain::auth::token_hash(&token),
+            )
+            .await
+            .expect("device");
+            (crate::http::router(crate::http::AppState::new(db, false)), token)
         });
         (runtime, router, token)
     })

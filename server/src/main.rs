@@ -8,9 +8,10 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use diaban_core::template::SharedChoiceList;
 use diaban_core::{PublishError, Role, Template};
-use diaban_server::app::{self, AppState};
-use diaban_server::db::{Db, Unit, Wipe};
-use diaban_server::{demo, pack};
+use diaban_server::demo;
+use diaban_server::domain::pack;
+use diaban_server::http::{self, AppState};
+use diaban_server::store::{Db, Unit, Wipe};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -52,7 +53,7 @@ struct ServeArgs {
     /// The oldest phone library version (major.minor.patch) the API serves; older apps are
     /// told to update before any data moves.
     #[arg(long, env = "DIABAN_MIN_CLIENT_VERSION")]
-    min_client_version: Option<diaban_server::app::ClientVersion>,
+    min_client_version: Option<diaban_server::http::ClientVersion>,
     /// Take the client's address from the last X-Forwarded-For entry (behind a reverse proxy
     /// that sets it), for the sign-in limits.
     #[arg(long)]
@@ -67,14 +68,14 @@ struct ServeArgs {
     tls_key: Option<PathBuf>,
     /// Close a connection after this many seconds without a byte either way (above the
     /// longest watch, 30 s).
-    #[arg(long, env = "DIABAN_IDLE_TIMEOUT", default_value_t = diaban_server::idle::DEFAULT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, env = "DIABAN_IDLE_TIMEOUT", default_value_t = diaban_server::http::idle::DEFAULT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
     idle_timeout: u64,
 }
 
 impl ServeArgs {
     fn tls(&self) -> anyhow::Result<Option<rustls::ServerConfig>> {
         match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => Ok(Some(diaban_server::tls::server_config(cert, key)?)),
+            (Some(cert), Some(key)) => Ok(Some(diaban_server::http::tls::server_config(cert, key)?)),
             _ => Ok(None),
         }
     }
@@ -191,10 +192,10 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let tls = args.tls()?;
-            diaban_server::units::import_national_if_empty(&db).await?;
+            diaban_server::domain::units::import_national_if_empty(&db).await?;
             pack::publish(&db).await?;
             db.listen().await?;
-            app::serve(args.state(db), args.listen, tls, Duration::from_secs(args.idle_timeout)).await
+            http::serve(args.state(db), args.listen, tls, Duration::from_secs(args.idle_timeout)).await
         }
         Command::Demo(args) => {
             let tls = args.tls()?;
@@ -217,7 +218,7 @@ async fn main() -> anyhow::Result<()> {
                 println!("  {user:<16} {password:<16} {name} ({}, unit {unit})", role.as_str());
             }
             db.listen().await?;
-            app::serve(args.state(db), args.listen, tls, Duration::from_secs(args.idle_timeout)).await
+            http::serve(args.state(db), args.listen, tls, Duration::from_secs(args.idle_timeout)).await
         }
         Command::Admin(admin) => run_admin(&db, admin).await,
     }
@@ -303,7 +304,7 @@ async fn run_admin(db: &Db, admin: Admin) -> anyhow::Result<()> {
         }
         Admin::ImportUnits { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let n = diaban_server::units::import(db, &text).await?;
+            let n = diaban_server::domain::units::import(db, &text).await?;
             println!("{n} units imported");
         }
         Admin::PublishChoices { file } => {

@@ -1,16 +1,16 @@
 //! The demo shows everything it promises on any day: every reminder rule, every state of the
 //! completeness grid and every review state, on each date of `tests/pinned-dates.txt` and
 //! today. Built in memory with the server's own demo code, checked with the same functions the
-//! pages use (`diaban_core::reminders`, `diaban_server::grid`).
+//! pages use (`diaban_core::reminders`, `diaban_server::domain::grid`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use diaban_core::indicators::SourceRecord;
 use diaban_core::{Clock, Template};
-use diaban_server::db::Db;
 use diaban_server::demo;
-use diaban_server::grid::{self, GridCell};
-use diaban_server::sync::Projection;
+use diaban_server::domain::grid::{self, GridCell};
+use diaban_server::domain::sync::Projection;
+use diaban_server::store::Db;
 use time::Date;
 
 /// The pinned dates the date-sensitive tests run on.

@@ -25,8 +25,8 @@ use diaban_core::template::Role;
 use diaban_core::{FieldValue, Form};
 use time::{Date, Duration};
 
-use crate::db::{Db, DbError};
-use crate::sync::Projection;
+use crate::domain::sync::Projection;
+use crate::store::{Db, DbError};
 
 /// (username, password, display name, role, unit code), printed by `diaban demo`.
 pub const DEMO_USERS: &[(&str, &str, &str, Role, &str)] = &[
@@ -203,7 +203,7 @@ impl Demo {
     }
 
     fn finish(&mut self, mut draft: Draft) -> Result<(), DbError> {
-        let projection = crate::sync::project(&mut draft.doc, &draft.form, self.today).map_err(invalid)?;
+        let projection = crate::domain::sync::project(&mut draft.doc, &draft.form, self.today).map_err(invalid)?;
         if let Ok(serde_json::Value::Object(values)) =
             serde_json::from_str::<serde_json::Value>(&projection.values_json)
         {
@@ -259,7 +259,7 @@ pub async fn seed(db: &Db) -> Result<bool, DbError> {
     let now = db.clock.now();
     db.write(async |tx| {
         for (mut doc, projection) in records {
-            crate::sync::write_record(tx, &mut doc, &projection, None, None, None, now)
+            crate::domain::sync::write_record(tx, &mut doc, &projection, None, None, None, now)
                 .await?
                 .ok_or_else(|| DbError::Invalid("a demo record exists already".into()))?;
         }
@@ -283,11 +283,11 @@ pub async fn seeded_on(db: &Db) -> Result<Option<String>, DbError> {
 
 /// What the demo's records need: the national unit list, the demo users, the template pack.
 pub async fn prepare(db: &Db) -> Result<(), DbError> {
-    crate::units::import_national_if_empty(db).await?;
+    crate::domain::units::import_national_if_empty(db).await?;
     for (username, password, name, role, unit) in DEMO_USERS {
         db.create_user(username, name, password, *role, unit).await?;
     }
-    crate::pack::publish(db).await
+    crate::domain::pack::publish(db).await
 }
 
 /// What the demo's records are built from: the published forms and the province's other

@@ -8,7 +8,7 @@ use super::{
     Demo, ETHNIC, FAMILY, FEMALE, MALE, PEOPLE_PER_COMMUNE, PeriodRow, REVIEWER, VILLAGES, add_months, choice, date,
     days, text,
 };
-use crate::db::DbError;
+use crate::store::DbError;
 
 /// The first demo's four sessions, kept as they were.
 pub(super) fn original_sessions(demo: &mut Demo) -> Result<(), DbError> {

@@ -10,7 +10,7 @@ use diaban_core::record::EventKind;
 use time::Date;
 
 use super::{Demo, Draft, REVIEWER, at, choice, days, invalid, text};
-use crate::db::DbError;
+use crate::store::DbError;
 
 /// The last six monthly reports of a commune without demo records: mostly approved, the
 /// recent ones in every state, a few late.

@@ -16,12 +16,12 @@ use diaban_core::wire::{self, WireError};
 use diaban_core::{Role, Template, protocol::Account};
 use tokio::time::Instant;
 
-use crate::access::Access;
-use crate::app::{AppState, ClientAddress};
-use crate::auth;
-use crate::db::{AuthDevice, Wipe};
-use crate::error::ApiError;
-use crate::signin::{self, Channel, SignInError};
+use crate::domain::access::Access;
+use crate::domain::auth;
+use crate::http::error::ApiError;
+use crate::http::signin::{self, Channel, SignInError};
+use crate::http::{AppState, ClientAddress};
+use crate::store::{AuthDevice, Wipe};
 
 /// `Json` whose rejections are our JSON errors.
 pub struct ApiJson<T>(pub T);
@@ -59,9 +59,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/templates/{id}", get(template))
         .route(
             "/api/v1/attachments/{sha256}",
-            axum::routing::put(crate::attachments::upload).get(crate::attachments::download),
+            axum::routing::put(crate::http::attachments::upload).get(crate::http::attachments::download),
         )
-        .route("/api/v1/attachments/{sha256}/status", get(crate::attachments::status))
+        .route("/api/v1/attachments/{sha256}/status", get(crate::http::attachments::status))
         .route("/api/v1/admin/templates", post(publish_template))
         .route("/api/v1/admin/choice-lists", post(publish_choice_list))
         .route("/health", get(health))
@@ -124,7 +124,7 @@ async fn sync(State(state): State<AppState>, device: AuthDevice, body: Bytes) ->
         WireError::Version(v) => upgrade_required(v),
         other => ApiError::bad_request(other.to_string()),
     })?;
-    let response = crate::sync::sync(&state.db, &device, request).await?;
+    let response = crate::domain::sync::sync(&state.db, &device, request).await?;
     // A deactivated device's unsent changes were taken one last time: now it wipes.
     if device.wipe.is_some() {
         return Err(wipe_order());
@@ -158,7 +158,7 @@ async fn watch(
 ) -> Result<Json<protocol::WatchResponse>, ApiError> {
     let deadline = Instant::now() + Duration::from_secs(q.wait.min(protocol::MAX_WATCH_SECS));
     if let Some(known) = q.reach
-        && !crate::sync::reach_is_current(&state.db, &device, known).await?
+        && !crate::domain::sync::reach_is_current(&state.db, &device, known).await?
     {
         return Ok(Json(protocol::WatchResponse { changed: true }));
     }
@@ -177,7 +177,7 @@ async fn watch(
                 // Revoked or expired: the sync that follows is told.
                 None => return Ok(Json(protocol::WatchResponse { changed: true })),
             };
-            if !crate::sync::reach_is_current(&state.db, &current, known).await? {
+            if !crate::domain::sync::reach_is_current(&state.db, &current, known).await? {
                 return Ok(Json(protocol::WatchResponse { changed: true }));
             }
         }
@@ -185,7 +185,7 @@ async fn watch(
         commits.borrow_and_update();
         let latest = state.db.latest_seq().await?;
         if latest > cursor {
-            if crate::sync::has_changes(&state.db, &device, cursor).await? {
+            if crate::domain::sync::has_changes(&state.db, &device, cursor).await? {
                 return Ok(Json(protocol::WatchResponse { changed: true }));
             }
             // Nothing up to `latest` is for this device (sequences commit in order): a later

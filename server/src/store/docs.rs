@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use diaban_core::record::RecordDoc;
 use hashlink::LruCache;
 
-use crate::db::StoredState;
+use crate::store::StoredState;
 
 /// How long an entry may sit unused before a sweep drops it: far longer than the gap between
 /// one phone's exchanges in a sync, which is what the cache is for.

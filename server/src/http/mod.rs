@@ -1,4 +1,13 @@
-//! The axum application: state, routes, middleware, and serving.
+//! The HTTP layer: the axum application (state, routes, middleware, serving) and its handlers.
+
+pub mod admin;
+pub mod api;
+pub mod attachments;
+pub mod error;
+pub mod idle;
+pub mod signin;
+pub mod tls;
+pub mod web;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -12,8 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
 use tower_http::trace::TraceLayer;
 
-use crate::db::Db;
-use crate::idle::IdleListener;
+use crate::http::idle::IdleListener;
+use crate::store::Db;
 
 /// Largest request body of a route that says nothing else: forms and small JSON requests.
 pub const DEFAULT_BODY_BYTES: usize = 64 * 1024;
@@ -33,7 +42,7 @@ pub struct AppState {
     /// Take the client's address from the last `X-Forwarded-For` entry (behind a reverse
     /// proxy that sets it), not from the connection.
     pub trust_forwarded_for: bool,
-    pub signin: std::sync::Arc<crate::signin::SignInGuard>,
+    pub signin: std::sync::Arc<crate::http::signin::SignInGuard>,
     /// The oldest phone library (`x-diaban-client`) the API serves; older ones are told to
     /// update before any data moves.
     pub min_client: Option<ClientVersion>,
@@ -112,7 +121,7 @@ async fn check_client(State(state): State<AppState>, request: Request, next: Nex
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<ClientVersion>().ok());
         if version.is_none_or(|v| v < min) {
-            return crate::error::ApiError::new(
+            return crate::http::error::ApiError::new(
                 StatusCode::UPGRADE_REQUIRED,
                 diaban_core::protocol::codes::UPGRADE_REQUIRED,
                 format!(
@@ -127,7 +136,7 @@ async fn check_client(State(state): State<AppState>, request: Request, next: Nex
 }
 
 /// Holds every request body to its route's [`body_limit`]: a declared length over it is
-/// refused before anything is read (413, made uniform by [`crate::error::uniform_errors`]),
+/// refused before anything is read (413, made uniform by [`crate::http::error::uniform_errors`]),
 /// and a body read past it fails its extractor with 413.
 async fn limit_bodies(request: Request, next: Next) -> Response {
     let limit = body_limit(request.uri().path());
@@ -164,21 +173,21 @@ impl FromRequestParts<AppState> for ClientAddress {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .merge(crate::api::router())
-        .merge(crate::web::router())
-        .merge(crate::admin::router())
+        .merge(crate::http::api::router())
+        .merge(crate::http::web::router())
+        .merge(crate::http::admin::router())
         // The limits are `limit_bodies`'s, one per route.
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(limit_bodies))
         .layer(axum::middleware::from_fn_with_state(state.clone(), check_client))
-        .layer(axum::middleware::from_fn(crate::error::uniform_errors))
+        .layer(axum::middleware::from_fn(crate::http::error::uniform_errors))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
 /// Serves until Ctrl-C or SIGTERM, over HTTPS when `tls` is given, closing connections silent
-/// for `idle` (see [`crate::idle`]). Prints the bound address first, so a caller that asked for
+/// for `idle` (see [`crate::http::idle`]). Prints the bound address first, so a caller that asked for
 /// port 0 learns the port.
 pub async fn serve(
     state: AppState,
@@ -193,7 +202,7 @@ pub async fn serve(
         Some(config) => {
             println!("Địa bàn listening on https://{addr}");
             // `tap_io` gives the connections their peer address (ConnectInfo) as for plain TCP.
-            let listener = crate::tls::TlsListener::new(listener, config)?;
+            let listener = crate::http::tls::TlsListener::new(listener, config)?;
             let listener = IdleListener::new(listener, idle).tap_io(|_| {});
             axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
         }

@@ -3,21 +3,21 @@
 
 use diaban_core::{Form, Template};
 
-use crate::db::{Db, DbError};
+use crate::store::{Db, DbError};
 
 /// In publication order: sources before the reports whose indicators read them.
 pub const DEFAULT_PACK: &[(&str, &str)] = &[
-    ("person_record", include_str!("../pack/person_record.json")),
-    ("hotspot", include_str!("../pack/hotspot.json")),
-    ("crop_eradication", include_str!("../pack/crop_eradication.json")),
-    ("business_inspection", include_str!("../pack/business_inspection.json")),
-    ("propaganda_session", include_str!("../pack/propaganda_session.json")),
-    ("public_tip", include_str!("../pack/public_tip.json")),
-    ("tip_informant", include_str!("../pack/tip_informant.json")),
-    ("group_review", include_str!("../pack/group_review.json")),
-    ("commune_monthly_report", include_str!("../pack/commune_monthly_report.json")),
-    ("commune_annual_report", include_str!("../pack/commune_annual_report.json")),
-    ("commune_assessment", include_str!("../pack/commune_assessment.json")),
+    ("person_record", include_str!("../../pack/person_record.json")),
+    ("hotspot", include_str!("../../pack/hotspot.json")),
+    ("crop_eradication", include_str!("../../pack/crop_eradication.json")),
+    ("business_inspection", include_str!("../../pack/business_inspection.json")),
+    ("propaganda_session", include_str!("../../pack/propaganda_session.json")),
+    ("public_tip", include_str!("../../pack/public_tip.json")),
+    ("tip_informant", include_str!("../../pack/tip_informant.json")),
+    ("group_review", include_str!("../../pack/group_review.json")),
+    ("commune_monthly_report", include_str!("../../pack/commune_monthly_report.json")),
+    ("commune_annual_report", include_str!("../../pack/commune_annual_report.json")),
+    ("commune_assessment", include_str!("../../pack/commune_assessment.json")),
 ];
 
 pub fn templates() -> Result<Vec<Template>, DbError> {

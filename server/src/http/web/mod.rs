@@ -13,18 +13,18 @@ use axum::{Form, Router};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
-use crate::access::Access;
-use crate::app::{AppState, ClientAddress};
-use crate::auth;
-use crate::db::{RecordRow, User};
-use crate::grid::{self, GridCell};
-use crate::signin::{Channel, SignInError};
+use crate::domain::access::Access;
+use crate::domain::auth;
+use crate::domain::grid::{self, GridCell};
+use crate::http::signin::{Channel, SignInError};
+use crate::http::{AppState, ClientAddress};
+use crate::store::{RecordRow, User};
 
 use diaban_core::form::RenderItem;
 use diaban_core::record::{EventKind, FieldPath, HistoryEntry, RecordDoc};
 use std::sync::Arc;
 
-use crate::review::{ReviewError, review};
+use crate::domain::review::{ReviewError, review};
 use diaban_core::template::{Field, FieldType, Sensitivity};
 
 const SESSION_COOKIE: &str = "diaban_session";
@@ -221,7 +221,8 @@ async fn login(
         (status, page(lang, lang.t("Đăng nhập", "Sign in"), None, body)).into_response()
     };
     let signed_in =
-        crate::signin::sign_in(&state.db, &state.signin, &form.username, &form.password, address, Channel::Web).await;
+        crate::http::signin::sign_in(&state.db, &state.signin, &form.username, &form.password, address, Channel::Web)
+            .await;
     let user = match signed_in {
         Ok(user) => user,
         Err(SignInError::InvalidCredentials) => {
@@ -306,7 +307,7 @@ impl QueueFilter {
 }
 
 /// The records the user may see, newest first.
-async fn visible_records(state: &AppState, user: &User) -> Result<Vec<RecordRow>, crate::db::DbError> {
+async fn visible_records(state: &AppState, user: &User) -> Result<Vec<RecordRow>, crate::store::DbError> {
     let access = Access::of(&state.db, user).await?;
     state.db.records_in_units(&access.units, &access.hidden, 5000).await
 }
@@ -431,7 +432,7 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
     };
     let mut doc = doc;
     let evaluation = form.evaluate_record(&mut doc, lang.code(), state.db.clock.today());
-    let actions = crate::review::web_actions(&form.template().roles, web.user.role, doc.state());
+    let actions = crate::domain::review::web_actions(&form.template().roles, web.user.role, doc.state());
     // Per-field history, read from the document's change log (the audit trail).
     let history: Vec<(&Field, Vec<HistoryEntry>)> = form
         .template()
@@ -446,20 +447,20 @@ async fn record_page(State(state): State<AppState>, web: WebUser, Path(id): Path
     let shown = |f: &Field, v: &Option<serde_json::Value>| {
         v.as_ref().map(|v| form.display(f, v, lang.code())).unwrap_or_default()
     };
-    let (indicators, indicator_error) = match crate::reports::indicators_for(&state.db, &form, &row, lang.code()).await
-    {
-        Ok(lines) => (lines, None),
-        Err(crate::reports::ReportError::Db(e)) => return server_error(e),
-        // A source template withdrawn or changed: the page still shows the record.
-        Err(e) => (None, Some(e.to_string())),
-    };
+    let (indicators, indicator_error) =
+        match crate::domain::reports::indicators_for(&state.db, &form, &row, lang.code()).await {
+            Ok(lines) => (lines, None),
+            Err(crate::domain::reports::ReportError::Db(e)) => return server_error(e),
+            // A source template withdrawn or changed: the page still shows the record.
+            Err(e) => (None, Some(e.to_string())),
+        };
     // Proposed amendments: what each would change, field by field.
     let amendments = match state.db.amendments(&row.id).await {
         Ok(list) => list,
         Err(e) => return server_error(e),
     };
     let reviews = form.template().roles.review.contains(&web.user.role);
-    let amendment_diffs: Vec<(crate::db::Amendment, Vec<FieldDiff>)> = amendments
+    let amendment_diffs: Vec<(crate::store::Amendment, Vec<FieldDiff>)> = amendments
         .into_iter()
         .map(|a| {
             let mut after = doc.clone_doc();
@@ -635,7 +636,7 @@ async fn decide_amendment(
         "reject" => false,
         _ => return (StatusCode::BAD_REQUEST, "unknown action").into_response(),
     };
-    match crate::review::decide_amendment(&state.db, &web.user, &id, amendment, accept).await {
+    match crate::domain::review::decide_amendment(&state.db, &web.user, &id, amendment, accept).await {
         Ok(()) => Redirect::to(&format!("/records/{id}")).into_response(),
         Err(ReviewError::NotFound) => not_found(web.lang, &web),
         Err(ReviewError::Db(e)) => server_error(e),
@@ -809,7 +810,7 @@ async fn rollup_page(
         (Ok(u), Ok(r)) => (u, r.into_iter().filter(|r| r.template_id == template_id).collect::<Vec<_>>()),
         (Err(e), _) | (_, Err(e)) => return server_error(e),
     };
-    let table = crate::rollup::rollup(&form, &unit_rows, &records, period.as_deref());
+    let table = crate::domain::rollup::rollup(&form, &unit_rows, &records, period.as_deref());
     if kind != "html" {
         let detail = format!("{file} {}", period.as_deref().unwrap_or("*"));
         return download(
@@ -844,8 +845,8 @@ async fn rollup_page(
                         tr {
                             @for cell in row {
                                 @match cell {
-                                    crate::export::Cell::Text(t) => td { (t) },
-                                    crate::export::Cell::Number(n) => td.num { (n) },
+                                    crate::domain::export::Cell::Text(t) => td { (t) },
+                                    crate::domain::export::Cell::Number(n) => td.num { (n) },
                                 }
                             }
                         }
@@ -871,7 +872,7 @@ async fn export_records(State(state): State<AppState>, web: WebUser, Path(file):
         Ok(form) => form,
         Err(response) => return response,
     };
-    let table = crate::export::table(&form, &rows, |s| state_label(Lang::Vi, s).to_owned(), local_time);
+    let table = crate::domain::export::table(&form, &rows, |s| state_label(Lang::Vi, s).to_owned(), local_time);
     let detail = format!("{file} ({} records)", rows.len());
     download(&state, &web, &table, kind, &form.template().label.vi, template_id, "export", &detail).await
 }
@@ -888,7 +889,7 @@ async fn readable_form(state: &AppState, web: &WebUser, template_id: &str) -> Re
 async fn download(
     state: &AppState,
     web: &WebUser,
-    table: &crate::export::Table,
+    table: &crate::domain::export::Table,
     kind: &str,
     sheet: &str,
     file_stem: &str,
@@ -897,10 +898,10 @@ async fn download(
 ) -> Response {
     let (bytes, content_type) = match kind {
         "xlsx" => (
-            crate::export::xlsx(table, sheet).map_err(|e| e.to_string()),
+            crate::domain::export::xlsx(table, sheet).map_err(|e| e.to_string()),
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         ),
-        _ => (crate::export::csv(table).map_err(|e| e.to_string()), "text/csv; charset=utf-8"),
+        _ => (crate::domain::export::csv(table).map_err(|e| e.to_string()), "text/csv; charset=utf-8"),
     };
     let bytes = match bytes {
         Ok(b) => b,
@@ -957,7 +958,7 @@ fn number(v: f64) -> String {
 async fn reminders_page(State(state): State<AppState>, web: WebUser) -> Response {
     let lang = web.lang;
     let today = diaban_core::clock::iso(state.db.clock.today());
-    let reminders = match crate::reports::reminders_for(&state.db, &web.user, &today, lang.code()).await {
+    let reminders = match crate::domain::reports::reminders_for(&state.db, &web.user, &today, lang.code()).await {
         Ok(r) => r,
         Err(e) => return server_error(e),
     };
@@ -1003,7 +1004,7 @@ async fn reminders_page(State(state): State<AppState>, web: WebUser) -> Response
     .into_response()
 }
 
-async fn scope_of(state: &AppState, user: &User) -> Result<Vec<String>, crate::db::DbError> {
+async fn scope_of(state: &AppState, user: &User) -> Result<Vec<String>, crate::store::DbError> {
     state.db.unit_scope(&user.unit_code).await
 }
 

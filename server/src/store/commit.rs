@@ -10,7 +10,7 @@
 //! while the writer lock is held.
 //!
 //! On PostgreSQL the shared transaction first takes the cluster-wide write lock
-//! ([`crate::db::PG_WRITE_LOCK`]): writers on every node read and write records one
+//! ([`crate::store::PG_WRITE_LOCK`]): writers on every node read and write records one
 //! transaction at a time, as on SQLite, and change-log sequences commit in order.
 
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool};
 use tokio::sync::{Mutex, MutexGuard, oneshot, watch};
 
-use crate::db::{Backend, DbError};
+use crate::store::{Backend, DbError};
 
 /// A batch commits once it holds this many jobs, even while more writers queue.
 const MAX_BATCH: usize = 64;
@@ -311,7 +311,7 @@ impl Batch {
             Backend::Postgres => {
                 sqlx::query("BEGIN").execute(&mut **conn).await?;
                 let locked = sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(crate::db::PG_WRITE_LOCK)
+                    .bind(crate::store::PG_WRITE_LOCK)
                     .execute(&mut **conn)
                     .await;
                 if let Err(e) = locked {
@@ -398,9 +398,9 @@ mod tests {
     use super::*;
 
     /// A database in a temporary directory (kept while the test runs) and a committer.
-    async fn fixture() -> (tempfile::TempDir, crate::db::Db, Arc<Committer>) {
+    async fn fixture() -> (tempfile::TempDir, crate::store::Db, Arc<Committer>) {
         let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Db::open(&dir.path().join("s.sqlite").to_string_lossy()).await.unwrap();
+        let db = crate::store::Db::open(&dir.path().join("s.sqlite").to_string_lossy()).await.unwrap();
         (dir, db, Committer::new(Backend::Sqlite))
     }
 

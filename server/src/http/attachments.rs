@@ -20,11 +20,11 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::access::Access;
-use crate::api::ApiQuery;
-use crate::app::AppState;
-use crate::db::AuthDevice;
-use crate::error::ApiError;
+use crate::domain::access::Access;
+use crate::http::AppState;
+use crate::http::api::ApiQuery;
+use crate::http::error::ApiError;
+use crate::store::AuthDevice;
 
 fn check_sha(sha256: &str) -> Result<(), ApiError> {
     if sha256.len() == 64 && sha256.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) {
@@ -222,7 +222,7 @@ pub async fn uploaded_all(
     conn: &mut sqlx::AnyConnection,
     username: &str,
     shas: &[&str],
-) -> Result<bool, crate::db::DbError> {
+) -> Result<bool, crate::store::DbError> {
     let list = serde_json::Value::from(shas.to_vec()).to_string();
     let done: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM json_each($1) s JOIN attachment_uploads u

@@ -8,10 +8,10 @@ use diaban_core::record::{Author, EventKind, RecordDoc, WorkflowState};
 use diaban_core::template::{Role, Roles};
 use diaban_core::workflow;
 
-use crate::access::Access;
+use crate::domain::access::Access;
 
-use crate::db::{Db, DbError, User};
-use crate::sync::{project, write_record};
+use crate::domain::sync::{project, write_record};
+use crate::store::{Db, DbError, User};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {

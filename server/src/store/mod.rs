@@ -6,6 +6,10 @@
 //! `json_each(text)` for lists (built into SQLite, a small SQL function in the PostgreSQL
 //! schema). Each backend has its own migrations.
 
+pub mod commit;
+pub mod conns;
+pub mod docs;
+
 use diaban_core::clock::Clock;
 use diaban_core::db::{EmbeddedMigration, migrator};
 use std::collections::HashMap;
@@ -16,38 +20,38 @@ use diaban_core::template::{Choice, Role, Sensitivity, SharedChoiceList, Templat
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Row};
 
-use crate::commit::{Mark, with_marks};
+use crate::store::commit::{Mark, with_marks};
 
 const MIGRATIONS: &[EmbeddedMigration] = &[
-    (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
-    (2, "shared choice lists", include_str!("../migrations/sqlite/0002_shared_choice_lists.sql")),
-    (3, "attachments", include_str!("../migrations/sqlite/0003_attachments.sql")),
-    (4, "record chunks", include_str!("../migrations/sqlite/0004_record_chunks.sql")),
-    (5, "unit history", include_str!("../migrations/sqlite/0005_unit_history.sql")),
-    (6, "token expiry", include_str!("../migrations/sqlite/0006_token_expiry.sql")),
-    (7, "template grants", include_str!("../migrations/sqlite/0007_template_grants.sql")),
-    (8, "record period", include_str!("../migrations/sqlite/0008_record_period.sql")),
-    (9, "units in sync", include_str!("../migrations/sqlite/0009_units_in_sync.sql")),
-    (10, "amendments", include_str!("../migrations/sqlite/0010_amendments.sql")),
-    (11, "records by unit and seq", include_str!("../migrations/sqlite/0011_records_by_unit_and_seq.sql")),
-    (12, "incremental pull", include_str!("../migrations/sqlite/0012_incremental_pull.sql")),
-    (13, "device reach", include_str!("../migrations/sqlite/0013_device_reach.sql")),
-    (14, "record snapshots", include_str!("../migrations/sqlite/0014_record_snapshots.sql")),
-    (15, "incremental rescan", include_str!("../migrations/sqlite/0015_incremental_rescan.sql")),
-    (16, "attachment uploads", include_str!("../migrations/sqlite/0016_attachment_uploads.sql")),
-    (17, "device wipe", include_str!("../migrations/sqlite/0017_device_wipe.sql")),
+    (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, "shared choice lists", include_str!("../../migrations/sqlite/0002_shared_choice_lists.sql")),
+    (3, "attachments", include_str!("../../migrations/sqlite/0003_attachments.sql")),
+    (4, "record chunks", include_str!("../../migrations/sqlite/0004_record_chunks.sql")),
+    (5, "unit history", include_str!("../../migrations/sqlite/0005_unit_history.sql")),
+    (6, "token expiry", include_str!("../../migrations/sqlite/0006_token_expiry.sql")),
+    (7, "template grants", include_str!("../../migrations/sqlite/0007_template_grants.sql")),
+    (8, "record period", include_str!("../../migrations/sqlite/0008_record_period.sql")),
+    (9, "units in sync", include_str!("../../migrations/sqlite/0009_units_in_sync.sql")),
+    (10, "amendments", include_str!("../../migrations/sqlite/0010_amendments.sql")),
+    (11, "records by unit and seq", include_str!("../../migrations/sqlite/0011_records_by_unit_and_seq.sql")),
+    (12, "incremental pull", include_str!("../../migrations/sqlite/0012_incremental_pull.sql")),
+    (13, "device reach", include_str!("../../migrations/sqlite/0013_device_reach.sql")),
+    (14, "record snapshots", include_str!("../../migrations/sqlite/0014_record_snapshots.sql")),
+    (15, "incremental rescan", include_str!("../../migrations/sqlite/0015_incremental_rescan.sql")),
+    (16, "attachment uploads", include_str!("../../migrations/sqlite/0016_attachment_uploads.sql")),
+    (17, "device wipe", include_str!("../../migrations/sqlite/0017_device_wipe.sql")),
 ];
 
 const PG_MIGRATIONS: &[EmbeddedMigration] = &[
-    (1, "schema", include_str!("../migrations/postgres/0001_schema.sql")),
-    (2, "records by unit and seq", include_str!("../migrations/postgres/0002_records_by_unit_and_seq.sql")),
-    (3, "incremental pull", include_str!("../migrations/postgres/0003_incremental_pull.sql")),
-    (4, "json_group_array", include_str!("../migrations/postgres/0004_json_group_array.sql")),
-    (5, "device reach", include_str!("../migrations/postgres/0005_device_reach.sql")),
-    (6, "record snapshots", include_str!("../migrations/postgres/0006_record_snapshots.sql")),
-    (7, "incremental rescan", include_str!("../migrations/postgres/0007_incremental_rescan.sql")),
-    (8, "attachment uploads", include_str!("../migrations/postgres/0008_attachment_uploads.sql")),
-    (9, "device wipe", include_str!("../migrations/postgres/0009_device_wipe.sql")),
+    (1, "schema", include_str!("../../migrations/postgres/0001_schema.sql")),
+    (2, "records by unit and seq", include_str!("../../migrations/postgres/0002_records_by_unit_and_seq.sql")),
+    (3, "incremental pull", include_str!("../../migrations/postgres/0003_incremental_pull.sql")),
+    (4, "json_group_array", include_str!("../../migrations/postgres/0004_json_group_array.sql")),
+    (5, "device reach", include_str!("../../migrations/postgres/0005_device_reach.sql")),
+    (6, "record snapshots", include_str!("../../migrations/postgres/0006_record_snapshots.sql")),
+    (7, "incremental rescan", include_str!("../../migrations/postgres/0007_incremental_rescan.sql")),
+    (8, "attachment uploads", include_str!("../../migrations/postgres/0008_attachment_uploads.sql")),
+    (9, "device wipe", include_str!("../../migrations/postgres/0009_device_wipe.sql")),
 ];
 
 /// Which database a server runs on.
@@ -114,13 +118,13 @@ pub struct Db {
     url: String,
     /// Every write goes through the group committer: one transaction and one fsync for all
     /// writers that arrive together.
-    committer: Arc<crate::commit::Committer>,
+    committer: Arc<crate::store::commit::Committer>,
     /// Compiled forms by (template id, version); published versions never change.
     forms: Arc<FormCache>,
     /// Documents of recently written records, checked against their sequence before use.
-    pub docs: Arc<crate::docs::DocCache>,
-    /// Connections for the sync path, outside sqlx's pool (see [`crate::conns`]).
-    conns: Arc<crate::conns::Conns>,
+    pub docs: Arc<crate::store::docs::DocCache>,
+    /// Connections for the sync path, outside sqlx's pool (see [`crate::store::conns`]).
+    conns: Arc<crate::store::conns::Conns>,
     /// Restricted template ids, with the template sequence they were read at: re-read only
     /// when a template is published (by this process or another, e.g. the admin CLI).
     restricted: Arc<std::sync::Mutex<(i64, Vec<String>)>>,
@@ -326,7 +330,7 @@ impl Db {
         };
         let pool = AnyPoolOptions::new()
             // The writers' one, the sync path's (see `conns`), and the rest's.
-            .max_connections(1 + crate::conns::KEPT as u32 + if backend == Backend::Sqlite { 4 } else { 8 })
+            .max_connections(1 + crate::store::conns::KEPT as u32 + if backend == Backend::Sqlite { 4 } else { 8 })
             // A broken connection shows as a failed query; a ping before every query would
             // double the round trips to the database.
             .test_before_acquire(false)
@@ -357,14 +361,14 @@ impl Db {
             Backend::Postgres => PG_MIGRATIONS,
         };
         migrator(migrations).run(&pool).await.map_err(|e| open_err(e.to_string()))?;
-        let docs = Arc::new(crate::docs::DocCache::new(DOC_CACHE));
-        crate::docs::DocCache::sweep_while_alive(Arc::downgrade(&docs));
+        let docs = Arc::new(crate::store::docs::DocCache::new(DOC_CACHE));
+        crate::store::docs::DocCache::sweep_while_alive(Arc::downgrade(&docs));
         Ok(Db {
             pool,
             backend,
             clock: Clock::system(),
             url,
-            committer: crate::commit::Committer::new(backend),
+            committer: crate::store::commit::Committer::new(backend),
             docs,
             conns: Default::default(),
             forms: Default::default(),
@@ -374,8 +378,8 @@ impl Db {
     }
 
     /// A connection for the sync path, which runs a few short statements per request (see
-    /// [`crate::conns`]).
-    pub async fn conn(&self) -> Result<crate::conns::Conn<'_>, DbError> {
+    /// [`crate::store::conns`]).
+    pub async fn conn(&self) -> Result<crate::store::conns::Conn<'_>, DbError> {
         self.conns.get(&self.pool).await
     }
 
@@ -522,7 +526,7 @@ impl Db {
         if self.unit(unit_code).await?.is_none() {
             return Err(DbError::Invalid(format!("unit {unit_code} does not exist")));
         }
-        let hash = crate::auth::hash_password(password).map_err(|e| DbError::Invalid(e.to_string()))?;
+        let hash = crate::domain::auth::hash_password(password).map_err(|e| DbError::Invalid(e.to_string()))?;
         let _guard = self.committer.exclusive().await;
         sqlx::query("INSERT INTO users (username, display_name, password_hash, role, unit_code, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT(username) DO UPDATE SET display_name = excluded.display_name, password_hash = excluded.password_hash, role = excluded.role, unit_code = excluded.unit_code")
             .bind(username)

@@ -5,7 +5,7 @@ use diaban_core::Form;
 use diaban_core::template::FieldType;
 use rust_xlsxwriter::{Format, Workbook};
 
-use crate::db::RecordRow;
+use crate::store::RecordRow;
 
 /// A table: headers and rows of text or numbers.
 pub struct Table {

@@ -12,7 +12,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::db::DbError;
+use crate::store::DbError;
 
 /// How many connections the sync path holds at most. Requests wait for one in turn.
 pub const KEPT: usize = 4;

@@ -7,7 +7,7 @@ use diaban_core::indicators::{self, IndicatorError, SourceRecord, Sources};
 use diaban_core::reminders::{self, Reminder};
 use diaban_core::template::Template;
 
-use crate::db::{Db, DbError, RecordRow, User};
+use crate::store::{Db, DbError, RecordRow, User};
 
 /// One indicator of a report: what the commune reported and what the records give now.
 #[derive(Clone, Debug, PartialEq)]

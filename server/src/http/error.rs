@@ -75,15 +75,15 @@ impl From<FormRejection> for ApiError {
     }
 }
 
-impl From<crate::db::DbError> for ApiError {
-    fn from(e: crate::db::DbError) -> Self {
+impl From<crate::store::DbError> for ApiError {
+    fn from(e: crate::store::DbError) -> Self {
         match e {
-            crate::db::DbError::Sql(e) => ApiError::from(e),
-            crate::db::DbError::Invalid(m) => ApiError::bad_request(m),
-            crate::db::DbError::Publish(e) => {
+            crate::store::DbError::Sql(e) => ApiError::from(e),
+            crate::store::DbError::Invalid(m) => ApiError::bad_request(m),
+            crate::store::DbError::Publish(e) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, codes::INVALID_TEMPLATE, e.to_string())
             }
-            crate::db::DbError::Open { .. } => {
+            crate::store::DbError::Open { .. } => {
                 tracing::error!(error = %e, "database unavailable");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable")
             }

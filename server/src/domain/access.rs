@@ -7,7 +7,7 @@
 use diaban_core::Form;
 use std::sync::Arc;
 
-use crate::db::{Db, DbError, RecordRow, User};
+use crate::store::{Db, DbError, RecordRow, User};
 
 /// What one user may read, read once per request.
 #[derive(Clone, Debug)]

@@ -6,10 +6,10 @@ use std::collections::HashSet;
 
 use serde::Deserialize;
 
-use crate::db::{Db, DbError, Unit};
+use crate::store::{Db, DbError, Unit};
 
 /// The 34 provinces and 3,321 communes from 1 July 2025 (see `server/data/README.md`).
-pub const NATIONAL_2025: &str = include_str!("../data/units-2025.csv");
+pub const NATIONAL_2025: &str = include_str!("../../data/units-2025.csv");
 
 #[derive(Debug, Deserialize)]
 struct Row {

@@ -11,9 +11,9 @@ use diaban_core::template::{Role, Template};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use crate::app::AppState;
-use crate::db::Wipe;
-use crate::web::{WebUser, local_time, page};
+use crate::http::AppState;
+use crate::http::web::{WebUser, local_time, page};
+use crate::store::Wipe;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -351,6 +351,7 @@ async fn import_units(State(state): State<AppState>, web: WebUser, Form(f): Form
     if let Some(r) = refusal(&web, &f.csrf) {
         return r;
     }
-    let result = crate::units::import(&state.db, &f.csv).await.map(|n| format!("{n} ✓")).map_err(|e| e.to_string());
+    let result =
+        crate::domain::units::import(&state.db, &f.csv).await.map(|n| format!("{n} ✓")).map_err(|e| e.to_string());
     outcome(&state, &web, result, "import_units").await
 }

@@ -27,10 +27,12 @@ use time::Date;
 
 use diaban_core::store::AttachmentRef;
 
-use crate::authorize;
-use crate::commit::Mark;
-use crate::db::{AuthDevice, Db, DbError, DocBytes, FOLD_AFTER, Marks, RecordWrite, Rescan, ServedReach, StoredState};
-use crate::error::ApiError;
+use crate::domain::authorize;
+use crate::http::error::ApiError;
+use crate::store::commit::Mark;
+use crate::store::{
+    AuthDevice, Db, DbError, DocBytes, FOLD_AFTER, Marks, RecordWrite, Rescan, ServedReach, StoredState,
+};
 
 /// How many records one response carries at most; the device asks again for more.
 const PAGE_RECORDS: i64 = page_records!();
@@ -506,7 +508,7 @@ async fn check(
             .map(|a| a.sha256.as_str())
             .filter(|s| !before.iter().any(|b| b == s))
             .collect();
-        if !new.is_empty() && !crate::attachments::uploaded_all(conn, &device.user.username, &new).await? {
+        if !new.is_empty() && !crate::http::attachments::uploaded_all(conn, &device.user.username, &new).await? {
             return Ok(refusal(
                 codes::ATTACHMENT_NOT_UPLOADED,
                 "the record refers to an attachment this user has not uploaded; upload it first",
@@ -776,7 +778,7 @@ macro_rules! page_statement {
     ($whole:literal, $among:literal) => {
         concat!(
             "WITH marks (latest, units, templates) AS (SELECT ",
-            crate::db::sequences!(),
+            crate::store::sequences!(),
             ")
              SELECT m.latest, m.units, m.templates, p.id, p.snapshot, p.heads, p.seq, p.whole
              FROM marks m LEFT JOIN (
@@ -818,8 +820,8 @@ async fn pull(
     pushed_heads: &[(&str, &[String])],
 ) -> Result<SyncResponse, ApiError> {
     let mut pg_tx: Option<sqlx::Transaction<'_, sqlx::Any>> = None;
-    let mut kept: Option<crate::conns::Conn<'_>> = None;
-    let tx: &mut AnyConnection = if db.backend == crate::db::Backend::Postgres {
+    let mut kept: Option<crate::store::conns::Conn<'_>> = None;
+    let tx: &mut AnyConnection = if db.backend == crate::store::Backend::Postgres {
         let tx = pg_tx.insert(db.pool.begin().await?);
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut **tx).await?;
         tx
@@ -991,7 +993,7 @@ mod tests {
     use diaban_core::template::Role;
 
     use super::*;
-    use crate::db::Unit;
+    use crate::store::Unit;
 
     fn unit(code: &str, name: &str, parent: Option<&str>) -> Unit {
         let level = if parent.is_some() { "commune" } else { "province" };

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use diaban_core::Form;
 use diaban_core::template::{Field, FieldType};
 
-use crate::db::{RecordRow, Unit};
-use crate::export::{Cell, Table};
+use crate::domain::export::{Cell, Table};
+use crate::store::{RecordRow, Unit};
 
 const REPORTED: &[&str] = &["submitted", "signed_off", "approved"];
 

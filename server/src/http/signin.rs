@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use diaban_core::limits::{self, LimitError};
 use hashlink::LruCache;
 
-use crate::auth;
-use crate::db::{Db, DbError, User};
+use crate::domain::auth;
+use crate::store::{Db, DbError, User};
 
 /// Failures per username within [`WINDOW`] before tries for it are spaced out.
 pub const FREE_PER_USER: u32 = 5;
