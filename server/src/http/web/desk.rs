@@ -1,0 +1,243 @@
+//! The province's desk: the reporting grid, roll-ups, exports and reminders.
+
+use super::{
+    Lang, WebUser, download, local_time, not_found, page, scope_of, server_error, state_label, visible_records,
+};
+use crate::domain::access::Access;
+use crate::domain::grid::{self, GridCell};
+use crate::http::AppState;
+use crate::store::RecordRow;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use maud::html;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// A grid cell's label.
+fn cell_label(lang: Lang, cell: GridCell) -> &'static str {
+    match cell {
+        GridCell::Approved => lang.t("Đã phê duyệt", "Approved"),
+        GridCell::Submitted => lang.t("Đã gửi", "Submitted"),
+        GridCell::SignedOff => lang.t("Xã đã ký", "Signed off"),
+        GridCell::Returned => lang.t("Bị trả lại", "Returned"),
+        GridCell::LateDraft => lang.t("Quá hạn (nháp)", "Late (draft)"),
+        GridCell::Draft => lang.t("Nháp", "Draft"),
+        GridCell::Late => lang.t("Quá hạn", "Late"),
+        GridCell::NotStarted => lang.t("Chưa lập", "Not started"),
+    }
+}
+
+/// `/grid/{template}`: who has reported for which period — communes × the last six periods,
+/// due dates from the template.
+pub(super) async fn grid_page(
+    State(state): State<AppState>,
+    web: WebUser,
+    Path(template_id): Path<String>,
+) -> Response {
+    let lang = web.lang;
+    let form = match readable_form(&state, &web, &template_id).await {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let template = form.template();
+    let Some(spec) = template.period.clone() else { return not_found(lang, &web) };
+    let today = state.db.clock.today();
+    let periods = grid::periods(&spec, today, grid::PERIODS);
+    let units = match scope_of(&state, &web.user).await {
+        Ok(u) => u,
+        Err(e) => return server_error(e),
+    };
+    let (communes, states) =
+        match (state.db.communes_in(&units).await, state.db.period_states(&template_id, &units).await) {
+            (Ok(c), Ok(s)) => (c, s),
+            (Err(e), _) | (_, Err(e)) => return server_error(e),
+        };
+    let best = grid::most_advanced(states);
+    let title = template.label.text(lang.code()).to_owned();
+    page(
+        lang,
+        &title,
+        Some(&web),
+        html! {
+            h1 { (lang.t("Tiến độ báo cáo: ", "Reporting: ")) (title) }
+            table id="grid" {
+                thead { tr {
+                    th { (lang.t("Đơn vị", "Unit")) }
+                    @for (key, b) in &periods { th title={ (b.start) " – " (b.end) } { (key) br; small { (lang.t("hạn ", "due ")) (b.due) } } }
+                } }
+                tbody {
+                    @for c in &communes {
+                        tr data-unit=(c.code) {
+                            th scope="row" { (c.name) " (" (c.code) ")" }
+                            @for (key, b) in &periods {
+                                @let cell = GridCell::of(best.get(&(c.code.clone(), key.clone())).map(String::as_str), today > b.due);
+                                td class=(cell.class()) data-period=(key) { (cell_label(lang, cell)) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct PeriodQuery {
+    #[serde(default)]
+    period: String,
+}
+
+/// `/rollup/{template}` (a page), `.xlsx` or `.csv`: sums per commune and up the tree for a
+/// period (periodic templates; default the current one) or for all records.
+pub(super) async fn rollup_page(
+    State(state): State<AppState>,
+    web: WebUser,
+    Path(file): Path<String>,
+    Query(q): Query<PeriodQuery>,
+) -> Response {
+    let lang = web.lang;
+    let (template_id, kind) = match file.rsplit_once('.') {
+        Some((t, k)) if k == "xlsx" || k == "csv" => (t.to_owned(), k),
+        _ => (file.clone(), "html"),
+    };
+    let form = match readable_form(&state, &web, &template_id).await {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let period = match (&form.template().period, q.period.as_str()) {
+        (Some(spec), "") => Some(spec.key_for(state.db.clock.today())),
+        (Some(_), p) => Some(p.to_owned()),
+        (None, _) => None,
+    };
+    let units = match scope_of(&state, &web.user).await {
+        Ok(u) => u,
+        Err(e) => return server_error(e),
+    };
+    let (unit_rows, records) = match (state.db.units_in(&units).await, visible_records(&state, &web.user).await) {
+        (Ok(u), Ok(r)) => (u, r.into_iter().filter(|r| r.template_id == template_id).collect::<Vec<_>>()),
+        (Err(e), _) | (_, Err(e)) => return server_error(e),
+    };
+    let table = crate::domain::rollup::rollup(&form, &unit_rows, &records, period.as_deref());
+    if kind != "html" {
+        let detail = format!("{file} {}", period.as_deref().unwrap_or("*"));
+        return download(
+            &state,
+            &web,
+            &table,
+            kind,
+            "Tổng hợp",
+            &format!("{template_id}-tong-hop"),
+            "export_rollup",
+            &detail,
+        )
+        .await;
+    }
+    let title = form.template().label.text(lang.code()).to_owned();
+    let query = period.as_deref().map(|p| format!("?period={p}")).unwrap_or_default();
+    page(
+        lang,
+        &title,
+        Some(&web),
+        html! {
+            h1 { (lang.t("Tổng hợp: ", "Roll-up: ")) (title) }
+            @if let Some(p) = &period { p { (lang.t("Kỳ: ", "Period: ")) strong { (p) } } }
+            p {
+                a id="rollup-xlsx" href={ "/rollup/" (template_id) ".xlsx" (query) } { "Excel (XLSX)" } " · "
+                a id="rollup-csv" href={ "/rollup/" (template_id) ".csv" (query) } { "CSV" }
+            }
+            table id="rollup" {
+                thead { tr { @for h in &table.headers { th { (h) } } } }
+                tbody {
+                    @for row in &table.rows {
+                        tr {
+                            @for cell in row {
+                                @match cell {
+                                    crate::domain::export::Cell::Text(t) => td { (t) },
+                                    crate::domain::export::Cell::Number(n) => td.num { (n) },
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+/// `/export/{template}.xlsx` or `.csv`: every record of a template the user may see.
+pub(super) async fn export_records(State(state): State<AppState>, web: WebUser, Path(file): Path<String>) -> Response {
+    let lang = web.lang;
+    let Some((template_id, kind)) = file.rsplit_once('.').filter(|(_, k)| *k == "xlsx" || *k == "csv") else {
+        return not_found(lang, &web);
+    };
+    let rows: Vec<RecordRow> = match visible_records(&state, &web.user).await {
+        Ok(rows) => rows.into_iter().filter(|r| r.template_id == template_id).collect(),
+        Err(e) => return server_error(e),
+    };
+    let form = match readable_form(&state, &web, template_id).await {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let table = crate::domain::export::table(&form, &rows, |s| state_label(Lang::Vi, s).to_owned(), local_time);
+    let detail = format!("{file} ({} records)", rows.len());
+    download(&state, &web, &table, kind, &form.template().label.vi, template_id, "export", &detail).await
+}
+
+/// The latest form of a template the user may read: restricted templates only when granted,
+/// and the same "not found" whether the template is missing or withheld.
+async fn readable_form(state: &AppState, web: &WebUser, template_id: &str) -> Result<Arc<diaban_core::Form>, Response> {
+    let access = Access::of(&state.db, &web.user).await.map_err(server_error)?;
+    access.form(&state.db, template_id).await.map_err(server_error)?.ok_or_else(|| not_found(web.lang, web))
+}
+
+/// What falls due in the registries of the user's units: residence checks, periods ending.
+pub(super) async fn reminders_page(State(state): State<AppState>, web: WebUser) -> Response {
+    let lang = web.lang;
+    let today = diaban_core::clock::iso(state.db.clock.today());
+    let reminders = match crate::domain::reports::reminders_for(&state.db, &web.user, &today, lang.code()).await {
+        Ok(r) => r,
+        Err(e) => return server_error(e),
+    };
+    let units = match scope_of(&state, &web.user).await {
+        Ok(units) => match state.db.units_in(&units).await {
+            Ok(units) => units,
+            Err(e) => return server_error(e),
+        },
+        Err(e) => return server_error(e),
+    };
+    let unit_name = |code: &str| units.iter().find(|u| u.code == code).map(|u| u.name.clone()).unwrap_or_default();
+    let title = lang.t("Nhắc việc", "Reminders");
+    page(
+        lang,
+        title,
+        Some(&web),
+        html! {
+            h1 { (title) }
+            p { (lang.t("Từ sổ quản lý: kiểm tra cư trú hằng tháng, thời hạn quản lý và quản lý sau cai sắp hết. Ngày", "From the registries: monthly residence checks, management and post-rehab periods ending. Today")) " " (today) "." }
+            @if reminders.is_empty() {
+                p { (lang.t("Không có việc đến hạn.", "Nothing is due.")) }
+            } @else {
+                table id="reminders" {
+                    thead { tr {
+                        th { (lang.t("Hạn", "Due")) } th { (lang.t("Còn (ngày)", "Days left")) } th { (lang.t("Việc", "What")) }
+                        th { (lang.t("Đối tượng", "Subject")) } th { (lang.t("Đơn vị", "Unit")) }
+                    } }
+                    tbody {
+                        @for r in &reminders {
+                            tr data-rule=(r.rule) {
+                                td class=[(r.days_left < 0).then_some("late")] { (r.due) }
+                                td { (r.days_left) }
+                                td { (r.label) }
+                                td { a href={ "/records/" (r.record_id) } { (r.subject.clone().unwrap_or_else(|| r.record_id.clone())) } }
+                                td { (unit_name(&r.unit_code)) " (" (r.unit_code) ")" }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
+}
