@@ -29,9 +29,25 @@ def test_the_demo_prints_the_address_and_logins_and_serves_its_data(tmp_path, br
         page.fill("#password", "kiemduyet-2026")
         page.click("button[type=submit]")
         page.wait_for_url("**/records")
-        rows = page.locator("#records tbody tr").all_inner_texts()
-        assert len(rows) > 400, "about 200 people, reports, hotspots, inspections and sessions"
-        assert any("Xã Mường Giôn (03694)" in r for r in rows) and any("Xã Sốp Cộp (04231)" in r for r in rows)
+        # The queue pages: a page of 50, the count of all, and links to the next and first pages.
+        total = int(page.locator("#count strong").inner_text().replace(".", ""))
+        assert total > 400, "about 200 people, reports, hotspots, inspections and sessions"
+        first = page.locator("#records tbody tr a").evaluate_all("links => links.map(a => a.href)")
+        assert len(first) == 50 and page.locator("#first-page").count() == 0
+        page.click("#next-page")
+        second = page.locator("#records tbody tr a").evaluate_all("links => links.map(a => a.href)")
+        assert len(second) == 50 and not set(first) & set(second)
+        page.click("#first-page")
+        assert page.locator("#records tbody tr a").evaluate_all("links => links.map(a => a.href)") == first
+        # Filters hold across pages, and each commune's records are there.
+        for commune in ["Xã Mường Giôn (03694)", "Xã Sốp Cộp (04231)"]:
+            page.goto(f"http://localhost:{port}/records?unit={commune[-6:-1]}")
+            rows = page.locator("#records tbody tr").all_inner_texts()
+            assert rows and all(commune in r for r in rows), commune
+            if page.locator("#next-page").count():
+                page.click("#next-page")
+                assert f"unit={commune[-6:-1]}" in page.url
+                assert all(commune in r for r in page.locator("#records tbody tr").all_inner_texts())
 
         # Twelve monthly reports per commune in every review state, on the grid.
         page.goto(f"http://localhost:{port}/grid/commune_monthly_report")

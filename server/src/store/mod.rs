@@ -12,6 +12,7 @@ mod audit;
 pub mod commit;
 pub mod conns;
 pub mod docs;
+mod queue;
 mod reach;
 mod records;
 mod templates;
@@ -19,6 +20,7 @@ mod units;
 
 pub use accounts::{AuthDevice, DeviceRow, TOKEN_TTL_SECS, User, Wipe};
 pub use amendments::Amendment;
+pub use queue::{QUEUE_PAGE, QueueCursor, QueuePage, QueueQuery, QueueRow};
 pub use reach::{Rescan, ServedReach};
 pub use records::{DocBytes, FOLD_AFTER, RecordRow, RecordWrite, StoredState};
 pub use templates::parse_template;
@@ -51,6 +53,7 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
     (15, "incremental rescan", include_str!("../../migrations/sqlite/0015_incremental_rescan.sql")),
     (16, "attachment uploads", include_str!("../../migrations/sqlite/0016_attachment_uploads.sql")),
     (17, "device wipe", include_str!("../../migrations/sqlite/0017_device_wipe.sql")),
+    (18, "queue order", include_str!("../../migrations/sqlite/0018_queue_order.sql")),
 ];
 
 const PG_MIGRATIONS: &[EmbeddedMigration] = &[
@@ -63,6 +66,7 @@ const PG_MIGRATIONS: &[EmbeddedMigration] = &[
     (7, "incremental rescan", include_str!("../../migrations/postgres/0007_incremental_rescan.sql")),
     (8, "attachment uploads", include_str!("../../migrations/postgres/0008_attachment_uploads.sql")),
     (9, "device wipe", include_str!("../../migrations/postgres/0009_device_wipe.sql")),
+    (10, "queue order", include_str!("../../migrations/postgres/0010_queue_order.sql")),
 ];
 
 /// Which database a server runs on.

@@ -1,12 +1,10 @@
 //! The province's desk: the reporting grid, roll-ups, exports and reminders.
 
-use super::{
-    Lang, WebUser, download, local_time, not_found, page, scope_of, server_error, state_label, visible_records,
-};
+use super::{Lang, WebUser, download, local_time, not_found, page, scope_of, server_error, state_label};
 use crate::domain::access::Access;
 use crate::domain::grid::{self, GridCell};
 use crate::http::AppState;
-use crate::store::RecordRow;
+use crate::store::{RecordRow, User};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use maud::html;
@@ -240,4 +238,11 @@ pub(super) async fn reminders_page(State(state): State<AppState>, web: WebUser) 
         },
     )
     .into_response()
+}
+
+/// The records the user may see, newest first (at most 5,000: the grid and the roll-up still
+/// read them whole).
+async fn visible_records(state: &AppState, user: &User) -> Result<Vec<RecordRow>, crate::store::DbError> {
+    let access = Access::of(&state.db, user).await?;
+    state.db.records_in_units(&access.units, &access.hidden, 5000).await
 }

@@ -9,7 +9,7 @@ mod record;
 mod session;
 
 use desk::{export_records, grid_page, reminders_page, rollup_page};
-use queue::{records_page, visible_records};
+use queue::records_page;
 use record::{decide_amendment, download, record_page, review_record};
 use session::{login, login_page, logout, set_lang};
 

@@ -3,67 +3,85 @@
 use super::{WebUser, local_time, page, server_error, state_label};
 use crate::domain::access::Access;
 use crate::http::AppState;
-use crate::store::{RecordRow, User};
+use crate::store::{QUEUE_PAGE, QueueCursor, QueueQuery};
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::html;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// Filters of the submissions queue.
-#[derive(Deserialize, Default)]
+/// Filters of the submissions queue, and where its page starts; also the query string of the
+/// links that keep them.
+#[derive(Deserialize, Serialize, Default, Clone)]
 pub(super) struct QueueFilter {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     template: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     unit: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     state: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     period: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    after: String,
 }
 
+/// The longest filter value the queue reads.
+const MAX_FILTER_CHARS: usize = 100;
+
 impl QueueFilter {
-    fn keeps(&self, r: &RecordRow) -> bool {
-        (self.template.is_empty() || r.template_id == self.template)
-            && (self.unit.is_empty() || r.unit_code == self.unit)
-            && (self.state.is_empty() || r.state == self.state)
-            && (self.period.is_empty() || r.period.as_deref() == Some(self.period.as_str()))
+    fn set(value: &str) -> Option<&str> {
+        Some(value.trim()).filter(|v| !v.is_empty())
+    }
+
+    /// The link to this list starting after `cursor` (`None`: the first page).
+    fn link(&self, cursor: Option<&QueueCursor>) -> String {
+        let mut query = self.clone();
+        query.after = cursor.map(QueueCursor::encode).unwrap_or_default();
+        format!("/records?{}", serde_urlencoded::to_string(&query).unwrap_or_default())
     }
 }
 
 /// The records the user may see, newest first.
-pub(super) async fn visible_records(state: &AppState, user: &User) -> Result<Vec<RecordRow>, crate::store::DbError> {
-    let access = Access::of(&state.db, user).await?;
-    state.db.records_in_units(&access.units, &access.hidden, 5000).await
-}
-
 pub(super) async fn records_page(
     State(state): State<AppState>,
     web: WebUser,
     Query(filter): Query<QueueFilter>,
 ) -> Response {
     let lang = web.lang;
-    let all = match visible_records(&state, &web.user).await {
-        Ok(rows) => rows,
+    let fields = [&filter.template, &filter.unit, &filter.state, &filter.period, &filter.after];
+    let after = QueueCursor::decode(&filter.after);
+    if fields.iter().any(|f| f.chars().count() > MAX_FILTER_CHARS) || (!filter.after.is_empty() && after.is_none()) {
+        let title = lang.t("Bộ lọc không hợp lệ", "Invalid filter");
+        return (StatusCode::BAD_REQUEST, page(lang, title, Some(&web), html! { h1 { (title) } })).into_response();
+    }
+    let access = match Access::of(&state.db, &web.user).await {
+        Ok(access) => access,
         Err(e) => return server_error(e),
     };
-    let mut templates: Vec<(String, String)> = Vec::new();
-    for id in all.iter().map(|r| r.template_id.clone()).collect::<std::collections::BTreeSet<_>>() {
-        let label = match state.db.template(&id, None).await {
-            Ok(Some(t)) => t.label.text(lang.code()).to_owned(),
-            _ => id.clone(),
-        };
-        templates.push((id, label));
-    }
-    let rows: Vec<RecordRow> = all.into_iter().filter(|r| filter.keeps(r)).collect();
-    let mut labelled = Vec::new();
-    for row in &rows {
-        let title = match state.db.template(&row.template_id, Some(row.template_version)).await {
-            Ok(Some(t)) => t.label.text(lang.code()).to_owned(),
-            _ => row.template_id.clone(),
-        };
-        labelled.push((row, title));
-    }
+    let templates: Vec<(String, String)> = match state.db.published_templates().await {
+        Ok(all) => all
+            .into_iter()
+            .filter(|t| !access.hidden.contains(&t.id))
+            .map(|t| (t.id.clone(), t.label.text(lang.code()).to_owned()))
+            .collect(),
+        Err(e) => return server_error(e),
+    };
+    let query = QueueQuery {
+        units: &access.units,
+        hidden: &access.hidden,
+        template: QueueFilter::set(&filter.template),
+        unit: QueueFilter::set(&filter.unit),
+        state: QueueFilter::set(&filter.state),
+        period: QueueFilter::set(&filter.period),
+        after: after.clone(),
+    };
+    let found = match state.db.queue_page(&query).await {
+        Ok(found) => found,
+        Err(e) => return server_error(e),
+    };
+    let template_label =
+        |id: &str| templates.iter().find(|(t, _)| t == id).map_or_else(|| id.to_owned(), |(_, label)| label.clone());
     let title = lang.t("Hồ sơ đã nhận", "Received records");
     page(
         lang,
@@ -101,9 +119,17 @@ pub(super) async fn records_page(
                     a id="export-csv" href={ "/export/" (filter.template) ".csv" } { "CSV" }
                 }
             }
-            @if labelled.is_empty() {
-                p { (lang.t("Chưa có hồ sơ nào.", "No records yet.")) }
-            } @else {
+            p id="count" {
+                @if found.total == 0 {
+                    (lang.t("Không có hồ sơ nào.", "No records."))
+                } @else {
+                    (lang.t("Số hồ sơ: ", "Records: ")) strong { (thousands(found.total)) }
+                    @if found.total > QUEUE_PAGE {
+                        (lang.t(" (mỗi trang ", " (")) (QUEUE_PAGE) (lang.t(" hồ sơ, mới nhất trước)", " a page, newest first)"))
+                    }
+                }
+            }
+            @if !found.rows.is_empty() {
                 table id="records" {
                     thead { tr {
                         th { (lang.t("Biểu mẫu", "Template")) }
@@ -113,9 +139,9 @@ pub(super) async fn records_page(
                         th { (lang.t("Trạng thái", "State")) }
                     } }
                     tbody {
-                        @for (row, title) in &labelled {
+                        @for row in &found.rows {
                             tr {
-                                td { a href={ "/records/" (row.id) } { (title) } }
+                                td { a href={ "/records/" (row.id) } { (template_label(&row.template_id)) } }
                                 td { (row.unit_name) " (" (row.unit_code) ")" }
                                 td { (row.created_by) }
                                 td { (local_time(row.updated_at)) }
@@ -125,7 +151,28 @@ pub(super) async fn records_page(
                     }
                 }
             }
+            nav id="pages" {
+                @if after.is_some() {
+                    a id="first-page" href=(filter.link(None)) { (lang.t("« Trang đầu", "« First page")) }
+                }
+                @if let Some(next) = &found.next {
+                    " " a id="next-page" href=(filter.link(Some(next))) { (lang.t("Trang sau »", "Next page »")) }
+                }
+            }
         },
     )
     .into_response()
+}
+
+/// A count with thousands separated as Vietnamese writes them (1.234.567).
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push('.');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
 }
