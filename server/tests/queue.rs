@@ -29,6 +29,9 @@ async fn walk(db: &Db, mut query: QueueQuery<'_>) -> (Vec<(i64, String)>, i64) {
     }
 }
 
+/// Which rows a filter keeps, as the plain list is filtered in Rust.
+type Keep = Box<dyn Fn(&RecordRow) -> bool>;
+
 /// What the queue should show: the same records, filtered in Rust from the plain list.
 fn expected(all: &[RecordRow], keep: impl Fn(&RecordRow) -> bool) -> HashSet<String> {
     all.iter().filter(|r| keep(r)).map(|r| r.id.clone()).collect()
@@ -42,7 +45,7 @@ async fn pages_show_every_record_once_in_order(db: &Db) {
     assert!(all.len() as i64 > 3 * QUEUE_PAGE, "the demo fills several pages");
 
     let base = QueueQuery { units: &access.units, hidden: &access.hidden, ..Default::default() };
-    let cases: [(&str, QueueQuery, Box<dyn Fn(&RecordRow) -> bool>); 4] = [
+    let cases: [(&str, QueueQuery, Keep); 4] = [
         ("no filter", base.clone(), Box::new(|_| true)),
         (
             "a template",

@@ -242,7 +242,8 @@ def signed_in(browser, server: Server, username="kiemduyet.sonla", password="kie
     page.fill("#username", username)
     page.fill("#password", password)
     page.click("button[type=submit]")
-    page.wait_for_url("**/records")
+    page.wait_for_url(server.url + "/")
+    page.goto(server.url + "/records")
     return page
 
 

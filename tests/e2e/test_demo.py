@@ -28,7 +28,22 @@ def test_the_demo_prints_the_address_and_logins_and_serves_its_data(tmp_path, br
         page.fill("#username", "kiemduyet")
         page.fill("#password", "kiemduyet-2026")
         page.click("button[type=submit]")
-        page.wait_for_url("**/records")
+        page.wait_for_url(f"http://localhost:{port}/")
+
+        # The home page says what to do, each line a link to its list.
+        reports = {r.get_attribute("data-template"): r for r in page.locator("#reports tbody tr").all()}
+        monthly = reports["commune_monthly_report"].locator("td.sent").inner_text()
+        sent, communes = (int(n) for n in monthly.split(" ")[0:3:2])
+        assert communes >= 8 and 0 <= sent <= communes, monthly
+        waiting = page.locator("#waiting li a").all_inner_texts()
+        assert any("Đã gửi" in w.capitalize() or "đã gửi" in w for w in waiting), waiting
+        assert page.locator("#returned li a").count() > 0
+        assert int(page.locator("#reminders-due a").inner_text().split(" ")[0]) > 0
+        page.locator("#waiting li a").first.click()
+        assert "state=" in page.url and page.locator("#records tbody tr").count() > 0
+        for href in ["/", "/records", "/reminders"]:
+            assert page.locator(f'header nav a[href="{href}"]').count() == 1, href
+        page.goto(f"http://localhost:{port}/records")
         # The queue pages: a page of 50, the count of all, and links to the next and first pages.
         total = int(page.locator("#count strong").inner_text().replace(".", ""))
         assert total > 400, "about 200 people, reports, hotspots, inspections and sessions"

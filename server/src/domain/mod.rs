@@ -5,6 +5,7 @@ pub mod auth;
 pub mod authorize;
 pub mod export;
 pub mod grid;
+pub mod home;
 pub mod pack;
 pub mod reports;
 pub mod review;

@@ -11,6 +11,7 @@ mod amendments;
 mod audit;
 pub mod commit;
 pub mod conns;
+mod desk;
 pub mod docs;
 mod queue;
 mod reach;

@@ -40,6 +40,8 @@ pub struct QueueQuery<'a> {
     pub unit: Option<&'a str>,
     pub state: Option<&'a str>,
     pub period: Option<&'a str>,
+    /// Only records with a proposed amendment waiting for a decision.
+    pub amendments: bool,
     pub after: Option<QueueCursor>,
 }
 
@@ -84,6 +86,9 @@ fn conditions(query: &QueueQuery) -> (String, Vec<String>) {
             binds.push(value.to_owned());
             sql.push_str(&format!(" AND {column} = ${}", binds.len() + 2));
         }
+    }
+    if query.amendments {
+        sql.push_str(" AND EXISTS (SELECT 1 FROM amendments a WHERE a.record_id = r.id AND a.status = 'proposed')");
     }
     (sql, binds)
 }

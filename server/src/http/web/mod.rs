@@ -4,11 +4,13 @@
 //! signed-in user's unit subtree, so guessing a record id from another unit shows nothing.
 
 mod desk;
+mod home;
 mod queue;
 mod record;
 mod session;
 
 use desk::{export_records, grid_page, reminders_page, rollup_page};
+use home::home_page;
 use queue::records_page;
 use record::{decide_amendment, download, record_page, review_record};
 use session::{login, login_page, logout, set_lang};
@@ -33,7 +35,7 @@ const SESSION_TTL_SECS: i64 = 8 * 3600;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/records") }))
+        .route("/", get(home_page))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/lang/{lang}", get(set_lang))
@@ -124,9 +126,11 @@ pub fn page(lang: Lang, title: &str, user: Option<&WebUser>, body: Markup) -> Ht
                 }
                 body {
                     header {
-                        a.brand href="/records" { "Địa bàn" }
+                        a.brand href="/" { "Địa bàn" }
                         nav {
                             @if let Some(u) = user {
+                                a href="/" { (lang.t("Việc cần làm", "What to do")) }
+                                a href="/records" { (lang.t("Hồ sơ", "Records")) }
                                 a href="/reminders" { (lang.t("Nhắc việc", "Reminders")) }
                                 @if u.user.role == diaban_core::Role::Admin { a href="/admin" { (lang.t("Quản trị", "Admin")) } }
                                 span.who { (u.user.display_name) " · " (u.user.unit_name) }

@@ -22,6 +22,9 @@ pub(super) struct QueueFilter {
     state: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     period: String,
+    /// `1`: only records with a proposed amendment waiting.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    amendments: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     after: String,
 }
@@ -49,7 +52,7 @@ pub(super) async fn records_page(
     Query(filter): Query<QueueFilter>,
 ) -> Response {
     let lang = web.lang;
-    let fields = [&filter.template, &filter.unit, &filter.state, &filter.period, &filter.after];
+    let fields = [&filter.template, &filter.unit, &filter.state, &filter.period, &filter.amendments, &filter.after];
     let after = QueueCursor::decode(&filter.after);
     if fields.iter().any(|f| f.chars().count() > MAX_FILTER_CHARS) || (!filter.after.is_empty() && after.is_none()) {
         let title = lang.t("Bộ lọc không hợp lệ", "Invalid filter");
@@ -74,6 +77,7 @@ pub(super) async fn records_page(
         unit: QueueFilter::set(&filter.unit),
         state: QueueFilter::set(&filter.state),
         period: QueueFilter::set(&filter.period),
+        amendments: filter.amendments == "1",
         after: after.clone(),
     };
     let found = match state.db.queue_page(&query).await {
@@ -106,6 +110,9 @@ pub(super) async fn records_page(
                 input id="f-unit" name="unit" value=(filter.unit);
                 label for="f-period" { (lang.t("Kỳ báo cáo (vd. 2026-11)", "Period (e.g. 2026-11)")) }
                 input id="f-period" name="period" value=(filter.period);
+                @if filter.amendments == "1" {
+                    label { input type="checkbox" name="amendments" value="1" checked; " " (lang.t("Chỉ hồ sơ có đề nghị sửa chờ duyệt", "Only records with a proposed amendment")) }
+                }
                 div { button type="submit" { (lang.t("Lọc", "Filter")) } }
             }
             @if !filter.template.is_empty() {

@@ -88,7 +88,7 @@ pub(super) async fn login(
     let secure = if state.secure_cookies { "; Secure" } else { "" };
     let cookie =
         format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_TTL_SECS}{secure}");
-    redirect_with_cookie("/records", &cookie)
+    redirect_with_cookie("/", &cookie)
 }
 
 #[derive(Deserialize)]
@@ -115,5 +115,5 @@ pub(super) async fn logout(
 
 pub(super) async fn set_lang(Path(lang): Path<String>) -> Response {
     let lang = if lang == "en" { "en" } else { "vi" };
-    redirect_with_cookie("/records", &format!("{LANG_COOKIE}={lang}; Path=/; SameSite=Lax; Max-Age=31536000"))
+    redirect_with_cookie("/", &format!("{LANG_COOKIE}={lang}; Path=/; SameSite=Lax; Max-Age=31536000"))
 }

@@ -1,0 +1,60 @@
+//! The counts the province's desk opens on: records per template and state, a period's reports
+//! per commune, proposed amendments waiting. Each one grouped statement over an index.
+
+use super::{Db, DbError};
+
+impl Db {
+    /// How many records of each template are in each of `states`, in `units`, outside `hidden`
+    /// templates: `(template, state, count)`.
+    pub async fn state_counts(
+        &self,
+        units: &[String],
+        hidden: &[String],
+        states: &[&str],
+    ) -> Result<Vec<(String, String, i64)>, DbError> {
+        Ok(sqlx::query_as(
+            "SELECT template_id, state, COUNT(*) FROM records
+             WHERE state IN (SELECT value FROM json_each($3)) AND unit_code IN (SELECT value FROM json_each($1))
+               AND template_id NOT IN (SELECT value FROM json_each($2))
+             GROUP BY template_id, state ORDER BY template_id, state",
+        )
+        .bind(serde_json::Value::from(units.to_vec()).to_string())
+        .bind(serde_json::Value::from(hidden.to_vec()).to_string())
+        .bind(serde_json::Value::from(states.to_vec()).to_string())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The states of a template's reports for one period in `units`: `(unit, state)`, a row per
+    /// record (a commune may have several).
+    pub async fn period_reports(
+        &self,
+        template_id: &str,
+        period: &str,
+        units: &[String],
+    ) -> Result<Vec<(String, String)>, DbError> {
+        Ok(sqlx::query_as(
+            "SELECT unit_code, state FROM records
+             WHERE template_id = $1 AND period = $2 AND unit_code IN (SELECT value FROM json_each($3))",
+        )
+        .bind(template_id)
+        .bind(period)
+        .bind(serde_json::Value::from(units.to_vec()).to_string())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// How many proposed amendments wait for a decision on records in `units` outside
+    /// `hidden` templates.
+    pub async fn pending_amendments(&self, units: &[String], hidden: &[String]) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM amendments a JOIN records r ON r.id = a.record_id
+             WHERE a.status = 'proposed' AND r.unit_code IN (SELECT value FROM json_each($1))
+               AND r.template_id NOT IN (SELECT value FROM json_each($2))",
+        )
+        .bind(serde_json::Value::from(units.to_vec()).to_string())
+        .bind(serde_json::Value::from(hidden.to_vec()).to_string())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}
