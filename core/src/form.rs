@@ -867,7 +867,12 @@ fn check_structure(t: &Template) -> Result<(), PublishError> {
             attribute,
             field_type: f.field_type,
         };
-        if f.field_type.is_choice() {
+        // A calculated field may give one of its own choices: its value is shown by label.
+        let answer_type = match f.field_type {
+            FieldType::Calculated => f.result_type.unwrap_or(FieldType::Text),
+            other => other,
+        };
+        if answer_type.is_choice() {
             let choices: &[Choice] = match &f.choices {
                 None => return Err(PublishError::NoChoices(f.name.clone())),
                 Some(ChoicesRef::Inline(c)) => c,
@@ -909,7 +914,9 @@ fn check_structure(t: &Template) -> Result<(), PublishError> {
             FieldType::Calculated if f.calculation.is_none() || f.result_type.is_none() => {
                 return Err(PublishError::IncompleteCalculation(f.name.clone()));
             }
-            FieldType::Calculated if f.result_type.is_some_and(|r| !r.holds_answer() || r.is_choice()) => {
+            FieldType::Calculated
+                if f.result_type.is_some_and(|r| !r.holds_answer() || r == FieldType::MultipleChoice) =>
+            {
                 return Err(misplaced("result_type"));
             }
             FieldType::Calculated => {}

@@ -425,3 +425,24 @@ fn the_worked_examples_in_the_template_docs_compile() {
     }
     assert_eq!(compiled, 2, "both worked examples were checked");
 }
+
+#[test]
+fn a_calculated_choice_shows_its_label_and_nothing_when_it_gives_no_value() {
+    let kind = json!({"name": "kind", "type": "single_choice", "choices": "species", "label": {"vi": "Loài"}});
+    let main = json!({"name": "main", "type": "calculated", "result_type": "single_choice", "choices": "species",
+        "label": {"vi": "Loài chính"}, "calculation": "kind == 'poppy' ? 'poppy' : null"});
+    let form = compile(template(json!([kind, main]))).expect("a calculated choice publishes");
+    let poppy = eval(&form, json!({"kind": "poppy"}));
+    assert_eq!(item(&poppy, "main").expect("main").display, "Cây thuốc phiện");
+    let other = eval(&form, json!({"kind": "cannabis"}));
+    assert_eq!(item(&other, "main").expect("main").display, "");
+
+    let unlisted = json!({"name": "c", "type": "calculated", "result_type": "single_choice", "label": {"vi": "c"}, "calculation": "'x'"});
+    assert_eq!(error_of(json!([unlisted])), PublishError::NoChoices("c".into()));
+    let several = json!({"name": "d", "type": "calculated", "result_type": "multiple_choice", "choices": "species",
+        "label": {"vi": "d"}, "calculation": "['poppy']"});
+    assert!(matches!(error_of(json!([several])), PublishError::MisplacedAttribute { .. }));
+    let listed_text = json!({"name": "e", "type": "calculated", "result_type": "text", "choices": "species",
+        "label": {"vi": "e"}, "calculation": "'x'"});
+    assert!(matches!(error_of(json!([listed_text])), PublishError::MisplacedAttribute { .. }));
+}

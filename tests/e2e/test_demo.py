@@ -78,6 +78,12 @@ def test_the_demo_prints_the_address_and_logins_and_serves_its_data(tmp_path, br
         people = page.locator('#indicators tr[data-field="people_total"] td').all_inner_texts()
         assert int(people[1]) > 0 and people[1] == people[2], people
 
+        # A calculated status shows as its label, never as a code or a raw "none".
+        page.goto(f"http://localhost:{port}/records?template=person_record")
+        page.locator("#records tbody tr a").first.click()
+        status = page.locator('#values tr[data-field="current_status"] td').inner_text().strip()
+        assert status and not re.fullmatch(r"[a-z_]+", status), status
+
         # The reminders from the registry.
         page.goto(f"http://localhost:{port}/reminders")
         rules = {r.get_attribute("data-rule") for r in page.locator("#reminders tbody tr").all()}

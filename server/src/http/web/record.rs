@@ -367,6 +367,8 @@ fn values_table(lang: Lang, id: &str, items: &[RenderItem]) -> Markup {
                                     p { (lang.t("Dòng", "Row")) " " (i + 1) }
                                     (values_table(lang, &format!("{}-{}", item.name, row.id), &row.items))
                                 }
+                            } @else if item.display.is_empty() && item.field_type != FieldType::Note {
+                                span.none { (lang.t("Chưa có giá trị", "No value")) }
                             } @else {
                                 (item.display)
                             }
