@@ -73,6 +73,13 @@ def test_the_rollup_sums_reported_answers_per_commune_and_up_to_the_province(ser
     assert rows["14"][3:] == ["2", "6"], "the province: two reports sent up, 6 sessions (the draft does not count)"
     assert rows["03694"][3:] == ["1", "4"]
     assert rows["04231"][3:] == ["1", "2"]
+    assert page.input_value("#period") == current, "the roll-up opens on the latest period with reports"
+
+    # One unit's rows: its own and those under it; a unit outside the reviewer's is not found.
+    page.goto(server.url + f"/rollup/grid_test_report?unit=03694&period={current}")
+    assert [r.split("\t")[0] for r in page.locator("#rollup tbody tr").all_inner_texts()] == ["03694"]
+    assert page.goto(server.url + "/rollup/grid_test_report?unit=01").status == 404
+    page.goto(server.url + "/rollup/grid_test_report")
 
     with page.expect_download() as download:
         page.click("#rollup-xlsx")

@@ -1,7 +1,8 @@
 //! The counts the province's desk opens on: records per template and state, a period's reports
-//! per commune, proposed amendments waiting. Each one grouped statement over an index.
+//! per commune, proposed amendments waiting; what a roll-up sums. Each one statement over an index.
 
-use super::{Db, DbError};
+use super::records::record_row;
+use super::{Db, DbError, RecordRow};
 
 impl Db {
     /// How many records of each template are in each of `states`, in `units`, outside `hidden`
@@ -55,6 +56,50 @@ impl Db {
         .bind(serde_json::Value::from(units.to_vec()).to_string())
         .bind(serde_json::Value::from(hidden.to_vec()).to_string())
         .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The records of a template sent up (submitted, signed off, approved) in `units`, for one
+    /// period or all (`None`), with their values: what a roll-up sums.
+    pub async fn reported_records(
+        &self,
+        template_id: &str,
+        period: Option<&str>,
+        units: &[String],
+    ) -> Result<Vec<RecordRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.template_id, r.template_version, r.unit_code, n.name AS unit_name, r.state, r.created_by, r.created_at, r.updated_at, r.values_json, r.period
+             FROM records r JOIN units n ON n.code = r.unit_code
+             WHERE r.template_id = $1 AND ($2 IS NULL OR r.period = $3) AND r.state IN ('submitted', 'signed_off', 'approved')
+               AND r.unit_code IN (SELECT value FROM json_each($4))",
+        )
+        .bind(template_id)
+        .bind(period)
+        .bind(period)
+        .bind(serde_json::Value::from(units.to_vec()).to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_row).collect()
+    }
+
+    /// The periods for which a template has records sent up in `units`, newest first (at most
+    /// `limit`).
+    pub async fn reported_periods(
+        &self,
+        template_id: &str,
+        units: &[String],
+        limit: i64,
+    ) -> Result<Vec<String>, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT period FROM records
+             WHERE template_id = $1 AND period IS NOT NULL AND state IN ('submitted', 'signed_off', 'approved')
+               AND unit_code IN (SELECT value FROM json_each($2))
+             ORDER BY period DESC LIMIT $3",
+        )
+        .bind(template_id)
+        .bind(serde_json::Value::from(units.to_vec()).to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
         .await?)
     }
 }

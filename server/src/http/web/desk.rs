@@ -1,14 +1,13 @@
-//! The province's desk: the reporting grid, roll-ups, exports and reminders.
+//! The province's desk: the reporting grid, exports and reminders.
 
 use super::{Lang, WebUser, download, local_time, not_found, page, scope_of, server_error, state_label};
 use crate::domain::access::Access;
 use crate::domain::grid::{self, GridCell};
 use crate::http::AppState;
 use crate::store::{RecordRow, User};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use maud::html;
-use serde::Deserialize;
 use std::sync::Arc;
 
 /// A grid cell's label.
@@ -80,90 +79,6 @@ pub(super) async fn grid_page(
     .into_response()
 }
 
-#[derive(Deserialize, Default)]
-pub(super) struct PeriodQuery {
-    #[serde(default)]
-    period: String,
-}
-
-/// `/rollup/{template}` (a page), `.xlsx` or `.csv`: sums per commune and up the tree for a
-/// period (periodic templates; default the current one) or for all records.
-pub(super) async fn rollup_page(
-    State(state): State<AppState>,
-    web: WebUser,
-    Path(file): Path<String>,
-    Query(q): Query<PeriodQuery>,
-) -> Response {
-    let lang = web.lang;
-    let (template_id, kind) = match file.rsplit_once('.') {
-        Some((t, k)) if k == "xlsx" || k == "csv" => (t.to_owned(), k),
-        _ => (file.clone(), "html"),
-    };
-    let form = match readable_form(&state, &web, &template_id).await {
-        Ok(form) => form,
-        Err(response) => return response,
-    };
-    let period = match (&form.template().period, q.period.as_str()) {
-        (Some(spec), "") => Some(spec.key_for(state.db.clock.today())),
-        (Some(_), p) => Some(p.to_owned()),
-        (None, _) => None,
-    };
-    let units = match scope_of(&state, &web.user).await {
-        Ok(u) => u,
-        Err(e) => return server_error(e),
-    };
-    let (unit_rows, records) = match (state.db.units_in(&units).await, visible_records(&state, &web.user).await) {
-        (Ok(u), Ok(r)) => (u, r.into_iter().filter(|r| r.template_id == template_id).collect::<Vec<_>>()),
-        (Err(e), _) | (_, Err(e)) => return server_error(e),
-    };
-    let table = crate::domain::rollup::rollup(&form, &unit_rows, &records, period.as_deref());
-    if kind != "html" {
-        let detail = format!("{file} {}", period.as_deref().unwrap_or("*"));
-        return download(
-            &state,
-            &web,
-            &table,
-            kind,
-            "Tổng hợp",
-            &format!("{template_id}-tong-hop"),
-            "export_rollup",
-            &detail,
-        )
-        .await;
-    }
-    let title = form.template().label.text(lang.code()).to_owned();
-    let query = period.as_deref().map(|p| format!("?period={p}")).unwrap_or_default();
-    page(
-        lang,
-        &title,
-        Some(&web),
-        html! {
-            h1 { (lang.t("Tổng hợp: ", "Roll-up: ")) (title) }
-            @if let Some(p) = &period { p { (lang.t("Kỳ: ", "Period: ")) strong { (p) } } }
-            p {
-                a id="rollup-xlsx" href={ "/rollup/" (template_id) ".xlsx" (query) } { "Excel (XLSX)" } " · "
-                a id="rollup-csv" href={ "/rollup/" (template_id) ".csv" (query) } { "CSV" }
-            }
-            table id="rollup" {
-                thead { tr { @for h in &table.headers { th { (h) } } } }
-                tbody {
-                    @for row in &table.rows {
-                        tr {
-                            @for cell in row {
-                                @match cell {
-                                    crate::domain::export::Cell::Text(t) => td { (t) },
-                                    crate::domain::export::Cell::Number(n) => td.num { (n) },
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        },
-    )
-    .into_response()
-}
-
 /// `/export/{template}.xlsx` or `.csv`: every record of a template the user may see.
 pub(super) async fn export_records(State(state): State<AppState>, web: WebUser, Path(file): Path<String>) -> Response {
     let lang = web.lang;
@@ -185,7 +100,11 @@ pub(super) async fn export_records(State(state): State<AppState>, web: WebUser, 
 
 /// The latest form of a template the user may read: restricted templates only when granted,
 /// and the same "not found" whether the template is missing or withheld.
-async fn readable_form(state: &AppState, web: &WebUser, template_id: &str) -> Result<Arc<diaban_core::Form>, Response> {
+pub(super) async fn readable_form(
+    state: &AppState,
+    web: &WebUser,
+    template_id: &str,
+) -> Result<Arc<diaban_core::Form>, Response> {
     let access = Access::of(&state.db, &web.user).await.map_err(server_error)?;
     access.form(&state.db, template_id).await.map_err(server_error)?.ok_or_else(|| not_found(web.lang, web))
 }

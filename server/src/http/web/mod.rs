@@ -7,12 +7,14 @@ mod desk;
 mod home;
 mod queue;
 mod record;
+mod rollup;
 mod session;
 
-use desk::{export_records, grid_page, reminders_page, rollup_page};
+use desk::{export_records, grid_page, readable_form, reminders_page};
 use home::home_page;
 use queue::records_page;
 use record::{decide_amendment, download, record_page, review_record};
+use rollup::rollup_page;
 use session::{login, login_page, logout, set_lang};
 
 use crate::domain::auth;
