@@ -102,4 +102,19 @@ impl Db {
         .fetch_all(&self.pool)
         .await?)
     }
+
+    /// Every record of a template in `units`, by unit and creation: what an export writes.
+    pub async fn template_records(&self, template_id: &str, units: &[String]) -> Result<Vec<RecordRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.template_id, r.template_version, r.unit_code, n.name AS unit_name, r.state, r.created_by, r.created_at, r.updated_at, r.values_json, r.period
+             FROM records r JOIN units n ON n.code = r.unit_code
+             WHERE r.template_id = $1 AND r.unit_code IN (SELECT value FROM json_each($2))
+             ORDER BY r.unit_code, r.created_at, r.id",
+        )
+        .bind(template_id)
+        .bind(serde_json::Value::from(units.to_vec()).to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_row).collect()
+    }
 }

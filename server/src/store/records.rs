@@ -333,7 +333,7 @@ impl Db {
         .await?)
     }
 
-    /// Records in the given units, newest first, for the review pages.
+    /// Records in the given units, newest first, up to `limit`: a plain list, unpaged.
     pub async fn records_in_units(
         &self,
         units: &[String],

@@ -4,7 +4,6 @@ use super::{Lang, WebUser, download, local_time, not_found, page, scope_of, serv
 use crate::domain::access::Access;
 use crate::domain::grid::{self, GridCell};
 use crate::http::AppState;
-use crate::store::{RecordRow, User};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use maud::html;
@@ -85,13 +84,16 @@ pub(super) async fn export_records(State(state): State<AppState>, web: WebUser, 
     let Some((template_id, kind)) = file.rsplit_once('.').filter(|(_, k)| *k == "xlsx" || *k == "csv") else {
         return not_found(lang, &web);
     };
-    let rows: Vec<RecordRow> = match visible_records(&state, &web.user).await {
-        Ok(rows) => rows.into_iter().filter(|r| r.template_id == template_id).collect(),
-        Err(e) => return server_error(e),
-    };
     let form = match readable_form(&state, &web, template_id).await {
         Ok(form) => form,
         Err(response) => return response,
+    };
+    let rows = match scope_of(&state, &web.user).await {
+        Ok(units) => match state.db.template_records(template_id, &units).await {
+            Ok(rows) => rows,
+            Err(e) => return server_error(e),
+        },
+        Err(e) => return server_error(e),
     };
     let table = crate::domain::export::table(&form, &rows, |s| state_label(Lang::Vi, s).to_owned(), local_time);
     let detail = format!("{file} ({} records)", rows.len());
@@ -157,11 +159,4 @@ pub(super) async fn reminders_page(State(state): State<AppState>, web: WebUser) 
         },
     )
     .into_response()
-}
-
-/// The records the user may see, newest first (at most 5,000: the grid and the roll-up still
-/// read them whole).
-async fn visible_records(state: &AppState, user: &User) -> Result<Vec<RecordRow>, crate::store::DbError> {
-    let access = Access::of(&state.db, user).await?;
-    state.db.records_in_units(&access.units, &access.hidden, 5000).await
 }
