@@ -136,14 +136,20 @@ async fn perform(sim: &mut Sim, op: Op, tally: &mut Tally, n: u64) -> Result<(),
             tally.acked_edits += 1;
         }
         Op::FirstDownload => {
-            // As a phone that lost its store: everything of its commune, page by page.
-            let (mut cursor, mut records) = (0, 0);
-            loop {
-                let r = exchange(sim, &SyncRequest { cursor, synced: 0, reach: 0, push: vec![] }).await?;
+            // As a phone that lost its store: everything of its commune, page by page, sending
+            // back the account-and-scope token the first page brings (as the phone does; a
+            // page without it says the device's scope is unknown, and the download restarts).
+            let (mut cursor, mut records, mut reach) = (0, 0, 0);
+            for page in 1.. {
+                let r = exchange(sim, &SyncRequest { cursor, synced: 0, reach, push: vec![] }).await?;
                 records += r.records.len();
                 cursor = r.cursor;
+                reach = r.reach.as_ref().map_or(reach, |r| r.token);
                 if !r.more {
                     break;
+                }
+                if page == 1000 {
+                    return Err(format!("the first download did not end after {page} pages"));
                 }
             }
             if records < 100 {
