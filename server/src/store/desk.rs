@@ -1,7 +1,7 @@
 //! The counts the province's desk opens on: records per template and state, a period's reports
 //! per commune, proposed amendments waiting; what a roll-up sums. Each one statement over an index.
 
-use super::records::record_row;
+use super::records::{record_row, record_rows};
 use super::{Db, DbError, RecordRow};
 
 impl Db {
@@ -68,10 +68,11 @@ impl Db {
         units: &[String],
     ) -> Result<Vec<RecordRow>, DbError> {
         let rows = sqlx::query(
-            "SELECT r.id, r.template_id, r.template_version, r.unit_code, n.name AS unit_name, r.state, r.created_by, r.created_at, r.updated_at, r.values_json, r.period
-             FROM records r JOIN units n ON n.code = r.unit_code
-             WHERE r.template_id = $1 AND ($2 IS NULL OR r.period = $3) AND r.state IN ('submitted', 'signed_off', 'approved')
-               AND r.unit_code IN (SELECT value FROM json_each($4))",
+            concat!(
+                record_rows!(),
+                " WHERE r.template_id = $1 AND ($2 IS NULL OR r.period = $3) AND r.state IN ('submitted', 'signed_off', 'approved')
+               AND r.unit_code IN (SELECT value FROM json_each($4))"
+            ),
         )
         .bind(template_id)
         .bind(period)
@@ -105,12 +106,11 @@ impl Db {
 
     /// Every record of a template in `units`, by unit and creation: what an export writes.
     pub async fn template_records(&self, template_id: &str, units: &[String]) -> Result<Vec<RecordRow>, DbError> {
-        let rows = sqlx::query(
-            "SELECT r.id, r.template_id, r.template_version, r.unit_code, n.name AS unit_name, r.state, r.created_by, r.created_at, r.updated_at, r.values_json, r.period
-             FROM records r JOIN units n ON n.code = r.unit_code
-             WHERE r.template_id = $1 AND r.unit_code IN (SELECT value FROM json_each($2))
-             ORDER BY r.unit_code, r.created_at, r.id",
-        )
+        let rows = sqlx::query(concat!(
+            record_rows!(),
+            " WHERE r.template_id = $1 AND r.unit_code IN (SELECT value FROM json_each($2))
+             ORDER BY r.unit_code, r.created_at, r.id"
+        ))
         .bind(template_id)
         .bind(serde_json::Value::from(units.to_vec()).to_string())
         .fetch_all(&self.pool)

@@ -35,6 +35,17 @@ macro_rules! plain_record_write {
     };
 }
 
+/// The columns [`record_row`] reads: a record's row (`r`) and its unit's name (`n`), for
+/// statements that go on with `WHERE`.
+macro_rules! record_rows {
+    () => {
+        "SELECT r.id, r.template_id, r.template_version, r.unit_code, n.name AS unit_name, r.state, r.created_by,
+           r.created_at, r.updated_at, r.values_json, r.period
+         FROM records r JOIN units n ON n.code = r.unit_code"
+    };
+}
+pub(super) use record_rows;
+
 /// What a write needs to know of a stored record, read in one statement.
 #[derive(Clone, Debug)]
 pub struct StoredState {
@@ -341,10 +352,11 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<RecordRow>, DbError> {
         let rows = sqlx::query(
-            "SELECT r.id, r.template_id, r.template_version, r.unit_code, n.name AS unit_name, r.state, r.created_by, r.created_at, r.updated_at, r.values_json, r.period
-             FROM records r JOIN units n ON n.code = r.unit_code
-             WHERE r.unit_code IN (SELECT value FROM json_each($1)) AND r.template_id NOT IN (SELECT value FROM json_each($2))
-             ORDER BY r.updated_at DESC, r.id LIMIT $3",
+            concat!(
+                record_rows!(),
+                " WHERE r.unit_code IN (SELECT value FROM json_each($1)) AND r.template_id NOT IN (SELECT value FROM json_each($2))
+             ORDER BY r.updated_at DESC, r.id LIMIT $3"
+            ),
         )
         .bind(serde_json::Value::from(units.to_vec()).to_string())
         .bind(serde_json::Value::from(hidden.to_vec()).to_string())
@@ -380,11 +392,10 @@ impl Db {
 
     /// One record, if it lies in the given units.
     pub async fn record_in_units(&self, id: &str, units: &[String]) -> Result<Option<RecordRow>, DbError> {
-        let row = sqlx::query(
-            "SELECT r.id, r.template_id, r.template_version, r.unit_code, n.name AS unit_name, r.state, r.created_by, r.created_at, r.updated_at, r.values_json, r.period
-             FROM records r JOIN units n ON n.code = r.unit_code
-             WHERE r.id = $1 AND r.unit_code IN (SELECT value FROM json_each($2))",
-        )
+        let row = sqlx::query(concat!(
+            record_rows!(),
+            " WHERE r.id = $1 AND r.unit_code IN (SELECT value FROM json_each($2))"
+        ))
         .bind(id)
         .bind(serde_json::Value::from(units.to_vec()).to_string())
         .fetch_optional(&self.pool)
