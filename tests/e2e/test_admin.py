@@ -59,6 +59,17 @@ def test_an_admin_manages_users_templates_units_grants_and_devices(server: Serve
     with pytest.raises(diaban.DiabanError.Wiped):
         phone.sync()
 
+    # The audit log says what was done and by whom, as labels; a filter narrows it.
+    page.goto(server.url + "/admin")
+    page.click("#audit-link")
+    actions = page.locator("#audit tbody tr td:nth-child(3)").all_inner_texts()
+    assert {"Tạo tài khoản", "Ban hành biểu mẫu", "Cấp quyền biểu mẫu mật", "Nhập danh mục đơn vị"} <= set(actions), actions
+    page.fill("#a-action", "grant_template")
+    page.click("#audit-filter button")
+    assert page.locator("#audit tbody tr").all_inner_texts() and all(
+        "Cấp quyền biểu mẫu mật" in row for row in page.locator("#audit tbody tr").all_inner_texts())
+    assert reviewer.goto(server.url + "/admin/audit").status == 403
+
 
 def test_a_reviewer_of_another_province_cannot_open_a_record_by_its_id(server: Server, device_path, browser):
     server.admin("create-unit", "--code", "11", "--name", "Tỉnh Điện Biên", "--level", "province")

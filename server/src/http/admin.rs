@@ -18,6 +18,7 @@ use crate::store::Wipe;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin", get(admin_page))
+        .route("/admin/audit", get(crate::http::audit::audit_page))
         .route("/admin/users", post(create_user))
         .route("/admin/users/edit", post(edit_user))
         .route("/admin/grants/revoke", post(revoke_grant))
@@ -71,6 +72,7 @@ async fn admin_view(state: &AppState, web: &WebUser, message: Option<(bool, Stri
     let roles = ["field_officer", "commune_lead", "reviewer", "admin"];
     let body = html! {
         h1 { (title) }
+        p { a id="audit-link" href="/admin/audit" { (lang.t("Nhật ký hoạt động", "Audit log")) } }
         @if let Some((ok, text)) = &message {
             p id="outcome" class=(if *ok { "ok" } else { "error" }) role="status" { (text) }
         }

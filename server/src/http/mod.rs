@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod api;
 pub mod attachments;
+pub mod audit;
 pub mod error;
 pub mod idle;
 pub mod signin;

@@ -21,6 +21,7 @@ mod units;
 
 pub use accounts::{AuthDevice, DeviceRow, TOKEN_TTL_SECS, User, Wipe};
 pub use amendments::Amendment;
+pub use audit::{AUDIT_PAGE, AuditEntry};
 pub use queue::{QUEUE_PAGE, QueueCursor, QueuePage, QueueQuery, QueueRow};
 pub use reach::{Rescan, ServedReach};
 pub use records::{DocBytes, FOLD_AFTER, RecordRow, RecordWrite, StoredState};
@@ -55,6 +56,7 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
     (16, "attachment uploads", include_str!("../../migrations/sqlite/0016_attachment_uploads.sql")),
     (17, "device wipe", include_str!("../../migrations/sqlite/0017_device_wipe.sql")),
     (18, "queue order", include_str!("../../migrations/sqlite/0018_queue_order.sql")),
+    (19, "audit lists", include_str!("../../migrations/sqlite/0019_audit_lists.sql")),
 ];
 
 const PG_MIGRATIONS: &[EmbeddedMigration] = &[
@@ -68,6 +70,7 @@ const PG_MIGRATIONS: &[EmbeddedMigration] = &[
     (8, "attachment uploads", include_str!("../../migrations/postgres/0008_attachment_uploads.sql")),
     (9, "device wipe", include_str!("../../migrations/postgres/0009_device_wipe.sql")),
     (10, "queue order", include_str!("../../migrations/postgres/0010_queue_order.sql")),
+    (11, "audit lists", include_str!("../../migrations/postgres/0011_audit_lists.sql")),
 ];
 
 /// Which database a server runs on.
