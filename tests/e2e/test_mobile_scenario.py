@@ -179,7 +179,9 @@ def test_a_long_sync_stops_when_cancelled_and_the_next_one_finishes_without_repe
     assert 1 <= sent_before < 64
 
     report = asyncio.run(phone.sync_async())
-    assert report.attachments.uploaded_chunks == 64 - sent_before, "no chunk is sent twice"
+    # No chunk is sent twice. The chunk in flight when the cancel landed may have reached the
+    # server without its answer reaching the phone; the next sync then starts after it.
+    assert 64 - sent_before - 1 <= report.attachments.uploaded_chunks <= 64 - sent_before
     assert report.attachments.done
     with sqlite3.connect(server.db) as db:
         stored = b"".join(c for (c,) in db.execute(
