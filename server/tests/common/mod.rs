@@ -320,11 +320,17 @@ impl Server {
 }
 
 /// The meta of a record made by hand in a test (no device store).
+/// The version of a pack template a fresh server publishes (1 for any other template).
+pub fn pack_version(template: &str) -> u32 {
+    let pack = diaban_server::domain::pack::templates().expect("the pack");
+    pack.iter().find(|t| t.id == template).map_or(1, |t| t.version)
+}
+
 pub fn meta(id: &str, unit: &str, template: &str) -> diaban_core::record::RecordMeta {
     diaban_core::record::RecordMeta {
         record_id: id.into(),
         template_id: template.into(),
-        template_version: 1,
+        template_version: pack_version(template),
         unit_code: unit.into(),
         created_by: "a".into(),
         created_at: 1_763_769_600,
