@@ -172,7 +172,18 @@ fn check_shape(source: &str) -> Result<(), String> {
     crate::limits::check_chars("the expression", source, MAX_EXPRESSION_CHARS).map_err(|e| e.to_string())?;
     let (mut depth, mut deepest, mut signs) = (0usize, 0usize, 0usize);
     let mut chars = source.chars().peekable();
+    // The last character of code seen, spaces aside: a `{` right after a name builds a message
+    // (`Name{…}`), which the interpreter cannot evaluate (it panics).
+    let mut last = ' ';
     while let Some(c) = chars.next() {
+        if c == '{' && (last.is_alphanumeric() || last == '_') {
+            return Err(
+                "building a message (`Name{…}`) is not supported in expressions; a map is `{key: value}`".to_owned()
+            );
+        }
+        if !c.is_whitespace() {
+            last = c;
+        }
         match c {
             '\'' | '"' => skip_literal(c, &mut chars)?,
             '`' => return Err("names in backticks are not supported in expressions".to_owned()),
@@ -225,6 +236,18 @@ pub fn compile(source: &str) -> Result<cel_interpreter::Program, String> {
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("the expression could not be parsed".to_owned()),
     }
+}
+
+/// Runs a compiled expression. The interpreter panics on some forms it parses (a message
+/// construction, `todo!` in its code); that is an evaluation error here, never a crash of the
+/// phone or of a server request.
+pub fn execute(
+    program: &cel_interpreter::Program,
+    scope: &cel_interpreter::Context,
+) -> Result<Value, cel_interpreter::ExecutionError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| program.execute(scope))).unwrap_or_else(|_| {
+        Err(cel_interpreter::ExecutionError::function_error("cel", "the expression could not be evaluated"))
+    })
 }
 
 /// Compiles `source` and checks that every variable it uses is `visible` (or bound by a
@@ -356,6 +379,14 @@ mod tests {
         assert!(compile(r"x == 'it\'s'").unwrap_err().contains("backslash"));
         assert!(compile(&format!("x == '''{}'''", "-(".repeat(20))).unwrap_err().contains("triple"));
         assert!(compile("`a-b` == 1").unwrap_err().contains("backticks"));
+        // Found by the fuzzer: a message construction panics the interpreter when evaluated.
+        for message in ["dg{}", "a.b {x: 1}", "size(T{ })"] {
+            assert!(compile(message).unwrap_err().contains("message"), "{message}");
+        }
+        assert!(compile("{'a': 1, 'b': {'c': 2}}['a'] == 1 && size({}) == 0").is_ok());
+        // And should another form panic the interpreter, its evaluation is an error.
+        let message = Program::compile("dg{}").expect("the parser takes it");
+        assert!(execute(&message, &root_context()).is_err());
         // A comment hides what follows it from the parser and from the scan alike.
         assert!(compile(&format!("1 // {}\n + 2", ")".repeat(50))).is_ok());
         let deep_after_comment =

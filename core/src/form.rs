@@ -350,7 +350,7 @@ impl Form {
         self.compiled
             .get(name)
             .and_then(|c| c.calculation.as_ref())
-            .and_then(|p| p.execute(scope).ok())
+            .and_then(|p| crate::expr::execute(p, scope).ok())
             .and_then(|v| expr::from_cel(&v))
             .unwrap_or(Json::Null)
     }
@@ -403,7 +403,7 @@ impl Form {
         for field in fields {
             let compiled = self.compiled.get(&field.name);
             let visible = match compiled.and_then(|c| c.relevant.as_ref()) {
-                Some(p) => matches!(p.execute(scope), Ok(Value::Bool(true))),
+                Some(p) => matches!(crate::expr::execute(p, scope), Ok(Value::Bool(true))),
                 None => true,
             };
             if !visible {
@@ -432,7 +432,7 @@ impl Form {
                     {
                         let mut inner = scope.new_inner_scope();
                         inner.add_variable_from_value(VALUE, expr::to_cel(v));
-                        if let Ok(Value::Bool(false)) = p.execute(&inner) {
+                        if let Ok(Value::Bool(false)) = crate::expr::execute(p, &inner) {
                             errors.push(
                                 field
                                     .constraint_message
@@ -626,7 +626,7 @@ impl Form {
             inner.add_variable_from_value(VALUE, expr::to_cel(&self.sample(field)));
             for (which, program) in [("relevant", &compiled.relevant), ("constraint", &compiled.constraint)] {
                 if let Some(p) = program {
-                    match p.execute(&inner) {
+                    match crate::expr::execute(p, &inner) {
                         Ok(Value::Bool(_)) => {}
                         Ok(other) => return Err(mismatch(which, format!("gives {other:?}, not true or false"))),
                         Err(e) if is_type_error(&e) => return Err(mismatch(which, e.to_string())),
@@ -635,7 +635,7 @@ impl Form {
                 }
             }
             if let (Some(p), Some(ty)) = (&compiled.calculation, field.result_type) {
-                match p.execute(&inner) {
+                match crate::expr::execute(p, &inner) {
                     // No value is a calculation's answer when its inputs are missing.
                     Ok(Value::Null) => {}
                     Ok(v) => {

@@ -144,7 +144,7 @@ pub fn compute(
                     scope.add_variable_from_value(k.as_str(), expr::to_cel(v));
                 }
                 if let Some(p) = &filter
-                    && !matches!(p.execute(&scope), Ok(Value::Bool(true)))
+                    && !matches!(crate::expr::execute(p, &scope), Ok(Value::Bool(true)))
                 {
                     continue;
                 }
@@ -187,7 +187,7 @@ fn items(record: &SourceRecord, group: Option<&str>) -> Vec<Map<String, Json>> {
 }
 
 fn group_key(program: &Program, scope: &cel_interpreter::Context<'_>) -> Option<String> {
-    match program.execute(scope).ok()? {
+    match crate::expr::execute(program, scope).ok()? {
         Value::String(s) => Some(s.to_string()),
         Value::Int(i) => Some(i.to_string()),
         Value::UInt(u) => Some(u.to_string()),

@@ -70,11 +70,11 @@ pub fn reminders(template: &Template, records: &[SourceRecord], today: &str, lan
                     scope.add_variable_from_value(k.as_str(), expr::to_cel(v));
                 }
                 if let Some(p) = &when_program
-                    && !matches!(p.execute(&scope), Ok(Value::Bool(true)))
+                    && !matches!(crate::expr::execute(p, &scope), Ok(Value::Bool(true)))
                 {
                     continue;
                 }
-                let Ok(Value::String(due)) = due_program.execute(&scope) else { continue };
+                let Ok(Value::String(due)) = crate::expr::execute(&due_program, &scope) else { continue };
                 let Some(days_left) = days_between(today, &due) else { continue };
                 if days_left > rule.lead_days {
                     continue;
