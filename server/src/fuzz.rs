@@ -63,7 +63,8 @@ pub fn template_json(data: &[u8]) {
     let _ = form.evaluate(&values, &env, &BTreeMap::new());
 }
 
-/// A CEL expression: compiled, checked against a few names, and run with them bound.
+/// A CEL expression: compiled, checked against a few names, and run with them bound through
+/// `expr::execute`, as the forms run it.
 pub fn cel_expression(data: &[u8]) {
     quiet_caught_panics();
     let Ok(source) = std::str::from_utf8(data) else { return };
@@ -77,7 +78,7 @@ pub fn cel_expression(data: &[u8]) {
     scope.add_variable_from_value("duration_months", 12);
     scope.add_variable_from_value("status", "user_managed");
     scope.add_variable_from_value("rows", diaban_core::expr::to_cel(&serde_json::json!([{"a": 1}, {"a": "x"}])));
-    let _ = program.execute(&scope);
+    let _ = diaban_core::expr::execute(&program, &scope);
 }
 
 /// A units CSV, checked row by row against a database that knows province 14.
