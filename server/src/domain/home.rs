@@ -9,7 +9,7 @@ use time::Date;
 
 use crate::domain::access::Access;
 use crate::domain::grid::{self, most_advanced};
-use crate::store::{Db, DbError, User};
+use crate::store::{Db, DbError, SENT_UP, User};
 
 /// Where a periodic report stands for the period most recently ended.
 #[derive(Clone, Debug)]
@@ -54,9 +54,6 @@ pub struct Home {
     pub amendments: i64,
 }
 
-/// The states of a report that count as sent.
-const SENT: [&str; 3] = ["submitted", "signed_off", "approved"];
-
 /// The summary for `user` on `today`, labels in `lang`.
 pub async fn home(db: &Db, user: &User, today: Date, lang: &str) -> Result<Home, DbError> {
     let access = Access::of(db, user).await?;
@@ -72,11 +69,10 @@ pub async fn home(db: &Db, user: &User, today: Date, lang: &str) -> Result<Home,
         let Some(spec) = &template.period else { continue };
         // The current period and the one before it; the latter is the one being reported.
         let Some((period, bounds)) = grid::periods(spec, today, 2).into_iter().nth(1) else { continue };
-        let rows = db.period_reports(&template.id, &period, &communes).await?;
-        let best: HashMap<(String, String), String> =
-            most_advanced(rows.into_iter().map(|(unit, state)| (unit, period.clone(), state)).collect());
+        let rows = db.period_states(&template.id, std::slice::from_ref(&period), &communes).await?;
+        let best: HashMap<(String, String), String> = most_advanced(rows);
         let sent: HashSet<&str> =
-            best.iter().filter(|(_, s)| SENT.contains(&s.as_str())).map(|((u, _), _)| u.as_str()).collect();
+            best.iter().filter(|(_, s)| SENT_UP.contains(&s.as_str())).map(|((u, _), _)| u.as_str()).collect();
         let started = best.len() - sent.len();
         reports.push(PeriodStatus {
             template_id: template.id.clone(),

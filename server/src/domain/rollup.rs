@@ -10,9 +10,7 @@ use diaban_core::Form;
 use diaban_core::template::{Field, FieldType};
 
 use crate::domain::export::{Cell, Table};
-use crate::store::{RecordRow, Unit};
-
-const REPORTED: &[&str] = &["submitted", "signed_off", "approved"];
+use crate::store::{RecordRow, SENT_UP, Unit};
 
 /// The fields a roll-up sums: numbers, tallies and numeric calculations.
 pub fn numeric_fields(form: &Form) -> Vec<&Field> {
@@ -34,7 +32,7 @@ pub fn rollup(form: &Form, units: &[Unit], records: &[RecordRow], period: Option
     let by_code: HashMap<&str, &Unit> = units.iter().map(|u| (u.code.as_str(), u)).collect();
     for r in records
         .iter()
-        .filter(|r| REPORTED.contains(&r.state.as_str()) && (period.is_none() || r.period.as_deref() == period))
+        .filter(|r| SENT_UP.contains(&r.state.as_str()) && (period.is_none() || r.period.as_deref() == period))
     {
         let sums: Vec<f64> =
             fields.iter().map(|f| r.values.get(&f.name).and_then(|v| v.as_f64()).unwrap_or(0.0)).collect();

@@ -1,8 +1,15 @@
-//! The counts the province's desk opens on: records per template and state, a period's reports
-//! per commune, proposed amendments waiting; what a roll-up sums. Each one statement over an index.
+//! The counts the province's desk opens on: records per template and state, proposed
+//! amendments waiting; what a roll-up sums and an export writes. Each one statement.
 
 use super::records::{record_row, record_rows};
 use super::{Db, DbError, RecordRow};
+
+/// The states of a record sent up by its commune: what roll-ups sum and reports count as sent.
+pub const SENT_UP: &[&str] = &["submitted", "signed_off", "approved"];
+
+fn sent_up() -> String {
+    serde_json::Value::from(SENT_UP.to_vec()).to_string()
+}
 
 impl Db {
     /// How many records of each template are in each of `states`, in `units`, outside `hidden`
@@ -22,25 +29,6 @@ impl Db {
         .bind(serde_json::Value::from(units.to_vec()).to_string())
         .bind(serde_json::Value::from(hidden.to_vec()).to_string())
         .bind(serde_json::Value::from(states.to_vec()).to_string())
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    /// The states of a template's reports for one period in `units`: `(unit, state)`, a row per
-    /// record (a commune may have several).
-    pub async fn period_reports(
-        &self,
-        template_id: &str,
-        period: &str,
-        units: &[String],
-    ) -> Result<Vec<(String, String)>, DbError> {
-        Ok(sqlx::query_as(
-            "SELECT unit_code, state FROM records
-             WHERE template_id = $1 AND period = $2 AND unit_code IN (SELECT value FROM json_each($3))",
-        )
-        .bind(template_id)
-        .bind(period)
-        .bind(serde_json::Value::from(units.to_vec()).to_string())
         .fetch_all(&self.pool)
         .await?)
     }
@@ -70,7 +58,7 @@ impl Db {
         let rows = sqlx::query(
             concat!(
                 record_rows!(),
-                " WHERE r.template_id = $1 AND ($2 IS NULL OR r.period = $3) AND r.state IN ('submitted', 'signed_off', 'approved')
+                " WHERE r.template_id = $1 AND ($2 IS NULL OR r.period = $3) AND r.state IN (SELECT value FROM json_each($5))
                AND r.unit_code IN (SELECT value FROM json_each($4))"
             ),
         )
@@ -78,6 +66,7 @@ impl Db {
         .bind(period)
         .bind(period)
         .bind(serde_json::Value::from(units.to_vec()).to_string())
+        .bind(sent_up())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(record_row).collect()
@@ -93,13 +82,14 @@ impl Db {
     ) -> Result<Vec<String>, DbError> {
         Ok(sqlx::query_scalar(
             "SELECT DISTINCT period FROM records
-             WHERE template_id = $1 AND period IS NOT NULL AND state IN ('submitted', 'signed_off', 'approved')
+             WHERE template_id = $1 AND period IS NOT NULL AND state IN (SELECT value FROM json_each($4))
                AND unit_code IN (SELECT value FROM json_each($2))
              ORDER BY period DESC LIMIT $3",
         )
         .bind(template_id)
         .bind(serde_json::Value::from(units.to_vec()).to_string())
         .bind(limit)
+        .bind(sent_up())
         .fetch_all(&self.pool)
         .await?)
     }

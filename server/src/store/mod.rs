@@ -22,6 +22,7 @@ mod units;
 pub use accounts::{AuthDevice, DeviceRow, TOKEN_TTL_SECS, User, Wipe};
 pub use amendments::Amendment;
 pub use audit::{AUDIT_PAGE, AuditEntry};
+pub use desk::SENT_UP;
 pub use queue::{QUEUE_PAGE, QueueCursor, QueuePage, QueueQuery, QueueRow};
 pub use reach::{Rescan, ServedReach};
 pub use records::{DocBytes, FOLD_AFTER, RecordRow, RecordWrite, StoredState};

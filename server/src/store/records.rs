@@ -328,17 +328,21 @@ impl Db {
             .next())
     }
 
-    /// (unit code, period, state) of a periodic template's records in the given units.
+    /// (unit code, period, state) of a periodic template's records in the given units, for the
+    /// given periods.
     pub async fn period_states(
         &self,
         template_id: &str,
+        periods: &[String],
         units: &[String],
     ) -> Result<Vec<(String, String, String)>, DbError> {
         Ok(sqlx::query_as(
             "SELECT unit_code, period, state FROM records
-             WHERE template_id = $1 AND period IS NOT NULL AND unit_code IN (SELECT value FROM json_each($2))",
+             WHERE template_id = $1 AND period IN (SELECT value FROM json_each($2))
+               AND unit_code IN (SELECT value FROM json_each($3))",
         )
         .bind(template_id)
+        .bind(serde_json::Value::from(periods.to_vec()).to_string())
         .bind(serde_json::Value::from(units.to_vec()).to_string())
         .fetch_all(&self.pool)
         .await?)

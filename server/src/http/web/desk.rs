@@ -39,12 +39,13 @@ pub(super) async fn grid_page(
     let Some(spec) = template.period.clone() else { return not_found(lang, &web) };
     let today = state.db.clock.today();
     let periods = grid::periods(&spec, today, grid::PERIODS);
+    let keys: Vec<String> = periods.iter().map(|(key, _)| key.clone()).collect();
     let units = match scope_of(&state, &web.user).await {
         Ok(u) => u,
         Err(e) => return server_error(e),
     };
     let (communes, states) =
-        match (state.db.communes_in(&units).await, state.db.period_states(&template_id, &units).await) {
+        match (state.db.communes_in(&units).await, state.db.period_states(&template_id, &keys, &units).await) {
             (Ok(c), Ok(s)) => (c, s),
             (Err(e), _) | (_, Err(e)) => return server_error(e),
         };
