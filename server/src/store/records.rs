@@ -348,28 +348,6 @@ impl Db {
         .await?)
     }
 
-    /// Records in the given units, newest first, up to `limit`: a plain list, unpaged.
-    pub async fn records_in_units(
-        &self,
-        units: &[String],
-        hidden: &[String],
-        limit: i64,
-    ) -> Result<Vec<RecordRow>, DbError> {
-        let rows = sqlx::query(
-            concat!(
-                record_rows!(),
-                " WHERE r.unit_code IN (SELECT value FROM json_each($1)) AND r.template_id NOT IN (SELECT value FROM json_each($2))
-             ORDER BY r.updated_at DESC, r.id LIMIT $3"
-            ),
-        )
-        .bind(serde_json::Value::from(units.to_vec()).to_string())
-        .bind(serde_json::Value::from(hidden.to_vec()).to_string())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(record_row).collect()
-    }
-
     /// (id, unit code, values) of every record of a template in the given units, for
     /// indicators and reminders.
     pub async fn records_of(
