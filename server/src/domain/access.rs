@@ -23,6 +23,11 @@ impl Access {
         Ok(Access { units: db.unit_scope(&user.unit_code).await?, hidden: db.hidden_templates(user).await? })
     }
 
+    /// Whether a unit lies in the user's units (its figures and records theirs to read).
+    pub fn unit(&self, code: &str) -> bool {
+        self.units.iter().any(|u| u == code)
+    }
+
     /// Whether the user may read a template (and its records, in their units).
     pub fn template(&self, template_id: &str) -> bool {
         !self.hidden.iter().any(|h| h == template_id)

@@ -30,14 +30,15 @@ pub fn router() -> Router<AppState> {
         .route("/admin/units", post(import_units))
 }
 
-fn forbidden() -> Response {
-    (StatusCode::FORBIDDEN, "Chỉ quản trị viên / Admins only").into_response()
+/// The one check of every admin page and action: the response refusing anyone not an admin.
+pub(crate) fn admin_only(web: &WebUser) -> Option<Response> {
+    (web.user.role != Role::Admin).then(|| (StatusCode::FORBIDDEN, "Chỉ quản trị viên / Admins only").into_response())
 }
 
 /// The response refusing the request, unless the user is an admin with the session's CSRF token.
 fn refusal(web: &WebUser, csrf: &str) -> Option<Response> {
-    if web.user.role != Role::Admin {
-        return Some(forbidden());
+    if let Some(refused) = admin_only(web) {
+        return Some(refused);
     }
     if csrf != web.csrf {
         return Some((StatusCode::FORBIDDEN, "CSRF token mismatch").into_response());
@@ -55,8 +56,8 @@ async fn admin_page(State(state): State<AppState>, web: WebUser) -> Response {
 
 /// The admin page, with the outcome of the last action when there is one.
 async fn admin_view(state: &AppState, web: &WebUser, message: Option<(bool, String)>) -> Response {
-    if web.user.role != Role::Admin {
-        return forbidden();
+    if let Some(refused) = admin_only(web) {
+        return refused;
     }
     let lang = web.lang;
     let (users, devices, templates, units) = match (

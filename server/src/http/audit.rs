@@ -2,14 +2,13 @@
 //! action. Admins only.
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use diaban_core::template::Role;
 use maud::html;
 use serde::{Deserialize, Serialize};
 
 use crate::http::AppState;
-use crate::http::web::{Lang, WebUser, local_time, page};
+use crate::http::admin::admin_only;
+use crate::http::web::{Lang, WebUser, invalid_filter, local_time, page, server_error};
 use crate::store::AUDIT_PAGE;
 
 /// The filters and where the page starts; also the query of the links that keep them.
@@ -33,21 +32,17 @@ impl AuditQuery {
 
 pub async fn audit_page(State(state): State<AppState>, web: WebUser, Query(q): Query<AuditQuery>) -> Response {
     let lang = web.lang;
-    if web.user.role != Role::Admin {
-        return (StatusCode::FORBIDDEN, "Chỉ quản trị viên / Admins only").into_response();
+    if let Some(refused) = admin_only(&web) {
+        return refused;
     }
     if q.user.chars().count() > 100 || q.action.chars().count() > 100 {
-        let title = lang.t("Bộ lọc không hợp lệ", "Invalid filter");
-        return (StatusCode::BAD_REQUEST, page(lang, title, Some(&web), html! { h1 { (title) } })).into_response();
+        return invalid_filter(lang, &web);
     }
     let set = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
     let (user, action) = (set(&q.user), set(&q.action));
     let (entries, total) = match state.db.audit_page(user.as_deref(), action.as_deref(), q.before).await {
         Ok(found) => found,
-        Err(e) => {
-            tracing::error!(error = %e, "audit page failed");
-            return (StatusCode::INTERNAL_SERVER_ERROR, "Lỗi máy chủ / Server error").into_response();
-        }
+        Err(e) => return server_error(e),
     };
     let next = (entries.len() as i64 == AUDIT_PAGE).then(|| entries.last().map(|e| e.id)).flatten();
     let title = lang.t("Nhật ký hoạt động", "Audit log");

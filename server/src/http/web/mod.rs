@@ -191,11 +191,20 @@ async fn scope_of(state: &AppState, user: &User) -> Result<Vec<String>, crate::s
 }
 
 fn not_found(lang: Lang, web: &WebUser) -> Response {
-    let title = lang.t("Không tìm thấy hồ sơ", "Record not found");
-    (StatusCode::NOT_FOUND, page(lang, title, Some(web), html! { h1 { (title) } })).into_response()
+    refused(lang, web, StatusCode::NOT_FOUND, lang.t("Không tìm thấy hồ sơ", "Record not found"))
 }
 
-fn server_error(e: impl std::fmt::Display) -> Response {
+/// A page that says, under its status, why the request was refused.
+pub(crate) fn refused(lang: Lang, web: &WebUser, status: StatusCode, title: &str) -> Response {
+    (status, page(lang, title, Some(web), html! { h1 { (title) } })).into_response()
+}
+
+/// The page for a filter too long or a cursor not read back.
+pub(crate) fn invalid_filter(lang: Lang, web: &WebUser) -> Response {
+    refused(lang, web, StatusCode::BAD_REQUEST, lang.t("Bộ lọc không hợp lệ", "Invalid filter"))
+}
+
+pub(crate) fn server_error(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "web page failed");
     (StatusCode::INTERNAL_SERVER_ERROR, "Lỗi máy chủ / Server error").into_response()
 }

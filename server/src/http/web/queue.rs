@@ -1,11 +1,10 @@
 //! The review queue: the records a reviewer may read, filtered.
 
-use super::{WebUser, local_time, page, server_error, state_label};
+use super::{WebUser, invalid_filter, local_time, page, server_error, state_label};
 use crate::domain::access::Access;
 use crate::http::AppState;
 use crate::store::{QUEUE_PAGE, QueueCursor, QueueQuery};
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::html;
 use serde::{Deserialize, Serialize};
@@ -55,8 +54,7 @@ pub(super) async fn records_page(
     let fields = [&filter.template, &filter.unit, &filter.state, &filter.period, &filter.amendments, &filter.after];
     let after = QueueCursor::decode(&filter.after);
     if fields.iter().any(|f| f.chars().count() > MAX_FILTER_CHARS) || (!filter.after.is_empty() && after.is_none()) {
-        let title = lang.t("Bộ lọc không hợp lệ", "Invalid filter");
-        return (StatusCode::BAD_REQUEST, page(lang, title, Some(&web), html! { h1 { (title) } })).into_response();
+        return invalid_filter(lang, &web);
     }
     let access = match Access::of(&state.db, &web.user).await {
         Ok(access) => access,

@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::{WebUser, download, page, readable_form, scope_of, server_error};
+use super::{WebUser, download, page, readable_form, refused, server_error};
+use crate::domain::access::Access;
 use crate::domain::export::Cell;
 use crate::http::AppState;
 
@@ -42,18 +43,19 @@ pub(super) async fn rollup_page(
         Ok(form) => form,
         Err(response) => return response,
     };
-    let scope = match scope_of(&state, &web.user).await {
-        Ok(u) => u,
+    let access = match Access::of(&state.db, &web.user).await {
+        Ok(access) => access,
         Err(e) => return server_error(e),
     };
+    let scope = &access.units;
     let unit = if q.unit.is_empty() { web.user.unit_code.clone() } else { q.unit.clone() };
-    if !scope.contains(&unit) || q.period.chars().count() > 32 {
+    if !access.unit(&unit) || q.period.chars().count() > 32 {
         let title = lang.t("Không có đơn vị hoặc kỳ này", "No such unit or period");
-        return (StatusCode::NOT_FOUND, page(lang, title, Some(&web), html! { h1 { (title) } })).into_response();
+        return refused(lang, &web, StatusCode::NOT_FOUND, title);
     }
     // Periodic templates open on the latest period with reports (else the current one).
     let periods = match &form.template().period {
-        Some(_) => match state.db.reported_periods(&template_id, &scope, PICKER_PERIODS).await {
+        Some(_) => match state.db.reported_periods(&template_id, scope, PICKER_PERIODS).await {
             Ok(p) => p,
             Err(e) => return server_error(e),
         },
@@ -64,13 +66,12 @@ pub(super) async fn rollup_page(
         (Some(_), p) => Some(p.to_owned()),
         (None, _) => None,
     };
-    let (units, records) = match (
-        state.db.units_in(&scope).await,
-        state.db.reported_records(&template_id, period.as_deref(), &scope).await,
-    ) {
-        (Ok(u), Ok(r)) => (u, r),
-        (Err(e), _) | (_, Err(e)) => return server_error(e),
-    };
+    let (units, records) =
+        match (state.db.units_in(scope).await, state.db.reported_records(&template_id, period.as_deref(), scope).await)
+        {
+            (Ok(u), Ok(r)) => (u, r),
+            (Err(e), _) | (_, Err(e)) => return server_error(e),
+        };
     let table = crate::domain::rollup::rollup(&form, &units, &records, period.as_deref());
     if kind != "html" {
         let detail = format!("{file} {}", period.as_deref().unwrap_or("*"));
